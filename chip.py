@@ -1,0 +1,152 @@
+"""Chip: the webchat server between visitors' chat widgets and RapidPro's Courier.
+
+Wiring only: configuration, then the database, Redis, the Courier client and the services, then
+the Tornado Application, signal handlers, start and stop. `python chip.py --help` lists settings.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import signal
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from tornado.web import Application
+
+import handlers
+from models import MODELS, Database
+from services import config as settings
+from services.chats import Chats
+from services.config import Config
+from services.courier import CourierClient
+from services.courier_queue import CourierQueue
+from services.delivery import Delivery
+from services.errors import Unavailable
+from services.lookups import Lookups
+from services.outbox import Outbox
+from services.registry import Registry
+
+logger = logging.getLogger("chip")
+
+SHUTDOWN_GRACE = 5.0  # seconds in-flight Courier calls get to finish at shutdown
+
+
+@dataclasses.dataclass
+class Services:
+    config: Config
+    db: Database
+    redis: aioredis.Redis
+    courier: CourierClient
+    lookups: Lookups
+    outbox: Outbox
+    registry: Registry
+    delivery: Delivery
+    courier_queue: CourierQueue
+    chats: Chats
+
+    async def start(self):
+        await self.courier.start()
+        await self.delivery.start()
+        self.courier_queue.start()
+
+    async def stop(self):
+        """Close sockets (1001), let Courier calls finish, stop the loops, close Redis and the database."""
+        self.registry.close_all(1001, "server shutting down")
+        await self.courier_queue.stop(SHUTDOWN_GRACE)
+        await self.delivery.stop()
+        await self.courier.close()
+        await self.redis.aclose()
+        self.db.close()
+
+
+async def build(config: Config) -> Services:
+    """Connect to the database and Redis (Unavailable if either does not answer) and build the services."""
+    db = Database(config.db, MODELS, pool_size=config.db_pool_size)
+    redis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=3, socket_timeout=5,
+                                    health_check_interval=30)
+    try:
+        await db.check()
+    except Unavailable:
+        db.close()
+        raise Unavailable(f"cannot reach the database at {_safe(config.db)}") from None
+    try:
+        await redis.ping()
+    except (RedisError, OSError):
+        db.close()
+        await redis.aclose()
+        raise Unavailable(f"cannot reach valkey/redis at {_safe(config.valkey)}") from None
+    courier = CourierClient(config.courier_url)
+    lookups = Lookups(db)
+    registry = Registry()
+    outbox = Outbox(redis)
+    delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout)
+    courier_queue = CourierQueue(redis, courier, lookups)
+    chats = Chats(db, lookups, outbox, delivery, courier_queue, config.storage_url)
+    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, chats)
+
+
+def make_app(services: Services, **extra) -> Application:
+    return Application(
+        handlers.routes(),
+        default_handler_class=handlers.NotFoundHandler,
+        config=services.config,
+        chats=services.chats,
+        lookups=services.lookups,
+        delivery=services.delivery,
+        registry=services.registry,
+        websocket_ping_interval=30,
+        websocket_ping_timeout=60,
+        websocket_max_message_size=64 * 1024,
+        **extra,
+    )
+
+
+def _safe(url: str) -> str:
+    """A URL fit for a log line: without its password."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+async def serve(config: Config):
+    try:
+        services = await build(config)
+    except Unavailable as e:
+        settings.fail(e.message)
+    app = make_app(services)
+    try:
+        server = app.listen(config.port, config.address, xheaders=True)
+    except OSError as e:
+        services.db.close()
+        await services.redis.aclose()
+        settings.fail(f"cannot listen on {config.address}:{config.port}: {e.strerror}")
+    await services.start()
+    logger.info("chip listening on %s:%d instance=%s courier=%s", config.address, config.port,
+                config.instance_id, config.courier_url)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+
+    logger.info("shutting down: %d open socket(s)", services.registry.open_count)
+    server.stop()
+    await services.stop()
+    await server.close_all_connections()
+    logger.info("stopped")
+
+
+def main(argv=None):
+    config = settings.load(argv)
+    settings.setup_logging(config)
+    if config.sentry_dsn:
+        import sentry_sdk
+        sentry_sdk.init(dsn=config.sentry_dsn)
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

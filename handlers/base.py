@@ -1,0 +1,79 @@
+"""What every handler shares: typed access to the services, and the one place that turns an
+exception into a client's answer (a JSON error body, or an `error` event on a socket)."""
+
+import logging
+
+import orjson
+from tornado.web import HTTPError, RequestHandler
+
+from services.chats import Chats
+from services.config import Config
+from services.delivery import Delivery
+from services.errors import ChipError, NotFound, Unavailable
+from services.lookups import Lookups
+from services.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+
+def refusal(exc: BaseException) -> ChipError:
+    """The ChipError to show for any exception; anything unexpected is logged with its traceback
+    here and shown only as 'internal error'."""
+    if isinstance(exc, ChipError):
+        return exc
+    if isinstance(exc, HTTPError):
+        error = ChipError(exc.reason or "request refused")
+        error.status = exc.status_code
+        return error
+    logger.error("internal error", exc_info=exc)
+    return Unavailable("internal error")
+
+
+class ServicesMixin:
+    """The services built once in chip.py, reached through the Application's settings."""
+
+    @property
+    def config(self) -> Config:
+        return self.settings["config"]
+
+    @property
+    def chats(self) -> Chats:
+        return self.settings["chats"]
+
+    @property
+    def lookups(self) -> Lookups:
+        return self.settings["lookups"]
+
+    @property
+    def delivery(self) -> Delivery:
+        return self.settings["delivery"]
+
+    @property
+    def registry(self) -> Registry:
+        return self.settings["registry"]
+
+    def write_json(self, body: dict, status: int = 200):
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        error = refusal(exc) if exc is not None else None
+        if error is None:
+            self.write_json({"error": self._reason.lower()}, status_code)
+        else:
+            self.write_json({"error": error.message}, error.status)
+
+    def log_exception(self, typ, value, tb):
+        if not isinstance(value, (ChipError, HTTPError)):
+            super().log_exception(typ, value, tb)
+
+
+class JSONHandler(ServicesMixin, RequestHandler):
+    pass
+
+
+class NotFoundHandler(JSONHandler):
+    def prepare(self):
+        raise NotFound("no such endpoint")

@@ -1,0 +1,110 @@
+"""marshmallow schemas for the widget's commands and Courier's /wc/send body."""
+
+from datetime import timezone
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+REQUIRED = {"required": "field is required", "null": "field may not be null"}
+NOT_BLANK = validate.Length(min=1, error="field may not be blank")
+COURIER_CHAT_ID = r"^[a-zA-Z0-9]{24}(:[^\s@]+@[^\s@]+)?$"
+ORIGINS = ("flow", "broadcast", "ticket", "chat")
+
+
+def describe(messages, prefix: str = "") -> str:
+    """marshmallow's error dict as one line a developer can act on: 'text: field may not be blank'."""
+    parts = []
+    for field, problem in sorted(messages.items(), key=lambda item: str(item[0])):
+        name = f"{prefix}{field}"
+        if isinstance(problem, dict):
+            parts.append(describe(problem, name + "."))
+        else:
+            parts.append(f"{name}: {' '.join(str(p) for p in problem)}")
+    return "; ".join(parts)
+
+
+class MsgId(fields.Field):
+    """An outgoing message's id as chip sent it in msg_out.id: a positive integer or a uuid string."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValidationError("must be a message id (integer) or uuid (string)")
+        if isinstance(value, int) and value < 1:
+            raise ValidationError("must be a positive integer")
+        if isinstance(value, str) and not 0 < len(value) <= 64:
+            raise ValidationError("must be 1 to 64 characters")
+        return value
+
+
+class Command(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class StartChat(Command):
+    chat_id = fields.Raw(load_default=None)
+
+    @post_load
+    def only_strings(self, data, **kwargs):
+        # a malformed chat_id is not an error: the visitor just gets a new chat
+        if not isinstance(data.get("chat_id"), str):
+            data["chat_id"] = None
+        return data
+
+
+class SendMsg(Command):
+    text = fields.String(required=True, validate=NOT_BLANK, error_messages=REQUIRED)
+
+
+class AckChat(Command):
+    msg_id = MsgId(required=True, error_messages=REQUIRED)
+
+
+class GetHistory(Command):
+    before = fields.DateTime(required=True, error_messages={
+        **REQUIRED, "invalid": "must be an RFC 3339 timestamp such as 2024-05-01T17:15:30.123456Z"})
+
+    @post_load
+    def aware(self, data, **kwargs):
+        if data["before"].tzinfo is None:
+            data["before"] = data["before"].replace(tzinfo=timezone.utc)
+        return data
+
+
+class SetEmail(Command):
+    email = fields.Email(required=True, validate=validate.Length(max=128, error="longer than 128 characters"),
+                         error_messages={**REQUIRED, "invalid": "not a valid email address"})
+
+
+class OutgoingMsg(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.Integer(strict=True, validate=validate.Range(min=1))
+    uuid = fields.UUID()
+    text = fields.String(required=True, error_messages=REQUIRED)
+    attachments = fields.List(fields.String())
+    quick_replies = fields.List(fields.String())
+    origin = fields.String(required=True, error_messages=REQUIRED,
+                           validate=validate.OneOf(ORIGINS, error="must be one of " + ", ".join(ORIGINS)))
+    user_id = fields.Integer(strict=True)
+
+    @validates_schema
+    def identified(self, data, **kwargs):
+        if data.get("id") is None and data.get("uuid") is None:
+            raise ValidationError("id or uuid is required", "id")
+
+    @post_load
+    def uuid_text(self, data, **kwargs):
+        if data.get("uuid") is not None:
+            data["uuid"] = str(data["uuid"])
+        return data
+
+
+class Send(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    chat_id = fields.String(required=True, error_messages=REQUIRED,
+                            validate=validate.Regexp(COURIER_CHAT_ID, error="not a valid chat ID"))
+    secret = fields.String(required=True, error_messages=REQUIRED)
+    msg = fields.Nested(OutgoingMsg, required=True, error_messages=REQUIRED)

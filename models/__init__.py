@@ -1,0 +1,12 @@
+"""peewee models over the RapidPro tables chip reads (and the two columns it writes)."""
+
+from models.base import Database
+from models.channel import Channel
+from models.contact import Contact, ContactURN
+from models.msg import Msg
+from models.org import Org
+from models.user import User
+
+MODELS = [Org, User, Channel, Contact, ContactURN, Msg]
+
+__all__ = ["MODELS", "Database", "Channel", "Contact", "ContactURN", "Msg", "Org", "User"]

@@ -1,0 +1,64 @@
+"""The database connection pool and the thread pool that runs peewee off the IOLoop."""
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import peewee
+from playhouse import db_url
+from playhouse.pool import PooledPostgresqlDatabase
+
+from services.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+
+class BaseModel(peewee.Model):
+    """RapidPro owns these tables: chip maps the columns it uses and never creates or migrates."""
+
+    class Meta:
+        legacy_table_names = False
+
+
+class Database:
+    """RapidPro's PostgreSQL, reached through a bounded pool of connections and worker threads.
+
+    psycopg2 blocks, so every unit of work runs on a worker thread inside `with db:` (one pooled
+    connection, one transaction) and never spans an await. A lost or refused connection surfaces as
+    Unavailable; the pool drops the broken connection and the next unit of work reconnects.
+    """
+
+    def __init__(self, url: str, models, pool_size: int = 8, connect_timeout: int = 3):
+        params = db_url.parse(url)
+        name = params.pop("database")
+        self.db = PooledPostgresqlDatabase(
+            name, max_connections=pool_size, stale_timeout=300, timeout=10,
+            connect_timeout=connect_timeout, **params)
+        self.db.bind(models)
+        self._workers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="db")
+
+    async def run(self, work, *args):
+        """Run work(*args) on a worker thread in a transaction and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._workers, self._unit, work, args, True)
+
+    def _unit(self, work, args, log: bool):
+        try:
+            with self.db:
+                return work(*args)
+        except (peewee.OperationalError, peewee.InterfaceError) as e:
+            if log:
+                logger.warning("database unavailable: %s", (str(e).strip().splitlines() or [repr(e)])[0])
+            raise Unavailable("database unavailable") from e
+
+    async def check(self):
+        """Fail with Unavailable unless the database answers (quietly: the caller reports it)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._workers, self._unit, self._select_one, (), False)
+
+    def _select_one(self):
+        return self.db.execute_sql("SELECT 1").fetchone()
+
+    def close(self):
+        self._workers.shutdown(wait=True)
+        self.db.close_all()

@@ -1,0 +1,128 @@
+"""What a visitor's commands and Courier's outgoing messages do. Knows nothing of sockets or requests."""
+
+import hmac
+import logging
+import re
+import secrets
+import string
+from datetime import datetime, timezone
+
+import orjson
+
+from models import ContactURN, Database, Msg
+from services import events, keys
+from services.courier import Outcome
+from services.courier_queue import CourierQueue, encode_event
+from services.delivery import Delivery
+from services.errors import ChatNotStarted, InvalidCommand, Unavailable
+from services.lookups import Lookups
+from services.outbox import Outbox
+from services.registry import Session
+
+logger = logging.getLogger(__name__)
+
+CHAT_ID = re.compile(r"^[a-zA-Z0-9]{24}$")
+CHAT_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_chat_id() -> str:
+    return "".join(secrets.choice(CHAT_ID_ALPHABET) for _ in range(24))
+
+
+class Chats:
+    def __init__(self, db: Database, lookups: Lookups, outbox: Outbox, delivery: Delivery,
+                 courier: CourierQueue, storage_url: str):
+        self.db = db
+        self.lookups = lookups
+        self.outbox = outbox
+        self.delivery = delivery
+        self.courier = courier
+        self.storage_url = storage_url
+
+    # widget commands: each takes the socket's session and the validated fields
+
+    async def start_chat(self, session: Session, chat_id: str = None) -> dict:
+        """`start_chat` {chat_id?} -> `chat_resumed` {chat_id, email} for a chat of this channel's org,
+        else a new chat: Courier is told `chat_started`, then -> `chat_started` {chat_id}.
+
+        bind() only sends the subscription; pushing starts on a later turn of the loop, so the
+        reply, written as soon as this returns, always precedes the chat's first chat_out."""
+        if session.bound:
+            urn = await self.lookups.urn(session.channel.org_id, session.chat_id)
+            return events.chat_resumed(session.chat_id, urn.display if urn else "")
+        if chat_id and CHAT_ID.match(chat_id):
+            urn = await self.lookups.urn(session.channel.org_id, chat_id)
+            if urn is not None:
+                session.bind(chat_id)
+                logger.info("chat resumed channel=%s chat=%s", session.channel.uuid, chat_id)
+                await self.delivery.bind(session)
+                return events.chat_resumed(chat_id, urn.display)
+        session.bind(new_chat_id())
+        outcome = await self.courier.deliver(session.key, events.courier_chat_started())
+        if outcome is Outcome.REJECTED:
+            session.chat_id = session.key = None
+            raise Unavailable("courier refused to start the chat; check the channel's configuration")
+        logger.info("chat started channel=%s chat=%s courier=%s", session.channel.uuid,
+                    session.chat_id, outcome.value)
+        await self.delivery.bind(session)
+        return events.chat_started(session.chat_id)
+
+    async def send_msg(self, session: Session, text: str):
+        """`send_msg` {text} -> no reply; the text is queued for Courier as `msg_in`."""
+        self._require_chat(session)
+        await self.courier.send(session.key, events.courier_msg_in(text))
+        logger.info("msg in channel=%s chat=%s length=%d", session.channel.uuid, session.chat_id, len(text))
+
+    async def ack_chat(self, session: Session, msg_id):
+        """`ack_chat` {msg_id} -> no reply; the message leaves the outbox, Courier hears `delivered`."""
+        self._require_chat(session)
+        msg_key = str(msg_id).lower()
+        event = encode_event(events.courier_msg_status(msg_key, "delivered"))
+        if await self.outbox.remove(session.key, msg_key, event, self.courier.due_score):
+            self.delivery.acked(session.key, msg_key)
+            self.courier.kick(session.key)
+            logger.info("msg acked channel=%s chat=%s msg=%s", session.channel.uuid, session.chat_id, msg_key)
+
+    async def get_history(self, session: Session, before: datetime) -> dict:
+        """`get_history` {before} -> `history` with up to 25 messages before it, newest first."""
+        self._require_chat(session)
+        contact_id = await self.lookups.contact_id(session.channel.org_id, session.chat_id)
+        rows = await self.db.run(Msg.history, contact_id, before) if contact_id else []
+        return events.history(rows, self.storage_url)
+
+    async def set_email(self, session: Session, email: str):
+        """`set_email` {email} -> no reply; stored as the display of the chat's URN."""
+        self._require_chat(session)
+        if not await self.db.run(ContactURN.set_email, session.channel.org_id, session.chat_id, email):
+            raise Unavailable("the chat's contact does not exist yet; try again shortly")
+        logger.info("email set channel=%s chat=%s", session.channel.uuid, session.chat_id)
+
+    @staticmethod
+    def _require_chat(session: Session):
+        if not session.bound:
+            raise ChatNotStarted("send start_chat first")
+
+    # Courier's outgoing messages
+
+    async def queue_msg_out(self, channel, chat_id: str, secret: str, msg: dict) -> bool:
+        """Queue a message from Courier's /wc/send for the chat; True if new, False if a repeat.
+
+        Raises InvalidCommand for a wrong secret, an unknown chat or an unknown user."""
+        if not hmac.compare_digest(secret.encode(), channel.secret.encode()) or not channel.secret:
+            raise InvalidCommand("secret does not match the channel's")
+        if await self.lookups.contact_id(channel.org_id, chat_id) is None:
+            raise InvalidCommand(f"no such chat: {chat_id}")
+        user = None
+        if msg.get("user_id"):
+            found = await self.lookups.user(msg["user_id"])
+            if found is None:
+                raise InvalidCommand(f"no such user: {msg['user_id']}")
+            user = found.as_json(self.storage_url)
+        msg_id = msg.get("uuid") or msg["id"]
+        out = events.msg_out(msg_id, msg["text"], msg["origin"], datetime.now(timezone.utc), user,
+                             msg.get("attachments"), msg.get("quick_replies"))
+        key = keys.chat_key(channel.uuid, chat_id)
+        added = await self.outbox.queue(key, str(msg_id).lower(), orjson.dumps(events.chat_out(out)))
+        logger.info("msg out queued channel=%s chat=%s msg=%s%s", channel.uuid, chat_id, msg_id,
+                    "" if added else " (repeat)")
+        return added

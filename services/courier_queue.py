@@ -1,0 +1,222 @@
+"""Events bound for Courier (chat_started, msg_in, msg_status), kept in Redis until Courier takes them.
+
+Each chat has a list of events; whoever holds the chat's lock posts them in order, several per
+request. A 5xx or no answer leaves them queued and puts the chat on the due set with a capped,
+jittered backoff; the due loop of any chip process (this one after a restart, or another) picks
+them up. A 4xx drops them with an error line: Courier has said that retrying cannot help.
+"""
+
+import asyncio
+import logging
+import secrets
+import time
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from tornado.ioloop import PeriodicCallback
+
+from services import keys
+from services.backoff import backoff
+from services.courier import CourierClient, Outcome
+from services.errors import Unavailable
+from services.lookups import Lookups
+
+logger = logging.getLogger(__name__)
+
+# Append an event and make sure the chat is on the due set (without moving a backoff forward).
+# Returns the chat's failed attempts in a row (nil when it is not backing off).
+PUSH = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[3])
+return redis.call('HGET', KEYS[3], ARGV[3])
+"""
+
+# Drop the first N events once they are handled, if this flusher still holds the lock.
+# Returns how many events are left (-1: the lock was lost, nothing was dropped).
+COMMIT = """
+if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -1 end
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
+redis.call('HDEL', KEYS[3], ARGV[2])
+local left = redis.call('LLEN', KEYS[1])
+if left == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
+return left
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def encode_event(event: dict) -> bytes:
+    """An event as stored in a chat's list: with the time it was queued, for --inbound-expiry."""
+    return orjson.dumps({"t": time.time(), "e": event})
+
+
+class CourierQueue:
+    def __init__(self, redis: aioredis.Redis, client: CourierClient, lookups: Lookups, *,
+                 expiry: float = 86400.0, batch: int = 50, interval: float = 1.0,
+                 backoff_base: float = 1.0, backoff_cap: float = 300.0):
+        self.redis = redis
+        self.client = client
+        self.lookups = lookups
+        self.expiry = expiry
+        self.batch = batch
+        self.interval = interval
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        # a crashed flusher's lock expires, and its chats fall due, a little after Courier's timeout
+        self.grace = client.timeout + 5.0
+        self._push = redis.register_script(PUSH)
+        self._commit = redis.register_script(COMMIT)
+        self._release = redis.register_script(RELEASE)
+        self._flushing: dict[str, asyncio.Task] = {}
+        self._dirty: set[str] = set()
+        self._loop = None
+        self._tick_task = None
+
+    @property
+    def due_score(self) -> float:
+        """Where a chat with fresh events goes on the due set: after a crashed flusher's lock expires."""
+        return time.time() + self.grace
+
+    async def push(self, key: str, event: dict) -> bool:
+        """Queue an event durably; True if the chat is backing off (Courier failed it lately)."""
+        try:
+            attempts = await self._push(
+                keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS],
+                args=[encode_event(event), self.due_score, key],
+            )
+        except (RedisError, OSError) as e:
+            logger.warning("redis unavailable while queueing a courier event: %s", e)
+            raise Unavailable("message store unavailable") from e
+        return attempts is not None
+
+    async def send(self, key: str, event: dict):
+        """Queue an event and post it soon, without waiting for Courier."""
+        if not await self.push(key, event):
+            self.kick(key)
+
+    async def deliver(self, key: str, event: dict) -> Outcome:
+        """Queue an event and wait for Courier's answer (it stays queued if Courier fails)."""
+        if await self.push(key, event):
+            return Outcome.FAILED
+        return await asyncio.shield(self.kick(key))
+
+    def kick(self, key: str) -> asyncio.Task:
+        """Start posting the chat's events, or have the running flush go round once more."""
+        task = self._flushing.get(key)
+        if task is not None:
+            self._dirty.add(key)
+            return task
+        task = asyncio.get_running_loop().create_task(self._flush(key))
+        self._flushing[key] = task
+        task.add_done_callback(lambda _: self._flushing.pop(key, None))
+        return task
+
+    async def _flush(self, key: str) -> Outcome:
+        first = None
+        try:
+            while True:
+                self._dirty.discard(key)
+                outcome = await self._flush_locked(key)
+                first = first or outcome
+                if outcome is Outcome.FAILED or key not in self._dirty:
+                    return first
+        except (RedisError, OSError) as e:
+            logger.warning("redis unavailable while posting to courier: %s", e)
+            return Outcome.FAILED
+
+    async def _flush_locked(self, key: str) -> Outcome:
+        lock, token = keys.courier_lock(key), secrets.token_hex(8)
+        if not await self.redis.set(lock, token, nx=True, px=int(self.grace * 1000)):
+            # another process is posting this chat's events; look again shortly in case it just ended
+            asyncio.get_running_loop().call_later(self.interval / 2, self._kick_if_due, key)
+            return Outcome.OK
+        try:
+            return await self._drain(key, lock, token)
+        finally:
+            await self._release(keys=[lock], args=[token])
+
+    async def _drain(self, key: str, lock: str, token: str) -> Outcome:
+        channel_uuid, chat_id = keys.split_chat_key(key)
+        channel = await self.lookups.channel(channel_uuid)
+        size, first = self.batch, None
+        while True:
+            raw = await self.redis.lrange(keys.courier_events(key), 0, size - 1)
+            events = self._fresh(key, raw)
+            if not raw:
+                outcome = Outcome.OK
+            elif channel is None:
+                logger.error("dropping %d courier event(s) of a channel that is gone channel=%s chat=%s",
+                             len(raw), channel_uuid, chat_id)
+                outcome = Outcome.REJECTED
+            elif not events:
+                outcome = Outcome.OK
+            else:
+                outcome = await self.client.post_events(channel_uuid, channel.secret, chat_id, events)
+            if outcome is Outcome.FAILED:
+                await self._defer(key)
+                return outcome
+            if outcome is Outcome.REJECTED and len(events) > 1:
+                size = 1  # find the one event Courier refuses and keep the others
+                continue
+            first = first or outcome
+            left = await self._commit(
+                keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS, lock],
+                args=[len(raw), key, token],
+            )
+            if left <= 0:
+                return first if left == 0 else Outcome.FAILED
+            if size == 1 and outcome is not Outcome.REJECTED:
+                size = self.batch
+
+    def _fresh(self, key: str, raw: list) -> list:
+        """The events still worth posting; those older than the expiry are given up, loudly."""
+        now, events = time.time(), []
+        for item in raw:
+            stored = orjson.loads(item)
+            if now - stored["t"] > self.expiry:
+                logger.error("giving up a %s event for chat %s after %.0f s: courier never took it",
+                             stored["e"].get("type"), key, now - stored["t"])
+            else:
+                events.append(stored["e"])
+        return events
+
+    async def _defer(self, key: str):
+        attempts = await self.redis.hincrby(keys.COURIER_ATTEMPTS, key, 1)
+        delay = backoff(attempts, self.backoff_base, self.backoff_cap)
+        await self.redis.zadd(keys.COURIER_DUE, {key: time.time() + delay})
+        logger.info("courier events of chat %s kept for retry in %.1f s (attempt %d)", key, delay, attempts)
+
+    def _kick_if_due(self, key: str):
+        if key not in self._flushing:
+            self.kick(key)
+
+    # the due loop
+
+    def start(self):
+        self._loop = PeriodicCallback(self._tick, self.interval * 1000, jitter=0.1)
+        self._loop.start()
+
+    def _tick(self):
+        if self._tick_task is None or self._tick_task.done():
+            self._tick_task = asyncio.get_running_loop().create_task(self._run_due())
+
+    async def _run_due(self):
+        try:
+            due = await self.redis.zrangebyscore(keys.COURIER_DUE, "-inf", time.time(), start=0, num=200)
+        except (RedisError, OSError) as e:
+            logger.debug("due courier events not read: %s", e)
+            return
+        for key in due:
+            self._kick_if_due(key.decode())
+
+    async def stop(self, timeout: float):
+        """Stop the due loop and give in-flight posts up to `timeout` seconds to finish."""
+        if self._loop is not None:
+            self._loop.stop()
+        pending = [t for t in list(self._flushing.values()) + [self._tick_task] if t and not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)

@@ -1,0 +1,185 @@
+"""Pushes each chat's outbox to the sockets bound to it in this process, and pushes again what is
+not acknowledged in time.
+
+A process listens on one Redis pub/sub connection, subscribed to the wake channel of every chat it
+holds: a message queued on any process reaches the holder in one publish. Pumping starts only once
+Redis confirms a subscription, so nothing queued in between is missed.
+"""
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from tornado.ioloop import PeriodicCallback
+
+from services import keys
+from services.backoff import backoff
+from services.errors import Unavailable
+from services.outbox import Outbox
+from services.registry import Registry, Session
+
+logger = logging.getLogger(__name__)
+
+
+class Delivery:
+    def __init__(self, redis: aioredis.Redis, outbox: Outbox, registry: Registry, *,
+                 ack_timeout: float = 15.0, max_attempts: int = 10, window: int = 100,
+                 retry_interval: float = 1.0, backoff_cap: float = 300.0):
+        self.redis = redis
+        self.outbox = outbox
+        self.registry = registry
+        self.ack_timeout = ack_timeout
+        self.max_attempts = max_attempts
+        self.window = window
+        self.retry_interval = retry_interval
+        self.backoff_cap = backoff_cap
+        self._pubsub = None
+        self._listener = None
+        self._retry = None
+        self._pumping: dict[str, bool] = {}  # chat key -> another pump was asked for meanwhile
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self):
+        self._pubsub = self.redis.pubsub()
+        self._listener = asyncio.get_running_loop().create_task(self._listen())
+        self._retry = PeriodicCallback(self._retry_due, self.retry_interval * 1000)
+        self._retry.start()
+
+    async def stop(self):
+        if self._retry is not None:
+            self._retry.stop()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+
+    # binding
+
+    async def bind(self, session: Session):
+        """Start delivering the chat's outbox to this session."""
+        if self.registry.add(session):
+            try:
+                await self._pubsub.subscribe(keys.wake_channel(session.key))
+            except (RedisError, OSError) as e:
+                # the listener resubscribes every held chat when Redis is back
+                logger.warning("could not subscribe chat=%s: %s", session.chat_id, e)
+        else:
+            self.wake(session.key)
+
+    def unbind(self, session: Session):
+        if self.registry.remove(session) and self._pubsub is not None:
+            self._spawn(self._unsubscribe(session.key))
+
+    async def _unsubscribe(self, key: str):
+        try:
+            if not self.registry.sessions(key):
+                await self._pubsub.unsubscribe(keys.wake_channel(key))
+        except (RedisError, OSError) as e:
+            logger.debug("unsubscribe chat=%s failed: %s", key, e)
+
+    def acked(self, key: str, msg_key: str):
+        """A message of this chat was acknowledged: stop pushing it to this process's sockets."""
+        for session in self.registry.sessions(key):
+            session.pushed.pop(msg_key, None)
+
+    # pumping
+
+    def wake(self, key: str):
+        """Push whatever the chat's outbox holds that its sockets have not been sent (coalesced)."""
+        if key in self._pumping:
+            self._pumping[key] = True
+            return
+        self._pumping[key] = False
+        self._spawn(self._pump_loop(key))
+
+    async def _pump_loop(self, key: str):
+        try:
+            while True:
+                await self._pump(key)
+                if not self._pumping.get(key):
+                    break
+                self._pumping[key] = False
+        except Unavailable:
+            pass  # logged by the outbox; the retry loop and the next wake try again
+        finally:
+            self._pumping.pop(key, None)
+
+    async def _pump(self, key: str):
+        if not self.registry.sessions(key):
+            return
+        entries = await self.outbox.window(key, self.window)
+        now = time.monotonic()
+        for session in self.registry.sessions(key):
+            self._push(session, entries, now)
+            if len(entries) < self.window:
+                # the whole outbox was read: anything else this socket was sent is gone (acked)
+                present = {msg_key for msg_key, _ in entries}
+                for msg_key in [k for k in session.pushed if k not in present]:
+                    del session.pushed[msg_key]
+
+    def _push(self, session: Session, entries, now: float):
+        """Send, in outbox order, what this socket has not had or has not acked in time."""
+        for msg_key, frame in entries:
+            state = session.pushed.get(msg_key)
+            if state is None:
+                state = session.pushed[msg_key] = [0.0, 0]
+            elif state[0] > now or state[1] >= self.max_attempts:
+                continue
+            state[1] += 1
+            state[0] = now + self.ack_timeout if state[1] == 1 else \
+                now + max(self.ack_timeout, backoff(state[1], self.ack_timeout, self.backoff_cap))
+            if state[1] > 1:
+                logger.info("pushing again chat=%s msg=%s attempt=%d", session.chat_id, msg_key, state[1])
+            if not session.transport.send_text(frame):
+                return
+
+    def _retry_due(self):
+        now = time.monotonic()
+        for key in self.registry.chats():
+            if any(state[0] <= now and state[1] < self.max_attempts
+                   for session in self.registry.sessions(key) for state in session.pushed.values()):
+                self.wake(key)
+
+    # the wake listener
+
+    async def _listen(self):
+        pause = 0.1
+        await self._subscribe_held()
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    await asyncio.sleep(0.05)
+                    continue
+                message = await self._pubsub.get_message(timeout=1.0)
+                pause = 0.1
+                if message and message["type"] in ("message", "subscribe"):
+                    channel = message["channel"].decode()
+                    self.wake(keys.chat_from_wake(channel))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as e:
+                logger.warning("lost the wake channel, reconnecting in %.1f s: %s", pause, e)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                await self._subscribe_held()
+
+    async def _subscribe_held(self):
+        """Subscribe every chat this process holds (after a reconnect, confirmations pump them all)."""
+        held = [keys.wake_channel(key) for key in self.registry.chats()]
+        try:
+            await self._pubsub.connect()
+            if held:
+                await self._pubsub.subscribe(*held)
+        except (RedisError, OSError) as e:
+            logger.debug("resubscribe failed: %s", e)
+
+    def _spawn(self, coro):
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task

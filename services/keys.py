@@ -1,0 +1,46 @@
+"""Every Redis key and channel chip uses, in one place (the Lua scripts take them as arguments).
+
+A chat is addressed by its chat key, "<channel uuid>:<chat id>": chat IDs are unique per org, so
+the channel keeps two orgs' chats apart.
+"""
+
+PREFIX = "chip"
+
+# global
+SEQ = f"{PREFIX}:seq"                      # counter that orders outbox entries
+OUTBOXES = f"{PREFIX}:outboxes"            # zset: chat key -> when its oldest message was queued
+COURIER_DUE = f"{PREFIX}:courier:due"      # zset: chat key -> when its Courier events are due
+COURIER_ATTEMPTS = f"{PREFIX}:courier:attempts"  # hash: chat key -> failed attempts in a row
+
+
+def chat_key(channel_uuid: str, chat_id: str) -> str:
+    return f"{channel_uuid}:{chat_id}"
+
+
+def split_chat_key(key: str) -> tuple[str, str]:
+    channel_uuid, chat_id = key.split(":", 1)
+    return channel_uuid, chat_id
+
+
+def outbox_order(key: str) -> str:
+    return f"{PREFIX}:out:{key}:order"     # zset: message key -> sequence number
+
+
+def outbox_frames(key: str) -> str:
+    return f"{PREFIX}:out:{key}:frames"    # hash: message key -> chat_out frame, ready to send
+
+
+def wake_channel(key: str) -> str:
+    return f"{PREFIX}:wake:{key}"          # pub/sub: a message was queued for this chat
+
+
+def chat_from_wake(channel: str) -> str:
+    return channel[len(PREFIX) + len(":wake:"):]
+
+
+def courier_events(key: str) -> str:
+    return f"{PREFIX}:courier:{key}"       # list: events waiting to be posted to Courier
+
+
+def courier_lock(key: str) -> str:
+    return f"{PREFIX}:courier:{key}:lock"  # who is posting this chat's events right now

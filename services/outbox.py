@@ -1,0 +1,101 @@
+"""Per-chat outboxes of outgoing messages in Redis, shared by every chip process.
+
+Each entry is stored as the exact `chat_out` frame the widget gets, so pushing it costs no
+encoding. Entries are ordered by a global sequence and leave only when acknowledged (or given up).
+"""
+
+import functools
+import logging
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from services import keys
+from services.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+# Queue a frame unless the same message is already queued (Courier may post a message twice),
+# then wake whichever process holds the chat's sockets.
+QUEUE = """
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
+redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+"""
+
+# The first N entries in order, as [key, frame, key, frame, ...].
+WINDOW = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #ids == 0 then return {} end
+local frames = redis.call('HMGET', KEYS[2], unpack(ids))
+local out = {}
+for i, id in ipairs(ids) do
+  if frames[i] then out[#out + 1] = id; out[#out + 1] = frames[i] end
+end
+return out
+"""
+
+# Remove an entry and, in the same step, queue the status event for Courier, so an ack is never
+# half done. Returns 0 when there was no such entry (already acked, or unknown).
+REMOVE = """
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) end
+redis.call('RPUSH', KEYS[4], ARGV[3])
+redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[2])
+return 1
+"""
+
+
+def redis_errors(action: str):
+    """Decorator: a Redis failure inside `action` surfaces as Unavailable."""
+    def wrap(method):
+        @functools.wraps(method)
+        async def call(*args, **kwargs):
+            try:
+                return await method(*args, **kwargs)
+            except (RedisError, OSError) as e:
+                logger.warning("redis unavailable while %s: %s", action, e)
+                raise Unavailable("message store unavailable") from e
+        return call
+    return wrap
+
+
+class Outbox:
+    def __init__(self, redis: aioredis.Redis):
+        self.redis = redis
+        self._queue = redis.register_script(QUEUE)
+        self._window = redis.register_script(WINDOW)
+        self._remove = redis.register_script(REMOVE)
+
+    @redis_errors("queueing a message")
+    async def queue(self, key: str, msg_key: str, frame: bytes) -> bool:
+        """Queue a frame for the chat; False if that message was already queued."""
+        added = await self._queue(
+            keys=[keys.outbox_order(key), keys.outbox_frames(key), keys.SEQ, keys.OUTBOXES],
+            args=[msg_key, frame, keys.wake_channel(key), time.time(), key],
+        )
+        return bool(added)
+
+    @redis_errors("reading an outbox")
+    async def window(self, key: str, size: int) -> list[tuple[str, str]]:
+        """The chat's first `size` entries in order, as (message key, frame) pairs."""
+        flat = await self._window(keys=[keys.outbox_order(key), keys.outbox_frames(key)], args=[size])
+        return [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
+
+    @redis_errors("acknowledging a message")
+    async def remove(self, key: str, msg_key: str, courier_event: bytes, courier_due: float) -> bool:
+        """Remove an entry and queue `courier_event` for Courier; False if there was no such entry."""
+        removed = await self._remove(
+            keys=[keys.outbox_order(key), keys.outbox_frames(key), keys.OUTBOXES,
+                  keys.courier_events(key), keys.COURIER_DUE],
+            args=[msg_key, key, courier_event, courier_due],
+        )
+        return bool(removed)
+
+    @redis_errors("measuring an outbox")
+    async def depth(self, key: str) -> int:
+        return await self.redis.zcard(keys.outbox_order(key))

@@ -1,0 +1,87 @@
+"""Which sockets of this process are bound to which chat."""
+
+import logging
+from typing import Protocol
+
+from services import keys
+
+logger = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """What a session needs of its socket (the WebSocket handler provides it)."""
+
+    def send_text(self, text: str) -> bool: ...
+
+    def close(self, code: int = None, reason: str = None) -> None: ...
+
+
+class Session:
+    """One visitor socket: its channel, the chat it is bound to, and what was pushed to it.
+
+    `pushed` maps a message key to [when it is due again if not acked, pushes so far].
+    """
+
+    __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "remote_ip")
+
+    def __init__(self, channel, transport: Transport, remote_ip: str = ""):
+        self.channel = channel
+        self.transport = transport
+        self.remote_ip = remote_ip
+        self.chat_id = None
+        self.key = None
+        self.pushed: dict[str, list] = {}
+
+    def bind(self, chat_id: str):
+        self.chat_id = chat_id
+        self.key = keys.chat_key(self.channel.uuid, chat_id)
+
+    @property
+    def bound(self) -> bool:
+        return self.chat_id is not None
+
+    def __repr__(self):
+        return f"<Session channel={self.channel.uuid} chat={self.chat_id}>"
+
+
+class Registry:
+    def __init__(self):
+        self._open: set[Session] = set()
+        self._chats: dict[str, set[Session]] = {}
+
+    def open(self, session: Session):
+        self._open.add(session)
+
+    def add(self, session: Session) -> bool:
+        """Register a bound session; True if it is the first of its chat in this process."""
+        sessions = self._chats.setdefault(session.key, set())
+        sessions.add(session)
+        return len(sessions) == 1
+
+    def remove(self, session: Session) -> bool:
+        """Forget a session; True if it was the last of its chat in this process."""
+        self._open.discard(session)
+        sessions = self._chats.get(session.key)
+        if not sessions or session not in sessions:
+            return False
+        sessions.discard(session)
+        if not sessions:
+            del self._chats[session.key]
+            return True
+        return False
+
+    def sessions(self, key: str) -> list[Session]:
+        return list(self._chats.get(key, ()))
+
+    def chats(self) -> list[str]:
+        return list(self._chats)
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def close_all(self, code: int = 1001, reason: str = "server shutting down"):
+        for session in list(self._open):
+            session.transport.close(code, reason)
+        self._open.clear()
+        self._chats.clear()

@@ -1,0 +1,274 @@
+"""Fixtures: a real PostgreSQL database with RapidPro's tables, a real Redis, the Courier double,
+chip itself (the same Application chip.py builds) and real WebSocket visitors.
+
+CHIP_TEST_DB names a PostgreSQL server (a database on it is created and dropped per run);
+CHIP_TEST_VALKEY names a Redis database that the tests flush. Defaults: the local servers.
+"""
+
+import asyncio
+import json
+import os
+import pathlib
+import secrets
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+import redis
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+from tornado.websocket import websocket_connect
+
+import chip
+from services.config import Config
+from tests.courier_double import CourierDouble
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "models" / "rapidpro-tables.sql"
+TEST_DB = os.environ.get("CHIP_TEST_DB", "postgres://postgres@localhost:5432/postgres")
+TEST_VALKEY = os.environ.get("CHIP_TEST_VALKEY", "redis://localhost:6379/15")
+TABLES = ["msgs_msg", "contacts_contacturn", "contacts_contact", "channels_channel", "users_user", "orgs_org",
+          "flows_flow", "tickets_ticket", "msgs_broadcast"]
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A fresh database with RapidPro's tables, dropped at the end of the run."""
+    name = f"chip_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = psycopg2.connect(TEST_DB)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = _with_db(TEST_DB, name)
+    conn = psycopg2.connect(url)
+    with conn, conn.cursor() as cur:
+        cur.execute(SCHEMA.read_text())
+    conn.close()
+    yield url
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.close()
+
+
+class Rows:
+    """Inserts RapidPro rows the way RapidPro would (every NOT NULL column filled)."""
+
+    def __init__(self, url: str):
+        # named, so that tests which cut chip's database connections can spare this one
+        self.conn = psycopg2.connect(url, application_name="keep")
+        self.conn.autocommit = True
+
+    def one(self, sql: str, *args):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchone() if cur.description else None
+
+    def org(self, name="Nyaruka") -> int:
+        return self.one("INSERT INTO orgs_org (name, is_active) VALUES (%s, true) RETURNING id", name)[0]
+
+    def channel(self, org_id: int, secret="sesame", active=True, channel_type="CHP") -> str:
+        channel_uuid = str(uuid.uuid4())
+        self.one(
+            "INSERT INTO channels_channel (uuid, org_id, is_active, channel_type, name, schemes, config, role,"
+            " log_policy, created_on, modified_on, created_by_id, modified_by_id)"
+            " VALUES (%s, %s, %s, %s, 'Webchat', '{webchat}', %s, 'SR', 'A', now(), now(), 1, 1)",
+            channel_uuid, org_id, active, channel_type, json.dumps({"secret": secret}))
+        return channel_uuid
+
+    def user(self, email="bob@nyaruka.com", first="Bob", last="McTickets", avatar=None) -> int:
+        return self.one(
+            "INSERT INTO users_user (email, first_name, last_name, is_active, is_staff, avatar)"
+            " VALUES (%s, %s, %s, true, true, %s) RETURNING id", email, first, last, avatar)[0]
+
+    def contact(self, org_id: int, channel_uuid: str, chat_id: str, email=None) -> int:
+        contact_id = self.one(
+            "INSERT INTO contacts_contact (uuid, org_id, is_active, status, ticket_count, created_on, modified_on)"
+            " VALUES (%s, %s, true, 'A', 0, now(), now() - interval '1 day') RETURNING id",
+            str(uuid.uuid4()), org_id)[0]
+        self.one(
+            "INSERT INTO contacts_contacturn (identity, path, scheme, display, priority, channel_id, contact_id,"
+            " org_id) VALUES (%s, %s, 'webchat', %s, 1000,"
+            " (SELECT id FROM channels_channel WHERE uuid = %s), %s, %s)",
+            f"webchat:{chat_id}", chat_id, email, channel_uuid, contact_id, org_id)
+        return contact_id
+
+    def msg(self, contact_id: int, text: str, direction="O", created_on=None, msg_type="T", visibility="V",
+            **columns) -> int:
+        """A msgs_msg row; `columns` sets optional ones (flow_id, created_by_id, attachments, ...)."""
+        org_id = self.one("SELECT org_id FROM contacts_contact WHERE id = %s", contact_id)[0]
+        values = dict(uuid=str(uuid.uuid4()), org_id=org_id, contact_id=contact_id, text=text,
+                      created_on=created_on or datetime.now(timezone.utc), modified_on=datetime.now(timezone.utc),
+                      msg_type=msg_type, direction=direction, status="W", visibility=visibility, msg_count=1,
+                      error_count=0, **columns)
+        return self.one(f"INSERT INTO msgs_msg ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})"
+                        " RETURNING id", *values.values())[0]
+
+    def insert(self, table: str, **values) -> int:
+        if not values:
+            return self.one(f"INSERT INTO {table} DEFAULT VALUES RETURNING id")[0]
+        return self.one(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})"
+                        " RETURNING id", *values.values())[0]
+
+    def clear(self):
+        with self.conn.cursor() as cur:
+            cur.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+
+    def close(self):
+        self.conn.close()
+
+
+@pytest.fixture
+def rows(pg_url):
+    rows = Rows(pg_url)
+    yield rows
+    rows.clear()
+    rows.close()
+
+
+@pytest.fixture
+def redis_url():
+    client = redis.Redis.from_url(TEST_VALKEY)
+    client.flushdb()
+    yield TEST_VALKEY
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def channel(rows):
+    """An org with an active CHP channel whose secret is 'sesame'."""
+    org_id = rows.org()
+    return {"org_id": org_id, "uuid": rows.channel(org_id)}
+
+
+@pytest.fixture
+async def courier(pg_url):
+    double = await CourierDouble(pg_url).start()
+    yield double
+    await double.stop()
+
+
+class ChipServer:
+    def __init__(self, services, server, port):
+        self.services = services
+        self.server = server
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+
+    async def stop(self):
+        self.server.stop()
+        await self.services.stop()
+        await self.server.close_all_connections()
+
+
+@pytest.fixture
+async def start_chip(pg_url, redis_url, courier):
+    """start_chip(**config) -> a running chip on a free loopback port, stopped at teardown."""
+    started = []
+
+    async def start(**overrides) -> ChipServer:
+        values = dict(db=pg_url, valkey=redis_url, courier_url=courier.url, storage_url="https://cdn.test/media",
+                      instance_id=f"test{len(started)}", address="127.0.0.1")
+        values.update(overrides)
+        services = await chip.build(Config(**values))
+        sock, port = bind_unused_port()
+        server = HTTPServer(chip.make_app(services))
+        server.add_sockets([sock])
+        await services.start()
+        started.append(ChipServer(services, server, port))
+        return started[-1]
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def chip_server(start_chip):
+    return await start_chip()
+
+
+class Visitor:
+    """A chat widget: a real WebSocket client speaking JSON frames."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    async def send(self, command):
+        await self.conn.write_message(command if isinstance(command, str) else json.dumps(command))
+
+    async def recv(self, timeout: float = 5.0) -> dict:
+        frame = await asyncio.wait_for(self.conn.read_message(), timeout)
+        assert frame is not None, f"socket closed (code {self.conn.close_code})"
+        return json.loads(frame)
+
+    async def expect(self, kind: str, timeout: float = 5.0) -> dict:
+        event = await self.recv(timeout)
+        assert event["type"] == kind, event
+        return event
+
+    async def silent(self, seconds: float = 0.3):
+        """Assert that nothing arrives for a while."""
+        try:
+            frame = await asyncio.wait_for(self.conn.read_message(), seconds)
+        except asyncio.TimeoutError:
+            return
+        raise AssertionError(f"unexpected frame: {frame}")
+
+    async def start(self, chat_id=None) -> dict:
+        await self.send({"type": "start_chat", **({"chat_id": chat_id} if chat_id else {})})
+        return await self.recv()
+
+    def close(self):
+        self.conn.close()
+
+
+@pytest.fixture
+async def connect():
+    """connect(server, channel_uuid) -> a Visitor; every socket is closed at teardown."""
+    opened = []
+
+    async def open_socket(server, channel_uuid, path="/wc/connect/{}/") -> Visitor:
+        conn = await websocket_connect(server.ws_url + path.format(channel_uuid))
+        opened.append(Visitor(conn))
+        return opened[-1]
+
+    yield open_socket
+    for visitor in opened:
+        visitor.close()
+
+
+@pytest.fixture
+def http():
+    """fetch(url, **kw) -> (status, parsed JSON body), without raising on 4xx/5xx."""
+    client = AsyncHTTPClient()
+
+    async def fetch(url, **kwargs):
+        try:
+            response = await client.fetch(url, **kwargs)
+        except HTTPClientError as e:
+            response = e.response
+        body = response.body
+        return response.code, (json.loads(body) if body else None)
+
+    return fetch
+
+
+@pytest.fixture
+def post_msg(http, chip_server):
+    """post_msg(channel_uuid, chat_id, msg, secret='sesame', server=chip_server) -> (status, body)."""
+    async def post(channel_uuid, chat_id, msg, secret="sesame", server=None):
+        body = {"chat_id": chat_id, "secret": secret, "msg": msg}
+        return await http(f"{(server or chip_server).url}/wc/send/{channel_uuid}/", method="POST",
+                          body=json.dumps(body))
+    return post
