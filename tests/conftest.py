@@ -10,6 +10,8 @@ import json
 import os
 import pathlib
 import secrets
+import subprocess
+import time
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
@@ -141,6 +143,44 @@ def redis_url():
     yield TEST_VALKEY
     client.flushdb()
     client.close()
+
+
+class SpareRedis:
+    """A redis-server of the test's own on a free loopback port, to stop and start at will."""
+
+    def __init__(self, directory):
+        sock, self.port = bind_unused_port()
+        sock.close()
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self):
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def spare_redis(tmp_path):
+    server = SpareRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
