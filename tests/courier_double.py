@@ -26,6 +26,8 @@ class Receive(RequestHandler):
     async def post(self, channel_uuid):
         double = self.double
         double.requests.append(json.loads(self.request.body or b"null"))
+        if double.delay:
+            await asyncio.sleep(double.delay)
         if double.fail_with:
             self.set_status(double.fail_with)
             return self.finish({"error": "courier is having a bad day"})
@@ -43,6 +45,7 @@ class CourierDouble:
         self.requests: list = []   # every body received
         self.events: list = []     # (chat_id, event) for every event handled
         self.fail_with = 0
+        self.delay = 0.0           # seconds to wait before answering, like a busy Courier
         self.server = None
         self.url = None
 

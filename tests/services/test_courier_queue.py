@@ -1,0 +1,98 @@
+"""Events for Courier survive Courier's failures, keep their order, and are batched per chat."""
+
+import logging
+
+import redis
+
+from tests.conftest import TEST_VALKEY
+
+
+async def bound(connect, server, channel):
+    visitor = await connect(server, channel["uuid"])
+    visitor.chat_id = (await visitor.start())["chat_id"]
+    return visitor
+
+
+def fast_retries(server):
+    queue = server.services.courier_queue
+    queue.backoff_base, queue.backoff_cap = 0.05, 0.2
+    queue._loop.callback_time = 50  # the due loop looks every 50 ms instead of every second
+
+
+async def test_visitor_messages_wait_out_a_courier_outage_in_order(chip_server, channel, connect, courier):
+    fast_retries(chip_server)
+    visitor = await bound(connect, chip_server, channel)
+    courier.fail_with = 500
+    for i in range(10):
+        await visitor.send({"type": "send_msg", "text": f"m{i}"})
+    await courier.wait_for(lambda: len(courier.requests) >= 3)  # it keeps trying
+    assert courier.of_type("msg_in") == []
+    pending = redis.Redis.from_url(TEST_VALKEY).llen(f"chip:courier:{channel['uuid']}:{visitor.chat_id}")
+    assert pending == 10
+    courier.fail_with = 0
+    await courier.wait_for(lambda: len(courier.of_type("msg_in", visitor.chat_id)) == 10)
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == [f"m{i}" for i in range(10)]
+
+
+async def test_chat_started_during_an_outage_is_replied_and_delivered_later(chip_server, channel, connect, courier,
+                                                                             rows):
+    fast_retries(chip_server)
+    courier.fail_with = 503
+    visitor = await connect(chip_server, channel["uuid"])
+    chat_id = (await visitor.start())["chat_id"]
+    await visitor.send({"type": "send_msg", "text": "hello?"})
+    courier.fail_with = 0
+    await courier.wait_for(lambda: courier.of_type("msg_in", chat_id))
+    kinds = [e["type"] for c, e in courier.events if c == chat_id]
+    assert kinds == ["chat_started", "msg_in"]
+    assert rows.one("SELECT count(*) FROM contacts_contacturn WHERE path = %s", chat_id) == (1,)
+
+
+async def test_a_400_from_courier_is_dropped_not_retried(chip_server, channel, connect, courier, caplog):
+    fast_retries(chip_server)
+    visitor = await bound(connect, chip_server, channel)
+    courier.fail_with = 400
+    with caplog.at_level(logging.ERROR):
+        await visitor.send({"type": "send_msg", "text": "refused"})
+        await courier.wait_for(lambda: len(courier.requests) == 2)
+        await visitor.silent(0.5)
+    assert [r["events"] for r in courier.requests[1:]] == [[{"type": "msg_in", "msg": {"text": "refused"}}]]
+    assert "courier rejected" in caplog.text and "sesame" not in caplog.text
+    courier.fail_with = 0
+    await visitor.send({"type": "send_msg", "text": "accepted"})
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["accepted"]
+
+
+async def test_another_process_delivers_what_a_stopped_one_queued(start_chip, channel, connect, courier):
+    first = await start_chip(instance_id="first")
+    fast_retries(first)
+    visitor = await bound(connect, first, channel)
+    courier.fail_with = 500
+    await visitor.send({"type": "send_msg", "text": "survives"})
+    await courier.wait_for(lambda: len(courier.requests) >= 2)
+    visitor.close()
+    await first.stop()
+
+    courier.fail_with = 0
+    second = await start_chip(instance_id="second")
+    fast_retries(second)
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+    assert courier.of_type("msg_in", visitor.chat_id) == [{"type": "msg_in", "msg": {"text": "survives"}}]
+
+
+async def test_events_of_one_chat_share_requests(chip_server, channel, connect, courier, post_msg):
+    visitor = await bound(connect, chip_server, channel)
+    courier.delay = 0.05  # acks pile up while a request is in flight
+    for i in range(1, 31):
+        await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})
+    for i in range(1, 31):
+        await visitor.expect("chat_out")
+        await visitor.send({"type": "ack_chat", "msg_id": i})
+    await courier.wait_for(lambda: len(courier.of_type("msg_status", visitor.chat_id)) == 30)
+    statuses = [e["status"]["msg_id"] for e in courier.of_type("msg_status", visitor.chat_id)]
+    assert statuses == list(range(1, 31))
+    status_requests = [r for r in courier.requests if r["events"][0]["type"] == "msg_status"]
+    assert len(status_requests) < 30
+    assert max(len(r["events"]) for r in status_requests) > 1
+    assert all(r["chat_id"] == visitor.chat_id and r["secret"] == "sesame" for r in status_requests)

@@ -1,0 +1,123 @@
+"""chip.py as operators run it: real processes, real signals, exit statuses."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from tornado.testing import bind_unused_port
+from tornado.websocket import websocket_connect
+
+from tests.conftest import ROOT
+
+
+def free_port() -> int:
+    sock, port = bind_unused_port()
+    sock.close()
+    return port
+
+
+class ChipProcess:
+    def __init__(self, *args, env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "chip.py"), "--address", "127.0.0.1", "--port", str(self.port), *args],
+            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    async def ready(self, http):
+        for _ in range(200):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"chip exited {self.proc.returncode}: {self.proc.stderr.read()}")
+            try:
+                status, _ = await http(self.url + "/", request_timeout=1)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError("chip did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def chip_process(pg_url, redis_url, courier):
+    started = []
+
+    def start(*args, **env) -> ChipProcess:
+        base = ["--db", pg_url, "--valkey", redis_url, "--courier-url", courier.url]
+        started.append(ChipProcess(*base, *args, env=env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, str(ROOT / "chip.py"), *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=30)
+
+
+def test_help_lists_settings():
+    result = run("--help")
+    assert result.returncode == 0 and "--courier-url" in result.stdout and "CHIP_VALKEY" in result.stdout
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--port", "nope"], {}, "chip: error: argument --port: 'nope' is not a number"),
+    ([], {"CHIP_DB": "sqlite:///x"}, "chip: error: CHIP_DB: 'sqlite:///x' is not a URL"),
+    (["--db", "postgres://postgres@127.0.0.1:1/x"], {}, "chip: error: cannot reach the database at"),
+])
+def test_bad_configuration_is_one_line_and_status_2(args, env, message):
+    result = run(*args, env=env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_redis_is_one_line_and_status_2(pg_url):
+    result = run("--db", pg_url, "--valkey", "redis://127.0.0.1:1/0")
+    assert result.returncode == 2 and result.stderr == "chip: error: cannot reach valkey/redis at redis://127.0.0.1:1/0\n"
+
+
+def test_password_is_not_printed(pg_url):
+    result = run("--db", "postgres://temba:hunter2@127.0.0.1:1/temba")
+    assert "hunter2" not in result.stderr and "***" in result.stderr
+
+
+async def test_two_processes_send_to_one_receive_on_the_other(chip_process, http, channel, courier):
+    one = await chip_process("--instance-id", "one").ready(http)
+    two = await chip_process("--instance-id", "two").ready(http)
+    conn = await websocket_connect(f"{two.ws_url}/wc/connect/{channel['uuid']}/")
+    try:
+        await conn.write_message(json.dumps({"type": "start_chat"}))
+        chat_id = json.loads(await conn.read_message())["chat_id"]
+        for i in (1, 2):
+            body = {"chat_id": chat_id, "secret": "sesame", "msg": {"id": i, "text": f"m{i}", "origin": "flow"}}
+            status, _ = await http(f"{one.url}/wc/send/{channel['uuid']}/", method="POST", body=json.dumps(body))
+            assert status == 200
+        frames = [json.loads(await asyncio.wait_for(conn.read_message(), 5)) for _ in range(2)]
+        assert [f["msg_out"]["id"] for f in frames] == [1, 2]
+    finally:
+        conn.close()
+
+
+async def test_sigterm_closes_sockets_with_1001_and_exits_0(chip_process, http, channel):
+    process = await chip_process().ready(http)
+    conn = await websocket_connect(f"{process.ws_url}/wc/connect/{channel['uuid']}/")
+    await conn.write_message(json.dumps({"type": "start_chat"}))
+    await conn.read_message()
+    process.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(conn.read_message(), 10) is None
+    assert conn.close_code == 1001
+    assert await asyncio.get_running_loop().run_in_executor(None, process.proc.wait, 15) == 0
+    conn.close()
