@@ -23,7 +23,9 @@ from services.courier import CourierClient
 from services.courier_queue import CourierQueue
 from services.delivery import Delivery
 from services.errors import Unavailable
+from services.expiry import Expiry
 from services.lookups import Lookups
+from services.mailer import Mailer
 from services.outbox import Outbox
 from services.registry import Registry
 
@@ -43,16 +45,19 @@ class Services:
     registry: Registry
     delivery: Delivery
     courier_queue: CourierQueue
+    expiry: Expiry
     chats: Chats
 
     async def start(self):
         await self.courier.start()
         await self.delivery.start()
         self.courier_queue.start()
+        self.expiry.start()
 
     async def stop(self):
         """Close sockets (1001), let Courier calls finish, stop the loops, close Redis and the database."""
         self.registry.close_all(1001, "server shutting down")
+        self.expiry.stop()
         await self.courier_queue.stop(SHUTDOWN_GRACE)
         await self.delivery.stop()
         await self.courier.close()
@@ -80,10 +85,12 @@ async def build(config: Config) -> Services:
     lookups = Lookups(db)
     registry = Registry()
     outbox = Outbox(redis)
-    delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout)
-    courier_queue = CourierQueue(redis, courier, lookups)
+    delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts)
+    courier_queue = CourierQueue(redis, courier, lookups, expiry=config.inbound_expiry)
+    mailer = Mailer(config.smtp_url) if config.smtp_url else None
+    expiry = Expiry(redis, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, config.storage_url)
-    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, chats)
+    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, expiry, chats)
 
 
 def make_app(services: Services, **extra) -> Application:
@@ -95,8 +102,8 @@ def make_app(services: Services, **extra) -> Application:
         lookups=services.lookups,
         delivery=services.delivery,
         registry=services.registry,
-        websocket_ping_interval=30,
-        websocket_ping_timeout=60,
+        websocket_ping_interval=services.config.ping_interval,
+        websocket_ping_timeout=services.config.ping_timeout,
         websocket_max_message_size=64 * 1024,
         **extra,
     )

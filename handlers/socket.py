@@ -4,6 +4,8 @@ import logging
 
 import orjson
 from marshmallow import ValidationError
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from handlers import schemas
@@ -32,6 +34,7 @@ def _retrieve(future):
 
 class ChatSocket(ServicesMixin, WebSocketHandler):
     session: Session = None
+    _start_timer = None
 
     async def get(self, channel_uuid: str):
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
@@ -48,6 +51,9 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
 
     def open(self, channel_uuid: str):
         self.registry.open(self.session)
+        # a visitor that stops reading must not make chip buffer without limit
+        self.ws_connection.stream.max_write_buffer_size = self.config.max_write_buffer
+        self._start_timer = IOLoop.current().call_later(self.config.start_timeout, self._close_unstarted)
         logger.debug("socket opened channel=%s ip=%s", channel_uuid, self.request.remote_ip)
 
     async def on_message(self, message):
@@ -85,9 +91,22 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
         except WebSocketClosedError:
             self.delivery.unbind(self.session)
             return False
+        except StreamBufferFullError:
+            # not even a close frame would get through: drop the connection; the outbox keeps the messages
+            logger.info("closing a socket that does not read channel=%s chat=%s", self.session.channel.uuid,
+                        self.session.chat_id)
+            self.delivery.unbind(self.session)
+            self.ws_connection.stream.close()
+            return False
         return True
 
+    def _close_unstarted(self):
+        if not self.session.bound:
+            self.close(1008, "start_chat was not sent in time")
+
     def on_close(self):
+        if self._start_timer is not None:
+            IOLoop.current().remove_timeout(self._start_timer)
         if self.session is not None:
             self.delivery.unbind(self.session)
             logger.debug("socket closed channel=%s chat=%s code=%s", self.session.channel.uuid,

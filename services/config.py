@@ -32,6 +32,14 @@ class Config:
     log_level: str = "info"
     sentry_dsn: str = ""
     db_pool_size: int = 8
+    inbound_expiry: float = 86400.0
+    max_attempts: int = 10
+    msg_expiry: float = 7 * 86400.0
+    smtp_url: str = ""
+    ping_interval: float = 30.0
+    ping_timeout: float = 30.0
+    start_timeout: float = 30.0
+    max_write_buffer: int = 1024 * 1024
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -119,6 +127,19 @@ SETTINGS = [
     ("log-level", _level, "one of " + ", ".join(LOG_LEVELS)),
     ("sentry-dsn", str, "report errors to this Sentry DSN (optional)"),
     ("db-pool-size", _positive(int), "PostgreSQL connections (and worker threads) per process"),
+    ("inbound-expiry", _positive(float),
+     "seconds a visitor's event is kept for Courier while Courier fails, before it is given up"),
+    ("max-attempts", _positive(int), "pushes of an unacknowledged message to one socket before waiting "
+                                     "for the visitor's next visit"),
+    ("msg-expiry", _positive(float), "seconds an outgoing message may wait in an outbox before it is "
+                                     "emailed (with --smtp-url and a visitor email) or failed"),
+    ("smtp-url", _url(["smtp", "smtps"]), "email stale messages through this server: "
+                                          "smtp://user:pass@host:587/?from=chat@example.com (optional)"),
+    ("ping-interval", _positive(float), "seconds between WebSocket pings"),
+    ("ping-timeout", _positive(float), "seconds without a pong before a socket is closed "
+                                       "(at most --ping-interval)"),
+    ("start-timeout", _positive(float), "seconds a socket may stay open without start_chat"),
+    ("max-write-buffer", _positive(int), "bytes queued for a socket that does not read before it is closed"),
 ]
 
 
@@ -166,7 +187,11 @@ def parse(argv=None, environ=None) -> Config:
                 raise ConfigError(f"{env}: {e}") from None
     flags = vars(_parser().parse_args(argv))
     values.update(flags)
-    return Config(**values)
+    config = Config(**values)
+    if config.ping_timeout > config.ping_interval:
+        raise ConfigError(f"--ping-timeout ({config.ping_timeout:g}) cannot be longer than "
+                          f"--ping-interval ({config.ping_interval:g})")
+    return config
 
 
 def load(argv=None) -> Config:

@@ -96,6 +96,15 @@ class Outbox:
         )
         return bool(removed)
 
+    @redis_errors("indexing an outbox")
+    async def reindex(self, key: str, oldest_queued: float = None):
+        """Record when the chat's oldest waiting message was queued (None: the outbox is empty)."""
+        if oldest_queued is None:
+            if not await self.redis.zcard(keys.outbox_order(key)):
+                await self.redis.zrem(keys.OUTBOXES, key)
+        else:
+            await self.redis.zadd(keys.OUTBOXES, {key: oldest_queued}, xx=True)
+
     @redis_errors("measuring an outbox")
     async def depth(self, key: str) -> int:
         return await self.redis.zcard(keys.outbox_order(key))

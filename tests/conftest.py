@@ -10,7 +10,10 @@ import json
 import os
 import pathlib
 import secrets
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -175,6 +178,70 @@ class SpareRedis:
             self.process = None
 
 
+class SparePostgres:
+    """A PostgreSQL cluster of the test's own (initdb in a temporary folder) on a free loopback port,
+    with RapidPro's tables, to stop and start at will."""
+
+    def __init__(self):
+        sock, self.port = bind_unused_port()
+        sock.close()
+        bins = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"))
+        if not bins:
+            pytest.skip("PostgreSQL server binaries are not installed")
+        self.bin = bins[-1]
+        # not under pytest's tmp_path: its parent is private to root, and the server runs as postgres
+        directory = self.directory = pathlib.Path(tempfile.mkdtemp(prefix="chip-test-pg-"))
+        self.data = directory / "pgdata"
+        self.data.mkdir()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        self.process = None
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            shutil.chown(directory, "postgres")
+            shutil.chown(self.data, "postgres")
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N")
+
+    def _as_owner(self, *args):
+        return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
+
+    def _run(self, *args):
+        subprocess.run(self._as_owner(*args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self):
+        self.process = subprocess.Popen(
+            self._as_owner(str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                           "-h", "127.0.0.1", "-k", str(self.data), "-c", "fsync=off"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                psycopg2.connect(self.url).close()
+                return
+            except psycopg2.OperationalError:
+                time.sleep(0.05)
+        raise RuntimeError("spare PostgreSQL did not start")
+
+    def load_schema(self):
+        conn = psycopg2.connect(self.url)
+        with conn, conn.cursor() as cur:
+            cur.execute(SCHEMA.read_text())
+        conn.close()
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()  # SIGTERM: smart shutdown is not needed, fast is what a crash looks like
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@pytest.fixture
+def spare_postgres():
+    server = SparePostgres()
+    server.start()
+    server.load_schema()
+    yield server
+    server.stop()
+    shutil.rmtree(server.directory, ignore_errors=True)
+
+
 @pytest.fixture
 def spare_redis(tmp_path):
     server = SpareRedis(tmp_path)
@@ -312,3 +379,75 @@ def post_msg(http, chip_server):
         return await http(f"{(server or chip_server).url}/wc/send/{channel_uuid}/", method="POST",
                           body=json.dumps(body))
     return post
+
+
+class ChipProcess:
+    """chip.py run as operators run it, in a process of its own on a free loopback port."""
+
+    def __init__(self, *args, env=None):
+        sock, self.port = bind_unused_port()
+        sock.close()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "chip.py"), "--address", "127.0.0.1", "--port", str(self.port), *args],
+            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    async def ready(self, http):
+        for _ in range(200):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"chip exited {self.proc.returncode}: {self.proc.stderr.read()}")
+            try:
+                status, _ = await http(self.url + "/", request_timeout=1)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError("chip did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def chip_process(pg_url, redis_url, courier):
+    """chip_process(*flags) -> a ChipProcess on the test database, Redis and Courier double; killed at teardown."""
+    started = []
+
+    def start(*args, **env) -> ChipProcess:
+        base = ["--db", pg_url, "--valkey", redis_url, "--courier-url", courier.url]
+        started.append(ChipProcess(*base, *args, env=env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+FAULT_TALLY = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def tally(request):
+    """tally(fault, sent=, delivered=, duplicates=): one row of the fault report printed after the run."""
+    rows = request.config.stash.setdefault(FAULT_TALLY, [])
+
+    def record(fault: str, sent: int, delivered: int, duplicates: int = 0):
+        rows.append((fault, sent, sent - delivered, duplicates))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    rows = config.stash.get(FAULT_TALLY, [])
+    if rows:
+        terminalreporter.write_sep("-", "fault report")
+        terminalreporter.write_line("| fault | messages | lost | duplicates |")
+        terminalreporter.write_line("|---|---|---|---|")
+        for fault, sent, lost, duplicates in rows:
+            terminalreporter.write_line(f"| {fault} | {sent} | {lost} | {duplicates} |")

@@ -8,58 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
 from tests.conftest import ROOT
-
-
-def free_port() -> int:
-    sock, port = bind_unused_port()
-    sock.close()
-    return port
-
-
-class ChipProcess:
-    def __init__(self, *args, env=None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "chip.py"), "--address", "127.0.0.1", "--port", str(self.port), *args],
-            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    async def ready(self, http):
-        for _ in range(200):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"chip exited {self.proc.returncode}: {self.proc.stderr.read()}")
-            try:
-                status, _ = await http(self.url + "/", request_timeout=1)
-                if status == 200:
-                    return self
-            except OSError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError("chip did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-
-@pytest.fixture
-def chip_process(pg_url, redis_url, courier):
-    started = []
-
-    def start(*args, **env) -> ChipProcess:
-        base = ["--db", pg_url, "--valkey", redis_url, "--courier-url", courier.url]
-        started.append(ChipProcess(*base, *args, env=env))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def run(*args, env=None):

@@ -1,0 +1,111 @@
+"""Gives up outgoing messages that waited in an outbox longer than --msg-expiry.
+
+The visitor never came back for them. If they left an email (set_email) and chip has an SMTP
+server, the messages are emailed and Courier hears `sent`; otherwise Courier hears `failed`.
+Any chip process may sweep; a short Redis lock per chat keeps two from doing the same chat.
+"""
+
+import logging
+import secrets
+import time
+from datetime import datetime
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from tornado.ioloop import PeriodicCallback
+
+from services import events, keys
+from services.courier_queue import CourierQueue, encode_event
+from services.errors import Unavailable
+from services.lookups import Lookups
+from services.mailer import Mailer
+from services.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+
+class Expiry:
+    def __init__(self, redis: aioredis.Redis, outbox: Outbox, courier: CourierQueue, lookups: Lookups,
+                 mailer: Mailer = None, *, expiry: float = 7 * 86400.0, interval: float = 60.0):
+        self.redis = redis
+        self.outbox = outbox
+        self.courier = courier
+        self.lookups = lookups
+        self.mailer = mailer
+        self.expiry = expiry
+        self.interval = interval
+        self._loop = None
+        self._running = False
+
+    def start(self):
+        self._loop = PeriodicCallback(self._tick, self.interval * 1000, jitter=0.1)
+        self._loop.start()
+
+    def stop(self):
+        if self._loop is not None:
+            self._loop.stop()
+
+    async def _tick(self):
+        if self._running:
+            return
+        self._running = True
+        try:
+            await self.sweep()
+        except (RedisError, OSError, Unavailable) as e:
+            logger.warning("stale message sweep skipped: %s", e)
+        finally:
+            self._running = False
+
+    async def sweep(self) -> int:
+        """Give up every message older than the expiry; returns how many."""
+        cutoff = time.time() - self.expiry
+        stale_chats = await self.redis.zrangebyscore(keys.OUTBOXES, "-inf", cutoff, start=0, num=100)
+        given_up = 0
+        for key in stale_chats:
+            given_up += await self._expire_chat(key.decode(), cutoff)
+        return given_up
+
+    async def _expire_chat(self, key: str, cutoff: float) -> int:
+        lock, token = f"{keys.PREFIX}:expire:{key}", secrets.token_hex(8)
+        if not await self.redis.set(lock, token, nx=True, px=60_000):
+            return 0
+        try:
+            entries = await self.outbox.window(key, 1000)
+            stale, oldest_left = [], None
+            for msg_key, frame in entries:
+                out = orjson.loads(frame)["msg_out"]
+                queued = datetime.fromisoformat(out["time"].replace("Z", "+00:00")).timestamp()
+                if queued < cutoff:
+                    stale.append((msg_key, out))
+                else:
+                    oldest_left = queued
+                    break
+            if stale:
+                status = "sent" if await self._email(key, [out for _, out in stale]) else "failed"
+                for msg_key, _ in stale:
+                    event = encode_event(events.courier_msg_status(msg_key, status))
+                    await self.outbox.remove(key, msg_key, event, self.courier.due_score)
+                self.courier.kick(key)
+                logger.info("gave up %d stale message(s) chat=%s status=%s", len(stale), key, status)
+            await self.outbox.reindex(key, oldest_left)
+            return len(stale)
+        finally:
+            await self.redis.delete(lock)
+
+    async def _email(self, key: str, messages: list) -> bool:
+        if self.mailer is None:
+            return False
+        channel_uuid, chat_id = keys.split_chat_key(key)
+        channel = await self.lookups.channel(channel_uuid)
+        urn = await self.lookups.urn(channel.org_id, chat_id) if channel else None
+        if urn is None or not urn.display:
+            return False
+        lines = []
+        for out in messages:
+            sender = out.get("user", {}).get("name") or channel.name or "us"
+            lines.append(f"{sender}: {out['text']}")
+            lines.extend(f"  {attachment.split(':', 1)[-1]}" for attachment in out.get("attachments", []))
+        body = ("While you were away, you were sent these messages:\n\n" + "\n".join(lines) +
+                "\n\nCome back to the chat to reply.\n")
+        return await self.mailer.send(urn.display, f"Your messages from {channel.name or 'our chat'}", body)

@@ -1,0 +1,111 @@
+"""Outgoing messages under faults: a widget that never acks, a visitor who never comes back."""
+
+import asyncio
+
+import pytest
+import redis
+from aiosmtpd.controller import Controller
+from tornado.testing import bind_unused_port
+
+from tests.conftest import TEST_VALKEY
+
+
+async def bound(connect, server, channel, chat_id=None):
+    visitor = await connect(server, channel["uuid"])
+    visitor.chat_id = (await visitor.start(chat_id))["chat_id"]
+    return visitor
+
+
+async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(start_chip, channel, connect, post_msg):
+    server = await start_chip(ack_timeout=0.1, max_attempts=3)
+    server.services.delivery.backoff_cap = 0.2
+    visitor = await bound(connect, server, channel)
+    await post_msg(channel["uuid"], visitor.chat_id, {"id": 1, "text": "are you there?", "origin": "flow"},
+                   server=server)
+    copies = [await visitor.expect("chat_out", timeout=3) for _ in range(3)]
+    assert {c["msg_out"]["id"] for c in copies} == {1}
+    await visitor.silent(1.0)
+    visitor.close()
+    again = await bound(connect, server, channel, visitor.chat_id)
+    assert (await again.expect("chat_out"))["msg_out"]["id"] == 1
+    await again.send({"type": "ack_chat", "msg_id": 1})
+
+
+@pytest.fixture
+def stale_chat(rows, channel):
+    """A chat whose visitor left an email and is away."""
+    chat_id = "s" * 24
+    rows.contact(channel["org_id"], channel["uuid"], chat_id, email="visitor@example.com")
+    return chat_id
+
+
+async def test_stale_messages_fail_without_smtp(start_chip, channel, stale_chat, post_msg, courier):
+    server = await start_chip(msg_expiry=0.3)
+    for i in (1, 2):
+        await post_msg(channel["uuid"], stale_chat, {"id": i, "text": f"m{i}", "origin": "broadcast"}, server=server)
+    await asyncio.sleep(0.4)
+    assert await server.services.expiry.sweep() == 2
+    await courier.wait_for(lambda: len(courier.of_type("msg_status", stale_chat)) == 2)
+    assert [e["status"] for e in courier.of_type("msg_status", stale_chat)] == [
+        {"msg_id": 1, "status": "failed"}, {"msg_id": 2, "status": "failed"}]
+    client = redis.Redis.from_url(TEST_VALKEY)
+    assert client.zcard(f"chip:out:{channel['uuid']}:{stale_chat}:order") == 0
+    assert client.zscore("chip:outboxes", f"{channel['uuid']}:{stale_chat}") is None
+
+
+async def test_fresh_messages_are_kept(start_chip, channel, stale_chat, post_msg, courier):
+    server = await start_chip(msg_expiry=60)
+    await post_msg(channel["uuid"], stale_chat, {"id": 1, "text": "fresh", "origin": "flow"}, server=server)
+    assert await server.services.expiry.sweep() == 0
+    assert redis.Redis.from_url(TEST_VALKEY).zcard(f"chip:out:{channel['uuid']}:{stale_chat}:order") == 1
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    sock, port = bind_unused_port()
+    sock.close()
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    inbox.url = f"smtp://127.0.0.1:{port}/?from=chat@shop.example.com"
+    yield inbox
+    controller.stop()
+
+
+async def test_stale_messages_are_emailed_and_reported_sent(start_chip, channel, stale_chat, post_msg, courier, rows,
+                                                            smtp_server):
+    user_id = rows.user()
+    server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
+    await post_msg(channel["uuid"], stale_chat, {"uuid": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "text": "Your order",
+                                                 "origin": "chat", "user_id": user_id,
+                                                 "attachments": ["image/jpeg:https://example.com/receipt.jpg"]},
+                   server=server)
+    await asyncio.sleep(0.4)
+    assert await server.services.expiry.sweep() == 1
+    await courier.wait_for(lambda: courier.of_type("msg_status", stale_chat))
+    assert courier.of_type("msg_status", stale_chat) == [{"type": "msg_status", "status": {
+        "msg_uuid": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "status": "sent"}}]
+    [(to, content)] = smtp_server.messages
+    assert to == ["visitor@example.com"]
+    assert "Bob McTickets: Your order" in content and "https://example.com/receipt.jpg" in content
+    assert "From: chat@shop.example.com" in content
+
+
+async def test_unreachable_smtp_reports_failed(start_chip, channel, stale_chat, post_msg, courier):
+    sock, port = bind_unused_port()
+    sock.close()
+    server = await start_chip(msg_expiry=0.3, smtp_url=f"smtp://127.0.0.1:{port}")
+    await post_msg(channel["uuid"], stale_chat, {"id": 3, "text": "x", "origin": "flow"}, server=server)
+    await asyncio.sleep(0.4)
+    assert await server.services.expiry.sweep() == 1
+    await courier.wait_for(lambda: courier.of_type("msg_status", stale_chat))
+    assert courier.of_type("msg_status", stale_chat)[0]["status"] == {"msg_id": 3, "status": "failed"}
