@@ -85,7 +85,8 @@ async def build(config: Config) -> Services:
     lookups = Lookups(db)
     registry = Registry()
     outbox = Outbox(redis)
-    delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts)
+    delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
+                        max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout)
     courier_queue = CourierQueue(redis, courier, lookups, expiry=config.inbound_expiry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)

@@ -35,6 +35,7 @@ def _retrieve(future):
 class ChatSocket(ServicesMixin, WebSocketHandler):
     session: Session = None
     _start_timer = None
+    _last_write = None
 
     async def get(self, channel_uuid: str):
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
@@ -51,8 +52,8 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
 
     def open(self, channel_uuid: str):
         self.registry.open(self.session)
-        # a visitor that stops reading must not make chip buffer without limit
-        self.ws_connection.stream.max_write_buffer_size = self.config.max_write_buffer
+        # delivery keeps under --max-write-buffer by itself; this bounds whatever else is written
+        self.ws_connection.stream.max_write_buffer_size = 2 * self.config.max_write_buffer + 64 * 1024
         self._start_timer = IOLoop.current().call_later(self.config.start_timeout, self._close_unstarted)
         logger.debug("socket opened channel=%s ip=%s", channel_uuid, self.request.remote_ip)
 
@@ -87,7 +88,8 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
         if self.ws_connection is None or self.ws_connection.is_closing():
             return False
         try:
-            self.write_message(text).add_done_callback(_retrieve)
+            self._last_write = self.write_message(text)
+            self._last_write.add_done_callback(_retrieve)
         except WebSocketClosedError:
             self.delivery.unbind(self.session)
             return False
@@ -99,6 +101,21 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
             self.ws_connection.stream.close()
             return False
         return True
+
+    def buffered(self) -> int:
+        """Bytes written to this socket and not yet taken by the kernel."""
+        stream = self.ws_connection.stream if self.ws_connection else None
+        if stream is None or stream.closed():
+            return 0
+        # IOStream keeps no public count of its unsent bytes
+        return stream._total_write_index - stream._total_write_done_index
+
+    def when_drained(self, callback):
+        """Call back once everything written so far has gone to the kernel (or the socket closed)."""
+        if self._last_write is None or self._last_write.done():
+            IOLoop.current().add_callback(callback)
+        else:
+            self._last_write.add_done_callback(lambda _: callback())
 
     def _close_unstarted(self):
         if not self.session.bound:

@@ -139,7 +139,8 @@ SETTINGS = [
     ("ping-timeout", _positive(float), "seconds without a pong before a socket is closed "
                                        "(at most --ping-interval)"),
     ("start-timeout", _positive(float), "seconds a socket may stay open without start_chat"),
-    ("max-write-buffer", _positive(int), "bytes queued for a socket that does not read before it is closed"),
+    ("max-write-buffer", _positive(int), "bytes of messages queued for a socket before chip waits for it to "
+                                         "read; one that reads nothing for --ping-timeout is closed"),
 ]
 
 

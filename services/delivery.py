@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 class Delivery:
     def __init__(self, redis: aioredis.Redis, outbox: Outbox, registry: Registry, *,
                  ack_timeout: float = 15.0, max_attempts: int = 10, window: int = 100,
-                 retry_interval: float = 1.0, backoff_cap: float = 300.0):
+                 retry_interval: float = 1.0, backoff_cap: float = 300.0,
+                 max_buffer: int = 1024 * 1024, stall_timeout: float = 30.0):
         self.redis = redis
         self.outbox = outbox
         self.registry = registry
@@ -35,10 +36,13 @@ class Delivery:
         self.window = window
         self.retry_interval = retry_interval
         self.backoff_cap = backoff_cap
+        self.max_buffer = max_buffer
+        self.stall_timeout = stall_timeout
         self._pubsub = None
         self._listener = None
         self._retry = None
         self._pumping: dict[str, bool] = {}  # chat key -> another pump was asked for meanwhile
+        self._deep: set[str] = set()  # chats whose outbox holds more than one window
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self):
@@ -72,8 +76,10 @@ class Delivery:
             self.wake(session.key)
 
     def unbind(self, session: Session):
-        if self.registry.remove(session) and self._pubsub is not None:
-            self._spawn(self._unsubscribe(session.key))
+        if self.registry.remove(session):
+            self._deep.discard(session.key)
+            if self._pubsub is not None:
+                self._spawn(self._unsubscribe(session.key))
 
     async def _unsubscribe(self, key: str):
         try:
@@ -84,8 +90,12 @@ class Delivery:
 
     def acked(self, key: str, msg_key: str):
         """A message of this chat was acknowledged: stop pushing it to this process's sockets."""
+        now = time.monotonic()
         for session in self.registry.sessions(key):
             session.pushed.pop(msg_key, None)
+            session.acked[msg_key] = now
+        if key in self._deep:
+            self.wake(key)  # an ack makes room in the window for what waits behind it
 
     # pumping
 
@@ -112,9 +122,16 @@ class Delivery:
     async def _pump(self, key: str):
         if not self.registry.sessions(key):
             return
+        read_at = time.monotonic()
         entries = await self.outbox.window(key, self.window)
+        if len(entries) < self.window:
+            self._deep.discard(key)
+        else:
+            self._deep.add(key)
         now = time.monotonic()
         for session in self.registry.sessions(key):
+            # an ack that came in while this window was read leaves it stale: skip what was acked
+            session.acked = {k: at for k, at in session.acked.items() if at >= read_at}
             self._push(session, entries, now)
             if len(entries) < self.window:
                 # the whole outbox was read: anything else this socket was sent is gone (acked)
@@ -123,8 +140,17 @@ class Delivery:
                     del session.pushed[msg_key]
 
     def _push(self, session: Session, entries, now: float):
-        """Send, in outbox order, what this socket has not had or has not acked in time."""
+        """Send, in outbox order, what this socket has not had or has not acked in time, while its
+        unsent bytes stay under max_buffer (a frame larger than that still goes, alone)."""
+        session.stalled = None
         for msg_key, frame in entries:
+            if msg_key in session.acked:
+                continue
+            unsent = session.transport.buffered()
+            if unsent and unsent + len(frame) > self.max_buffer:
+                session.stalled = [unsent, now]
+                session.transport.when_drained(lambda: self.wake(session.key))
+                return
             state = session.pushed.get(msg_key)
             if state is None:
                 state = session.pushed[msg_key] = [0.0, 0]
@@ -141,9 +167,26 @@ class Delivery:
     def _retry_due(self):
         now = time.monotonic()
         for key in self.registry.chats():
-            if any(state[0] <= now and state[1] < self.max_attempts
-                   for session in self.registry.sessions(key) for state in session.pushed.values()):
+            sessions = self.registry.sessions(key)
+            if any(self._drained(session, now) for session in sessions) or any(
+                    state[0] <= now and state[1] < self.max_attempts
+                    for session in sessions for state in session.pushed.values()):
                 self.wake(key)
+
+    def _drained(self, session: Session, now: float) -> bool:
+        """Whether a stalled socket can take more; one that has not drained at all for stall_timeout
+        is not reading: it is closed, and its messages wait in the outbox for the next visit."""
+        if session.stalled is None:
+            return False
+        unsent, since = session.stalled
+        current = session.transport.buffered()
+        if current < unsent:
+            return True
+        if now - since > self.stall_timeout:
+            logger.info("closing a socket that stopped reading chat=%s unsent=%d", session.chat_id, current)
+            self.unbind(session)
+            session.transport.close(1008, "not reading")
+        return False
 
     # the wake listener
 

@@ -13,16 +13,22 @@ class Transport(Protocol):
 
     def send_text(self, text: str) -> bool: ...
 
+    def buffered(self) -> int: ...
+
+    def when_drained(self, callback) -> None: ...
+
     def close(self, code: int = None, reason: str = None) -> None: ...
 
 
 class Session:
     """One visitor socket: its channel, the chat it is bound to, and what was pushed to it.
 
-    `pushed` maps a message key to [when it is due again if not acked, pushes so far].
+    `pushed` maps a message key to [when it is due again if not acked, pushes so far]. `stalled` is
+    set while pushing waits for the socket to drain: [bytes then unsent, since when]. `acked` maps
+    a message key to when it was acked, until no outbox read from before then can be in flight.
     """
 
-    __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "remote_ip")
+    __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "acked", "remote_ip", "stalled")
 
     def __init__(self, channel, transport: Transport, remote_ip: str = ""):
         self.channel = channel
@@ -31,6 +37,8 @@ class Session:
         self.chat_id = None
         self.key = None
         self.pushed: dict[str, list] = {}
+        self.acked: dict[str, float] = {}
+        self.stalled = None
 
     def bind(self, chat_id: str):
         self.chat_id = chat_id

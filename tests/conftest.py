@@ -11,6 +11,7 @@ import os
 import pathlib
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -198,19 +199,15 @@ class SparePostgres:
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
             shutil.chown(directory, "postgres")
             shutil.chown(self.data, "postgres")
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N")
-
-    def _as_owner(self, *args):
-        return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
-
-    def _run(self, *args):
-        subprocess.run(self._as_owner(*args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.user = "postgres" if os.geteuid() == 0 else None
+        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"],
+                       user=self.user, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self):
         self.process = subprocess.Popen(
-            self._as_owner(str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                           "-h", "127.0.0.1", "-k", str(self.data), "-c", "fsync=off"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
+             "-k", str(self.data), "-c", "fsync=off"],
+            user=self.user, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
                 psycopg2.connect(self.url).close()
@@ -227,7 +224,7 @@ class SparePostgres:
 
     def stop(self):
         if self.process is not None:
-            self.process.terminate()  # SIGTERM: smart shutdown is not needed, fast is what a crash looks like
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: drops every client, as an outage does
             self.process.wait(timeout=30)
             self.process = None
 

@@ -115,3 +115,18 @@ async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it
     await post_msg(channel["uuid"], laptop.chat_id, {"id": 6, "text": "still", "origin": "chat"}, server=two)
     assert (await laptop.expect("chat_out"))["msg_out"]["id"] == 6
     assert (await phone.expect("chat_out"))["msg_out"]["id"] == 6
+
+
+async def test_an_outbox_deeper_than_one_window_flows_as_acks_come(chip_server, channel, connect, post_msg, rows):
+    chat_id = "d" * 24
+    rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    for i in range(1, 151):  # more than the 100 pushed at a time
+        await post_msg(channel["uuid"], chat_id, {"id": i, "text": f"m{i}", "origin": "broadcast"})
+    visitor = await bound(connect, chip_server, channel, chat_id)
+    received = []
+    for _ in range(150):
+        msg_id = (await visitor.expect("chat_out", timeout=3))["msg_out"]["id"]
+        received.append(msg_id)
+        await visitor.send({"type": "ack_chat", "msg_id": msg_id})
+    assert received == list(range(1, 151))
+    await visitor.silent(0.3)
