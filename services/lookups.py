@@ -24,17 +24,16 @@ class Lookups:
 
     async def channel(self, channel_uuid: str):
         """The active CHP channel with this UUID, or None."""
-        found = self._channels.get(channel_uuid, _MISSING)
-        if found is _MISSING:
-            found = await self.db.run(Channel.active_chp, channel_uuid)
-            self._channels[channel_uuid] = found
-        return found
+        return await self._cached(self._channels, Channel.active_chp, channel_uuid)
 
     async def user(self, user_id: int):
-        found = self._users.get(user_id, _MISSING)
+        return await self._cached(self._users, User.by_id, user_id)
+
+    async def _cached(self, cache: TTLCache, query, key):
+        """query(key) on the database, remembered (None included) for the cache's TTL."""
+        found = cache.get(key, _MISSING)
         if found is _MISSING:
-            found = await self.db.run(User.by_id, user_id)
-            self._users[user_id] = found
+            found = cache[key] = await self.db.run(query, key)
         return found
 
     async def contact_id(self, org_id: int, chat_id: str):

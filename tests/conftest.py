@@ -353,6 +353,17 @@ async def connect():
 
 
 @pytest.fixture
+def bound(connect):
+    """bound(server, channel, chat_id=None) -> a Visitor that has started (or resumed) a chat,
+    with its chat_id."""
+    async def start(server, channel, chat_id=None) -> Visitor:
+        visitor = await connect(server, channel["uuid"])
+        visitor.chat_id = (await visitor.start(chat_id))["chat_id"]
+        return visitor
+    return start
+
+
+@pytest.fixture
 def http():
     """fetch(url, **kw) -> (status, parsed JSON body), without raising on 4xx/5xx."""
     client = AsyncHTTPClient()

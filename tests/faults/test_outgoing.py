@@ -10,23 +10,18 @@ from tornado.testing import bind_unused_port
 from tests.conftest import TEST_VALKEY
 
 
-async def bound(connect, server, channel, chat_id=None):
-    visitor = await connect(server, channel["uuid"])
-    visitor.chat_id = (await visitor.start(chat_id))["chat_id"]
-    return visitor
 
-
-async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(start_chip, channel, connect, post_msg):
+async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound, start_chip, channel, connect, post_msg):
     server = await start_chip(ack_timeout=0.1, max_attempts=3)
     server.services.delivery.backoff_cap = 0.2
-    visitor = await bound(connect, server, channel)
+    visitor = await bound(server, channel)
     await post_msg(channel["uuid"], visitor.chat_id, {"id": 1, "text": "are you there?", "origin": "flow"},
                    server=server)
     copies = [await visitor.expect("chat_out", timeout=3) for _ in range(3)]
     assert {c["msg_out"]["id"] for c in copies} == {1}
     await visitor.silent(1.0)
     visitor.close()
-    again = await bound(connect, server, channel, visitor.chat_id)
+    again = await bound(server, channel, visitor.chat_id)
     assert (await again.expect("chat_out"))["msg_out"]["id"] == 1
     await again.send({"type": "ack_chat", "msg_id": 1})
 

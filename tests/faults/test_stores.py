@@ -3,13 +3,7 @@
 import asyncio
 import json
 
-import pytest
 
-
-async def bound(connect, server, channel, chat_id=None):
-    visitor = await connect(server, channel["uuid"])
-    visitor.chat_id = (await visitor.start(chat_id))["chat_id"]
-    return visitor
 
 
 async def send(http, server, channel_uuid, chat_id, msg_id):
@@ -17,9 +11,9 @@ async def send(http, server, channel_uuid, chat_id, msg_id):
     return await http(f"{server.url}/wc/send/{channel_uuid}/", method="POST", body=json.dumps(body))
 
 
-async def test_redis_down_then_back(spare_redis, start_chip, channel, connect, http, courier, tally):
+async def test_redis_down_then_back(bound, spare_redis, start_chip, channel, connect, http, courier, tally):
     server = await start_chip(valkey=spare_redis.url)
-    visitor = await bound(connect, server, channel)
+    visitor = await bound(server, channel)
     assert (await send(http, server, channel["uuid"], visitor.chat_id, 1))[0] == 200
     received = [(await visitor.expect("chat_out"))["msg_out"]["id"]]
     await visitor.send({"type": "ack_chat", "msg_id": 1})
@@ -81,12 +75,12 @@ async def test_postgres_down_then_back(spare_postgres, start_chip, channel, conn
     assert (await visitor.expect("chat_out"))["msg_out"]["id"] == 7
 
 
-async def test_inbound_events_are_given_up_after_the_expiry(start_chip, channel, connect, courier, caplog):
+async def test_inbound_events_are_given_up_after_the_expiry(bound, start_chip, channel, connect, courier, caplog):
     server = await start_chip(inbound_expiry=0.5)
     queue = server.services.courier_queue
     queue.backoff_base, queue.backoff_cap = 0.05, 0.1
     queue._loop.callback_time = 50
-    visitor = await bound(connect, server, channel)
+    visitor = await bound(server, channel)
     courier.fail_with = 500
     await visitor.send({"type": "send_msg", "text": "too late"})
     await asyncio.sleep(0.8)

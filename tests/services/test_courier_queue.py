@@ -7,11 +7,6 @@ import redis
 from tests.conftest import TEST_VALKEY
 
 
-async def bound(connect, server, channel):
-    visitor = await connect(server, channel["uuid"])
-    visitor.chat_id = (await visitor.start())["chat_id"]
-    return visitor
-
 
 def fast_retries(server):
     queue = server.services.courier_queue
@@ -19,9 +14,9 @@ def fast_retries(server):
     queue._loop.callback_time = 50  # the due loop looks every 50 ms instead of every second
 
 
-async def test_visitor_messages_wait_out_a_courier_outage_in_order(chip_server, channel, connect, courier):
+async def test_visitor_messages_wait_out_a_courier_outage_in_order(bound, chip_server, channel, connect, courier):
     fast_retries(chip_server)
-    visitor = await bound(connect, chip_server, channel)
+    visitor = await bound(chip_server, channel)
     courier.fail_with = 500
     for i in range(10):
         await visitor.send({"type": "send_msg", "text": f"m{i}"})
@@ -48,9 +43,9 @@ async def test_chat_started_during_an_outage_is_replied_and_delivered_later(chip
     assert rows.one("SELECT count(*) FROM contacts_contacturn WHERE path = %s", chat_id) == (1,)
 
 
-async def test_a_400_from_courier_is_dropped_not_retried(chip_server, channel, connect, courier, caplog):
+async def test_a_400_from_courier_is_dropped_not_retried(bound, chip_server, channel, connect, courier, caplog):
     fast_retries(chip_server)
-    visitor = await bound(connect, chip_server, channel)
+    visitor = await bound(chip_server, channel)
     courier.fail_with = 400
     with caplog.at_level(logging.ERROR):
         await visitor.send({"type": "send_msg", "text": "refused"})
@@ -64,10 +59,10 @@ async def test_a_400_from_courier_is_dropped_not_retried(chip_server, channel, c
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["accepted"]
 
 
-async def test_another_process_delivers_what_a_stopped_one_queued(start_chip, channel, connect, courier):
+async def test_another_process_delivers_what_a_stopped_one_queued(bound, start_chip, channel, connect, courier):
     first = await start_chip(instance_id="first")
     fast_retries(first)
-    visitor = await bound(connect, first, channel)
+    visitor = await bound(first, channel)
     courier.fail_with = 500
     await visitor.send({"type": "send_msg", "text": "survives"})
     await courier.wait_for(lambda: len(courier.requests) >= 2)
@@ -81,8 +76,8 @@ async def test_another_process_delivers_what_a_stopped_one_queued(start_chip, ch
     assert courier.of_type("msg_in", visitor.chat_id) == [{"type": "msg_in", "msg": {"text": "survives"}}]
 
 
-async def test_events_of_one_chat_share_requests(chip_server, channel, connect, courier, post_msg):
-    visitor = await bound(connect, chip_server, channel)
+async def test_events_of_one_chat_share_requests(bound, chip_server, channel, connect, courier, post_msg):
+    visitor = await bound(chip_server, channel)
     courier.delay = 0.05  # acks pile up while a request is in flight
     for i in range(1, 31):
         await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})

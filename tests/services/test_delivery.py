@@ -7,26 +7,21 @@ import redis
 from tests.conftest import TEST_VALKEY
 
 
-async def bound(connect, server, channel, chat_id=None):
-    visitor = await connect(server, channel["uuid"])
-    visitor.chat_id = (await visitor.start(chat_id))["chat_id"]
-    return visitor
-
 
 def outbox_size(channel_uuid, chat_id) -> int:
     return redis.Redis.from_url(TEST_VALKEY).zcard(f"chip:out:{channel_uuid}:{chat_id}:order")
 
 
-async def test_messages_arrive_in_the_order_courier_queued_them(chip_server, channel, connect, post_msg):
-    visitor = await bound(connect, chip_server, channel)
+async def test_messages_arrive_in_the_order_courier_queued_them(bound, chip_server, channel, connect, post_msg):
+    visitor = await bound(chip_server, channel)
     for i in range(1, 51):
         await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})
     received = [(await visitor.expect("chat_out"))["msg_out"]["id"] for _ in range(50)]
     assert received == list(range(1, 51))
 
 
-async def test_concurrent_posts_keep_queue_order(chip_server, channel, connect, post_msg):
-    visitor = await bound(connect, chip_server, channel)
+async def test_concurrent_posts_keep_queue_order(bound, chip_server, channel, connect, post_msg):
+    visitor = await bound(chip_server, channel)
     statuses = await asyncio.gather(*[
         post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"}) for i in range(1, 31)])
     assert all(status == 200 for status, _ in statuses)
@@ -38,8 +33,8 @@ async def test_concurrent_posts_keep_queue_order(chip_server, channel, connect, 
     assert received == queued
 
 
-async def test_ack_removes_from_outbox_and_unacked_come_back_on_reconnect(chip_server, channel, connect, post_msg):
-    visitor = await bound(connect, chip_server, channel)
+async def test_ack_removes_from_outbox_and_unacked_come_back_on_reconnect(bound, chip_server, channel, connect, post_msg):
+    visitor = await bound(chip_server, channel)
     for i in (1, 2, 3):
         await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})
     for _ in range(3):
@@ -51,7 +46,7 @@ async def test_ack_removes_from_outbox_and_unacked_come_back_on_reconnect(chip_s
     assert outbox_size(channel["uuid"], visitor.chat_id) == 2
     visitor.close()
 
-    again = await bound(connect, chip_server, channel, visitor.chat_id)
+    again = await bound(chip_server, channel, visitor.chat_id)
     assert [(await again.expect("chat_out"))["msg_out"]["id"] for _ in range(2)] == [2, 3]
 
 
@@ -65,9 +60,9 @@ async def test_messages_queued_while_away_flow_on_resume_in_order(chip_server, c
     assert [(await visitor.expect("chat_out"))["msg_out"]["id"] for _ in range(5)] == [1, 2, 3, 4, 5]
 
 
-async def test_unacked_message_is_pushed_again_after_ack_timeout(start_chip, channel, connect, post_msg):
+async def test_unacked_message_is_pushed_again_after_ack_timeout(bound, start_chip, channel, connect, post_msg):
     server = await start_chip(ack_timeout=0.3)
-    visitor = await bound(connect, server, channel)
+    visitor = await bound(server, channel)
     await post_msg(channel["uuid"], visitor.chat_id, {"id": 77, "text": "again", "origin": "flow"}, server=server)
     first = await visitor.expect("chat_out")
     second = await visitor.expect("chat_out", timeout=3)
@@ -76,19 +71,19 @@ async def test_unacked_message_is_pushed_again_after_ack_timeout(start_chip, cha
     await visitor.silent(1.5)
 
 
-async def test_acked_message_is_not_pushed_again(start_chip, channel, connect, post_msg):
+async def test_acked_message_is_not_pushed_again(bound, start_chip, channel, connect, post_msg):
     server = await start_chip(ack_timeout=0.3)
-    visitor = await bound(connect, server, channel)
+    visitor = await bound(server, channel)
     await post_msg(channel["uuid"], visitor.chat_id, {"id": 78, "text": "once", "origin": "flow"}, server=server)
     await visitor.expect("chat_out")
     await visitor.send({"type": "ack_chat", "msg_id": 78})
     await visitor.silent(1.5)
 
 
-async def test_two_instances_share_one_redis(start_chip, channel, connect, post_msg, courier):
+async def test_two_instances_share_one_redis(bound, start_chip, channel, connect, post_msg, courier):
     one = await start_chip(instance_id="one")
     two = await start_chip(instance_id="two")
-    visitor = await bound(connect, two, channel)
+    visitor = await bound(two, channel)
     for i in (1, 2, 3):
         status, _ = await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"},
                                    server=one)
@@ -98,13 +93,13 @@ async def test_two_instances_share_one_redis(start_chip, channel, connect, post_
     await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id))
 
 
-async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it(
+async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it(bound, 
         start_chip, channel, connect, post_msg):
     one = await start_chip(instance_id="one", ack_timeout=0.3)
     two = await start_chip(instance_id="two", ack_timeout=0.3)
-    laptop = await bound(connect, one, channel)
-    phone = await bound(connect, two, channel, laptop.chat_id)
-    tab = await bound(connect, one, channel, laptop.chat_id)
+    laptop = await bound(one, channel)
+    phone = await bound(two, channel, laptop.chat_id)
+    tab = await bound(one, channel, laptop.chat_id)
     await post_msg(channel["uuid"], laptop.chat_id, {"id": 5, "text": "all of you", "origin": "chat"}, server=one)
     for visitor in (laptop, phone, tab):
         assert (await visitor.expect("chat_out"))["msg_out"]["id"] == 5
@@ -117,12 +112,12 @@ async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it
     assert (await phone.expect("chat_out"))["msg_out"]["id"] == 6
 
 
-async def test_an_outbox_deeper_than_one_window_flows_as_acks_come(chip_server, channel, connect, post_msg, rows):
+async def test_an_outbox_deeper_than_one_window_flows_as_acks_come(bound, chip_server, channel, connect, post_msg, rows):
     chat_id = "d" * 24
     rows.contact(channel["org_id"], channel["uuid"], chat_id)
     for i in range(1, 151):  # more than the 100 pushed at a time
         await post_msg(channel["uuid"], chat_id, {"id": i, "text": f"m{i}", "origin": "broadcast"})
-    visitor = await bound(connect, chip_server, channel, chat_id)
+    visitor = await bound(chip_server, channel, chat_id)
     received = []
     for _ in range(150):
         msg_id = (await visitor.expect("chat_out", timeout=3))["msg_out"]["id"]
