@@ -23,6 +23,7 @@ from services.courier import CourierClient
 from services.courier_queue import CourierQueue
 from services.delivery import Delivery
 from services.errors import Unavailable
+from services.limits import Limits
 from services.lookups import Lookups
 from services.outbox import Outbox
 from services.registry import Registry
@@ -44,6 +45,7 @@ class Services:
     delivery: Delivery
     courier_queue: CourierQueue
     chats: Chats
+    limits: Limits
 
     async def start(self):
         await self.courier.start()
@@ -82,8 +84,10 @@ async def build(config: Config) -> Services:
     outbox = Outbox(redis)
     delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout)
     courier_queue = CourierQueue(redis, courier, lookups)
-    chats = Chats(db, lookups, outbox, delivery, courier_queue, config.storage_url)
-    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, chats)
+    limits = Limits(config, redis)
+    chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url)
+    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, chats,
+                    limits)
 
 
 def make_app(services: Services, **extra) -> Application:
@@ -95,9 +99,10 @@ def make_app(services: Services, **extra) -> Application:
         lookups=services.lookups,
         delivery=services.delivery,
         registry=services.registry,
+        limits=services.limits,
         websocket_ping_interval=30,
         websocket_ping_timeout=60,
-        websocket_max_message_size=64 * 1024,
+        websocket_max_message_size=services.config.max_message_bytes,
         **extra,
     )
 
@@ -117,7 +122,9 @@ async def serve(config: Config):
         settings.fail(e.message)
     app = make_app(services)
     try:
-        server = app.listen(config.port, config.address, xheaders=True)
+        # no xheaders: they would trust anyone's X-Forwarded-For; Limits.client_ip trusts only
+        # --trusted-proxies
+        server = app.listen(config.port, config.address)
     except OSError as e:
         services.db.close()
         await services.redis.aclose()

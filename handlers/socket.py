@@ -10,6 +10,7 @@ from handlers import schemas
 from handlers.base import ServicesMixin, refusal
 from services import events
 from services.errors import InvalidCommand
+from services.limits import CommandBucket
 from services.registry import Session
 
 logger = logging.getLogger(__name__)
@@ -32,26 +33,35 @@ def _retrieve(future):
 
 class ChatSocket(ServicesMixin, WebSocketHandler):
     session: Session = None
+    bucket: CommandBucket = None
 
     async def get(self, channel_uuid: str):
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+        headers = self.request.headers
+        if headers.get("Upgrade", "").lower() != "websocket":
             raise InvalidCommand("this endpoint takes WebSocket connections only")
+        self.limits.check_origin(headers.get("Origin"))
         channel = await self.lookups.channel(channel_uuid)
         if channel is None:
             raise InvalidCommand("no such channel")
-        self.session = Session(channel, self, self.request.remote_ip)
-        await super().get(channel_uuid)
+        client_ip = self.limits.client_ip(self.request.remote_ip, headers.get("X-Forwarded-For"),
+                                          headers.get("X-Real-IP"))
+        self.session = Session(channel, self, client_ip)
+        self.bucket = self.limits.command_bucket()
+        # the upgraded socket is served inside super().get(), which returns once it has closed
+        with self.limits.socket(client_ip):
+            await super().get(channel_uuid)
 
     def check_origin(self, origin: str) -> bool:
-        # the widget is embedded on customers' own sites, so any origin may connect
+        # get() has already applied --allowed-origins, so that a refusal is a JSON 403 like every other
         return True
 
     def open(self, channel_uuid: str):
         self.registry.open(self.session)
-        logger.debug("socket opened channel=%s ip=%s", channel_uuid, self.request.remote_ip)
+        logger.debug("socket opened channel=%s ip=%s", channel_uuid, self.session.remote_ip)
 
     async def on_message(self, message):
         try:
+            self.bucket.take()
             reply = await self._dispatch(message)
         except Exception as e:  # noqa: BLE001 - an exception escaping on_message kills the socket
             error = refusal(e)

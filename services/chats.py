@@ -15,6 +15,7 @@ from services.courier import Outcome
 from services.courier_queue import CourierQueue, encode_event
 from services.delivery import Delivery
 from services.errors import ChatNotStarted, InvalidCommand, Unavailable
+from services.limits import Limits
 from services.lookups import Lookups
 from services.outbox import Outbox
 from services.registry import Session
@@ -31,12 +32,13 @@ def new_chat_id() -> str:
 
 class Chats:
     def __init__(self, db: Database, lookups: Lookups, outbox: Outbox, delivery: Delivery,
-                 courier: CourierQueue, storage_url: str):
+                 courier: CourierQueue, limits: Limits, storage_url: str):
         self.db = db
         self.lookups = lookups
         self.outbox = outbox
         self.delivery = delivery
         self.courier = courier
+        self.limits = limits
         self.storage_url = storage_url
 
     # widget commands: each takes the socket's session and the validated fields
@@ -57,6 +59,7 @@ class Chats:
                 logger.info("chat resumed channel=%s chat=%s", session.channel.uuid, chat_id)
                 await self.delivery.bind(session)
                 return events.chat_resumed(chat_id, urn.display)
+        await self.limits.count_new_chat(session.channel.uuid, session.remote_ip)
         session.bind(new_chat_id())
         outcome = await self.courier.deliver(session.key, events.courier_chat_started())
         if outcome is Outcome.REJECTED:
@@ -70,6 +73,7 @@ class Chats:
     async def send_msg(self, session: Session, text: str):
         """`send_msg` {text} -> no reply; the text is queued for Courier as `msg_in`."""
         self._require_chat(session)
+        self.limits.check_text(text)
         await self.courier.send(session.key, events.courier_msg_in(text))
         logger.info("msg in channel=%s chat=%s length=%d", session.channel.uuid, session.chat_id, len(text))
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 import redis
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
@@ -275,11 +275,11 @@ class Visitor:
 
 @pytest.fixture
 async def connect():
-    """connect(server, channel_uuid) -> a Visitor; every socket is closed at teardown."""
+    """connect(server, channel_uuid, headers=None) -> a Visitor; every socket is closed at teardown."""
     opened = []
 
-    async def open_socket(server, channel_uuid, path="/wc/connect/{}/") -> Visitor:
-        conn = await websocket_connect(server.ws_url + path.format(channel_uuid))
+    async def open_socket(server, channel_uuid, path="/wc/connect/{}/", headers=None) -> Visitor:
+        conn = await websocket_connect(HTTPRequest(server.ws_url + path.format(channel_uuid), headers=headers))
         opened.append(Visitor(conn))
         return opened[-1]
 
