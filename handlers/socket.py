@@ -77,7 +77,7 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
         if not isinstance(command, dict):
             raise InvalidCommand("a command is a JSON object with a type")
         kind = command.get("type")
-        if kind not in COMMANDS:
+        if not isinstance(kind, str) or kind not in COMMANDS:  # a list or an object is no type, and unhashable
             raise InvalidCommand(f"unknown command type: {str(kind)[:40]}" if kind else "type: field is required")
         schema, action = COMMANDS[kind]
         try:
