@@ -6,6 +6,7 @@ CHIP_TEST_VALKEY names a Redis database that the tests flush. Defaults: the loca
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -126,6 +127,28 @@ class Rows:
 
     def close(self):
         self.conn.close()
+
+
+@pytest.fixture
+def database_down(pg_url):
+    """`with database_down():` chip's database connections are cut and new ones refused inside the
+    block (the Rows connection, named 'keep', is spared)."""
+    @contextlib.contextmanager
+    def outage():
+        admin = psycopg2.connect(_with_db(pg_url, "postgres"))
+        admin.autocommit = True
+        name = urlsplit(pg_url).path.lstrip("/")
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                        " AND application_name <> 'keep'", (name,))
+        try:
+            yield
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            admin.close()
+    return outage
 
 
 @pytest.fixture
