@@ -24,6 +24,7 @@ from services.courier_queue import CourierQueue
 from services.delivery import Delivery
 from services.errors import Unavailable
 from services.expiry import Expiry
+from services.limits import Limits
 from services.lookups import Lookups
 from services.mailer import Mailer
 from services.outbox import Outbox
@@ -47,6 +48,7 @@ class Services:
     courier_queue: CourierQueue
     expiry: Expiry
     chats: Chats
+    limits: Limits
 
     async def start(self):
         await self.courier.start()
@@ -90,8 +92,10 @@ async def build(config: Config) -> Services:
     courier_queue = CourierQueue(redis, courier, lookups, expiry=config.inbound_expiry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
-    chats = Chats(db, lookups, outbox, delivery, courier_queue, config.storage_url)
-    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, expiry, chats)
+    limits = Limits(config, redis)
+    chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url)
+    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, expiry, chats,
+                    limits)
 
 
 def make_app(services: Services, **extra) -> Application:
@@ -103,9 +107,10 @@ def make_app(services: Services, **extra) -> Application:
         lookups=services.lookups,
         delivery=services.delivery,
         registry=services.registry,
+        limits=services.limits,
         websocket_ping_interval=services.config.ping_interval,
         websocket_ping_timeout=services.config.ping_timeout,
-        websocket_max_message_size=64 * 1024,
+        websocket_max_message_size=services.config.max_message_bytes,
         **extra,
     )
 
@@ -125,7 +130,9 @@ async def serve(config: Config):
         settings.fail(e.message)
     app = make_app(services)
     try:
-        server = app.listen(config.port, config.address, xheaders=True)
+        # no xheaders: they would trust anyone's X-Forwarded-For; Limits.client_ip trusts only
+        # --trusted-proxies
+        server = app.listen(config.port, config.address)
     except OSError as e:
         services.db.close()
         await services.redis.aclose()

@@ -10,6 +10,7 @@ from services.chats import Chats
 from services.config import Config
 from services.delivery import Delivery
 from services.errors import ChipError, NotFound, Unavailable
+from services.limits import Limits
 from services.lookups import Lookups
 from services.registry import Registry
 
@@ -51,6 +52,10 @@ class ServicesMixin:
     @property
     def registry(self) -> Registry:
         return self.settings["registry"]
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings["limits"]
 
     def write_json(self, body: dict, status: int = 200):
         self.set_status(status)

@@ -52,7 +52,10 @@ class StartChat(Command):
 
 
 class SendMsg(Command):
-    text = fields.String(required=True, validate=NOT_BLANK, error_messages=REQUIRED)
+    # RapidPro stores the text in PostgreSQL, which cannot hold NUL: Courier would fail on it for
+    # ever and hold up every later message of the chat
+    text = fields.String(required=True, error_messages=REQUIRED, validate=[
+        NOT_BLANK, validate.ContainsNoneOf("\x00", error="may not contain NUL characters")])
 
 
 class AckChat(Command):
@@ -64,9 +67,15 @@ class GetHistory(Command):
         **REQUIRED, "invalid": "must be an RFC 3339 timestamp such as 2024-05-01T17:15:30.123456Z"})
 
     @post_load
-    def aware(self, data, **kwargs):
-        if data["before"].tzinfo is None:
-            data["before"] = data["before"].replace(tzinfo=timezone.utc)
+    def utc(self, data, **kwargs):
+        # in UTC, because PostgreSQL refuses offsets with seconds that Python parses (+00:00:01.1)
+        before = data["before"]
+        if before.tzinfo is None:
+            before = before.replace(tzinfo=timezone.utc)
+        try:
+            data["before"] = before.astimezone(timezone.utc)
+        except OverflowError:  # year 1 or 9999 pushed over the edge by its offset
+            raise ValidationError("out of range", "before") from None
         return data
 
 

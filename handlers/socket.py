@@ -12,6 +12,7 @@ from handlers import schemas
 from handlers.base import ServicesMixin, refusal
 from services import events
 from services.errors import InvalidCommand
+from services.limits import CommandBucket
 from services.registry import Session
 
 logger = logging.getLogger(__name__)
@@ -36,18 +37,26 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
     session: Session = None
     _start_timer = None
     _last_write = None
+    bucket: CommandBucket = None
 
     async def get(self, channel_uuid: str):
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+        headers = self.request.headers
+        if headers.get("Upgrade", "").lower() != "websocket":
             raise InvalidCommand("this endpoint takes WebSocket connections only")
+        self.limits.check_origin(headers.get("Origin"))
         channel = await self.lookups.channel(channel_uuid)
         if channel is None:
             raise InvalidCommand("no such channel")
-        self.session = Session(channel, self, self.request.remote_ip)
-        await super().get(channel_uuid)
+        client_ip = self.limits.client_ip(self.request.remote_ip, headers.get("X-Forwarded-For"),
+                                          headers.get("X-Real-IP"))
+        self.session = Session(channel, self, client_ip)
+        self.bucket = self.limits.command_bucket()
+        # the upgraded socket is served inside super().get(), which returns once it has closed
+        with self.limits.socket(client_ip):
+            await super().get(channel_uuid)
 
     def check_origin(self, origin: str) -> bool:
-        # the widget is embedded on customers' own sites, so any origin may connect
+        # get() has already applied --allowed-origins, so that a refusal is a JSON 403 like every other
         return True
 
     def open(self, channel_uuid: str):
@@ -55,7 +64,7 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
         # delivery keeps under --max-write-buffer by itself; this bounds whatever else is written
         self.ws_connection.stream.max_write_buffer_size = 2 * self.config.max_write_buffer + 64 * 1024
         self._start_timer = IOLoop.current().call_later(self.config.start_timeout, self._close_unstarted)
-        logger.debug("socket opened channel=%s ip=%s", channel_uuid, self.request.remote_ip)
+        logger.debug("socket opened channel=%s ip=%s", channel_uuid, self.session.remote_ip)
 
     async def on_message(self, message):
         try:
@@ -68,20 +77,31 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
 
     async def _dispatch(self, message):
         try:
+            kind, args = self._decode(message)
+        except InvalidCommand:
+            self.bucket.take()  # garbage is rate limited like any command
+            raise
+        # acks of what chip pushed to this socket are free: chip bounds their number itself, and a
+        # widget catching up on a backlog must not be refused
+        if not (kind == "ack_chat" and str(args["msg_id"]).lower() in self.session.pushed):
+            self.bucket.take()
+        return await getattr(self.chats, COMMANDS[kind][1])(self.session, **args)
+
+    def _decode(self, message) -> tuple[str, dict]:
+        """The command's type and its validated fields; InvalidCommand when it is not a command."""
+        try:
             command = orjson.loads(message)
         except orjson.JSONDecodeError:
             raise InvalidCommand("frame is not valid JSON") from None
         if not isinstance(command, dict):
             raise InvalidCommand("a command is a JSON object with a type")
         kind = command.get("type")
-        if kind not in COMMANDS:
+        if not isinstance(kind, str) or kind not in COMMANDS:  # a list or an object is no type, and unhashable
             raise InvalidCommand(f"unknown command type: {str(kind)[:40]}" if kind else "type: field is required")
-        schema, action = COMMANDS[kind]
         try:
-            args = schema.load(command)
+            return kind, COMMANDS[kind][0].load(command)
         except ValidationError as e:
             raise InvalidCommand(schemas.describe(e.messages)) from None
-        return await getattr(self.chats, action)(self.session, **args)
 
     def send_text(self, text: str) -> bool:
         """Write one frame; False if the socket is gone (it is then dropped from the registry)."""

@@ -15,6 +15,7 @@ from services.courier import Outcome
 from services.courier_queue import CourierQueue, encode_event
 from services.delivery import Delivery
 from services.errors import ChatNotStarted, InvalidCommand, Unavailable
+from services.limits import Limits
 from services.lookups import Lookups
 from services.outbox import Outbox
 from services.registry import Session
@@ -31,12 +32,13 @@ def new_chat_id() -> str:
 
 class Chats:
     def __init__(self, db: Database, lookups: Lookups, outbox: Outbox, delivery: Delivery,
-                 courier: CourierQueue, storage_url: str):
+                 courier: CourierQueue, limits: Limits, storage_url: str):
         self.db = db
         self.lookups = lookups
         self.outbox = outbox
         self.delivery = delivery
         self.courier = courier
+        self.limits = limits
         self.storage_url = storage_url
 
     # widget commands: each takes the socket's session and the validated fields
@@ -57,6 +59,7 @@ class Chats:
                 logger.info("chat resumed channel=%s chat=%s", session.channel.uuid, chat_id)
                 await self.delivery.bind(session)
                 return events.chat_resumed(chat_id, urn.display)
+        await self.limits.count_new_chat(session.channel.uuid, session.remote_ip)
         session.bind(new_chat_id())
         outcome = await self.courier.deliver(session.key, events.courier_chat_started())
         if outcome is Outcome.REJECTED:
@@ -70,6 +73,7 @@ class Chats:
     async def send_msg(self, session: Session, text: str):
         """`send_msg` {text} -> no reply; the text is queued for Courier as `msg_in`."""
         self._require_chat(session)
+        self.limits.check_text(text)
         await self.courier.send(session.key, events.courier_msg_in(text))
         logger.info("msg in channel=%s chat=%s length=%d", session.channel.uuid, session.chat_id, len(text))
 
@@ -107,17 +111,19 @@ class Chats:
     async def queue_msg_out(self, channel, chat_id: str, secret: str, msg: dict) -> bool:
         """Queue a message from Courier's /wc/send for the chat; True if new, False if a repeat.
 
-        Raises InvalidCommand for a wrong secret, an unknown chat or an unknown user."""
-        if not hmac.compare_digest(secret.encode(), channel.secret.encode()) or not channel.secret:
+        Raises InvalidCommand for a wrong secret, an unknown chat or an unknown user. The chat and the
+        user are looked up before the secret decides, so that a wrong secret takes as long to refuse
+        as a right one and the time of the answer tells nothing about the secret."""
+        secret_matches = hmac.compare_digest(secret.encode(), channel.secret.encode()) and bool(channel.secret)
+        contact_id = await self.lookups.contact_id(channel.org_id, chat_id)
+        found = await self.lookups.user(msg["user_id"]) if msg.get("user_id") else None
+        if not secret_matches:
             raise InvalidCommand("secret does not match the channel's")
-        if await self.lookups.contact_id(channel.org_id, chat_id) is None:
+        if contact_id is None:
             raise InvalidCommand(f"no such chat: {chat_id}")
-        user = None
-        if msg.get("user_id"):
-            found = await self.lookups.user(msg["user_id"])
-            if found is None:
-                raise InvalidCommand(f"no such user: {msg['user_id']}")
-            user = found.as_json(self.storage_url)
+        if msg.get("user_id") and found is None:
+            raise InvalidCommand(f"no such user: {msg['user_id']}")
+        user = found.as_json(self.storage_url) if found else None
         msg_id = msg.get("uuid") or msg["id"]
         out = events.msg_out(msg_id, msg["text"], msg["origin"], datetime.now(timezone.utc), user,
                              msg.get("attachments"), msg.get("quick_replies"))

@@ -6,6 +6,7 @@ process with one line on stderr and exit status 2, like any other usage error.
 
 import argparse
 import dataclasses
+import ipaddress
 import logging
 import os
 import socket
@@ -40,6 +41,15 @@ class Config:
     ping_timeout: float = 30.0
     start_timeout: float = 30.0
     max_write_buffer: int = 1024 * 1024
+    allowed_origins: tuple[str, ...] = ()
+    max_message_bytes: int = 64 * 1024
+    max_text_length: int = 4096
+    command_rate: float = 10.0
+    command_burst: int = 120
+    new_chats_per_ip: int = 10
+    new_chats_window: int = 60
+    max_sockets_per_ip: int = 50
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -110,6 +120,30 @@ def _level(value):
     return value.lower()
 
 
+def _origins(value):
+    """'https://shop.example.com, https://example.org' -> the origins as browsers send them."""
+    origins = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \
+                or parts.query or parts.fragment:
+            raise argparse.ArgumentTypeError(f"{item!r} is not an origin such as https://shop.example.com")
+        # a browser's Origin header is scheme://host[:port] in lowercase, without a path
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _networks(value):
+    """'10.0.0.1, 192.168.0.0/16' -> the networks (a bare address is a network of one)."""
+    networks = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
 # (name, type, help). The flag is --name, the variable CHIP_NAME (dashes as underscores).
 SETTINGS = [
     ("address", str, "address to listen on"),
@@ -141,6 +175,20 @@ SETTINGS = [
     ("start-timeout", _positive(float), "seconds a socket may stay open without start_chat"),
     ("max-write-buffer", _positive(int), "bytes of messages queued for a socket before chip waits for it to "
                                          "read; one that reads nothing for --ping-timeout is closed"),
+    ("allowed-origins", _origins,
+     "comma-separated origins whose pages may open the widget's socket, such as "
+     "https://shop.example.com,https://example.org (default: any); others get 403"),
+    ("max-message-bytes", _positive(int), "largest frame a widget may send; a larger one closes the socket with 1009"),
+    ("max-text-length", _positive(int), "most characters in one send_msg text; more is refused with too_large"),
+    ("command-rate", _positive(float), "commands per second a socket may send on average; more are refused "
+                                       "with rate_limited"),
+    ("command-burst", _positive(int), "commands a socket may send at once before --command-rate applies"),
+    ("new-chats-per-ip", _positive(int),
+     "new chats one client IP may start on one channel per --new-chats-window (shared by all processes)"),
+    ("new-chats-window", _positive(int), "seconds over which --new-chats-per-ip is counted"),
+    ("max-sockets-per-ip", _positive(int), "open sockets one client IP may hold on this process; more get 429"),
+    ("trusted-proxies", _networks,
+     "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For/X-Real-IP name the client (default: none)"),
 ]
 
 
@@ -163,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
         attr = name.replace("-", "_")
         default = _DEFAULTS[attr]
         env = "CHIP_" + attr.upper()
-        shown = f" [env {env}; default: {default}]" if default not in ("", None) else f" [env {env}]"
+        shown = f" [env {env}; default: {default}]" if default not in ("", None, ()) else f" [env {env}]"
         if kind is _bool:
             parser.add_argument(f"--{name}", dest=attr, type=_bool, nargs="?", const=True,
                                 default=argparse.SUPPRESS, metavar="BOOL", help=text + shown)

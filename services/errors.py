@@ -40,3 +40,8 @@ class RateLimited(ChipError):
 class TooLarge(ChipError):
     code = "too_large"
     status = 413
+
+
+class Forbidden(ChipError):
+    code = "forbidden"
+    status = 403

@@ -44,3 +44,7 @@ def courier_events(key: str) -> str:
 
 def courier_lock(key: str) -> str:
     return f"{PREFIX}:courier:{key}:lock"  # who is posting this chat's events right now
+
+
+def new_chats(channel_uuid: str, client_ip: str) -> str:
+    return f"{PREFIX}:limit:chats:{channel_uuid}:{client_ip}"  # counter of new chats, expires with its window

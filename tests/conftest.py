@@ -6,6 +6,7 @@ CHIP_TEST_VALKEY names a Redis database that the tests flush. Defaults: the loca
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 import redis
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
@@ -130,6 +131,28 @@ class Rows:
 
     def close(self):
         self.conn.close()
+
+
+@pytest.fixture
+def database_down(pg_url):
+    """`with database_down():` chip's database connections are cut and new ones refused inside the
+    block (the Rows connection, named 'keep', is spared)."""
+    @contextlib.contextmanager
+    def outage():
+        admin = psycopg2.connect(_with_db(pg_url, "postgres"))
+        admin.autocommit = True
+        name = urlsplit(pg_url).path.lstrip("/")
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                        " AND application_name <> 'keep'", (name,))
+        try:
+            yield
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            admin.close()
+    return outage
 
 
 @pytest.fixture
@@ -339,11 +362,11 @@ class Visitor:
 
 @pytest.fixture
 async def connect():
-    """connect(server, channel_uuid) -> a Visitor; every socket is closed at teardown."""
+    """connect(server, channel_uuid, headers=None) -> a Visitor; every socket is closed at teardown."""
     opened = []
 
-    async def open_socket(server, channel_uuid, path="/wc/connect/{}/") -> Visitor:
-        conn = await websocket_connect(server.ws_url + path.format(channel_uuid))
+    async def open_socket(server, channel_uuid, path="/wc/connect/{}/", headers=None) -> Visitor:
+        conn = await websocket_connect(HTTPRequest(server.ws_url + path.format(channel_uuid), headers=headers))
         opened.append(Visitor(conn))
         return opened[-1]
 

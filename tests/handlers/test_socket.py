@@ -3,7 +3,6 @@
 import re
 from datetime import datetime, timedelta, timezone
 
-import psycopg2
 import pytest
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
@@ -63,6 +62,11 @@ async def test_cannot_resume_a_chat_of_another_org(chip_server, channel, connect
     visitor = await connect(chip_server, channel["uuid"])
     event = await visitor.start(chat_id)
     assert event["type"] == "chat_started" and event["chat_id"] != chat_id
+    await visitor.send({"type": "get_history", "before": "2030-01-01T00:00:00Z"})
+    assert (await visitor.expect("history"))["history"] == []
+    # on its own org's channel the same chat resumes
+    own = await connect(chip_server, other_channel)
+    assert await own.start(chat_id) == {"type": "chat_resumed", "chat_id": chat_id, "email": "secret@other.org"}
 
 
 async def test_second_start_chat_keeps_the_binding(chip_server, channel, connect, courier):
@@ -248,24 +252,12 @@ async def test_status_endpoint_and_json_404(chip_server, http):
     assert status == 404 and body == {"error": "no such endpoint"}
 
 
-async def test_database_down_gives_unavailable_not_a_dead_socket(chip_server, channel, connect, pg_url):
+async def test_database_down_gives_unavailable_not_a_dead_socket(chip_server, channel, connect, database_down):
     visitor = await connect(chip_server, channel["uuid"])
     await visitor.start()
-    # kill chip's own database connections and refuse new ones for a moment
-    admin = psycopg2.connect(pg_url.rsplit("/", 1)[0] + "/postgres")
-    admin.autocommit = True
-    name = pg_url.rsplit("/", 1)[1]
-    with admin.cursor() as cur:
-        cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
-                    " AND application_name <> 'keep'", (name,))
-    try:
+    with database_down():
         await visitor.send({"type": "get_history", "before": "2030-01-01T00:00:00Z"})
         event = await visitor.expect("error")
         assert event["code"] == "unavailable"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-        admin.close()
     await visitor.send({"type": "get_history", "before": "2030-01-01T00:00:00Z"})
     assert (await visitor.expect("history"))["history"] == []
