@@ -123,9 +123,11 @@ class CourierStore:
                                 flow_id=flow_id, created_by_id=user_id)
 
     def set_status(self, msg_id: int, status: str):
-        """Record what became of a send: W wired (chip queued it), E errored, F failed."""
+        """Record what became of a send: W wired (chip queued it), E errored, F failed. Only a still
+        queued row changes: the widget's `delivered` may have come back before chip's answer did."""
         self._transaction(lambda cur: cur.execute(
-            "UPDATE msgs_msg SET status = %s, sent_on = now(), modified_on = now() WHERE id = %s", (status, msg_id)))
+            "UPDATE msgs_msg SET status = %s, sent_on = now(), modified_on = now() WHERE id = %s AND status = 'Q'",
+            (status, msg_id)))
 
     def outgoing_count(self, channel_uuid: str, chat_id: str) -> int:
         return self._transaction(self._outgoing_count, channel_uuid, chat_id)
