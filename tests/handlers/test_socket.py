@@ -2,6 +2,7 @@
 
 import re
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -252,9 +253,10 @@ async def test_database_down_gives_unavailable_not_a_dead_socket(chip_server, ch
     visitor = await connect(chip_server, channel["uuid"])
     await visitor.start()
     # kill chip's own database connections and refuse new ones for a moment
-    admin = psycopg2.connect(pg_url.rsplit("/", 1)[0] + "/postgres")
+    parts = urlsplit(pg_url)  # the embedded server's URL carries its socket in the query string
+    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
     admin.autocommit = True
-    name = pg_url.rsplit("/", 1)[1]
+    name = parts.path.lstrip("/")
     with admin.cursor() as cur:
         cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
