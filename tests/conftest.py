@@ -68,28 +68,26 @@ def embedded_dir():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def test_db(embedded_dir):
-    """The PostgreSQL server's URL (see the module's docstring for which one)."""
-    url = configured("CHIP_TEST_DB", LOCAL_DB)
+def _server(variable: str, local: tuple, embedded):
+    """Yield the configured or local server's URL, or start the embedded one for the run."""
+    url = configured(variable, local)
     if url:
         yield url
         return
-    server = EmbeddedPostgres(embedded_dir / "pg")
-    yield server.start()
-    server.stop()
+    yield embedded.start()
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def test_db(embedded_dir):
+    """The PostgreSQL server's URL (see the module's docstring for which one)."""
+    yield from _server("CHIP_TEST_DB", LOCAL_DB, EmbeddedPostgres(embedded_dir / "pg"))
 
 
 @pytest.fixture(scope="session")
 def test_valkey(embedded_dir):
     """The Redis database's URL (see the module's docstring for which one)."""
-    url = configured("CHIP_TEST_VALKEY", LOCAL_VALKEY)
-    if url:
-        yield url
-        return
-    server = EmbeddedRedis(embedded_dir / "redis")
-    yield server.start()
-    server.stop()
+    yield from _server("CHIP_TEST_VALKEY", LOCAL_VALKEY, EmbeddedRedis(embedded_dir / "redis"))
 
 
 @pytest.fixture(scope="session")
