@@ -134,3 +134,23 @@ async def wait_for_rows(page, rows, sql, expected, timeout=5.0) -> bool:
             return True
         await page.wait_for_timeout(100)
     return False
+
+
+async def test_widget_shows_a_dropped_connection_and_resumes_the_chat(demo, page):
+    from playwright.async_api import expect
+
+    await page.goto(demo.page_url)
+    widget = page.locator(".chip-widget")
+    await expect(widget).to_have_attribute("data-state", "online")
+    chat_id = await page.evaluate("Object.keys(localStorage).map(k => localStorage[k])[0]")
+    await page.fill(".chip-input", "hello")
+    await page.press(".chip-input", "Enter")
+    await expect(page.locator(".chip-quick-reply")).to_have_count(3)
+
+    demo.services.registry.close_all(1001, "going away")  # what a chip restart does to sockets
+    await expect(widget).to_have_attribute("data-state", "offline")
+    await expect(page.locator(".chip-status")).to_contain_text("retrying in")
+    await expect(page.locator(".chip-input")).to_be_disabled()
+    await expect(widget).to_have_attribute("data-state", "online", timeout=10000)
+    assert await page.evaluate("Object.keys(localStorage).map(k => localStorage[k])[0]") == chat_id
+    await expect(page.locator(".chip-msg")).to_have_count(3)  # nothing shown twice after the resume
