@@ -98,9 +98,10 @@ async def build(config: Config) -> Services:
                     limits)
 
 
-def make_app(services: Services, **extra) -> Application:
+def make_app(services: Services, routes=(), **extra) -> Application:
+    """The Application; `routes` adds handlers ahead of chip's own (the demo mounts its page this way)."""
     return Application(
-        handlers.routes(),
+        list(routes) + handlers.routes(),
         default_handler_class=handlers.NotFoundHandler,
         config=services.config,
         chats=services.chats,

@@ -1,8 +1,10 @@
 """Fixtures: a real PostgreSQL database with RapidPro's tables, a real Redis, the Courier double,
 chip itself (the same Application chip.py builds) and real WebSocket visitors.
 
-CHIP_TEST_DB names a PostgreSQL server (a database on it is created and dropped per run);
-CHIP_TEST_VALKEY names a Redis database that the tests flush. Defaults: the local servers.
+Which servers: CHIP_TEST_DB names a PostgreSQL server (a database on it is created and dropped per
+run) and CHIP_TEST_VALKEY a Redis database that the tests flush. Unset, the local servers are used
+when they answer on their default ports, and otherwise the embedded ones `make demo` uses (started
+for the run in a temporary directory, stopped at its end). CHIP_TEST_EMBEDDED=1 forces those.
 """
 
 import asyncio
@@ -30,13 +32,14 @@ from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
 import chip
+from demo.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
+from demo.seed import create_tables
 from services.config import Config
 from tests.courier_double import CourierDouble
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SCHEMA = ROOT / "models" / "rapidpro-tables.sql"
-TEST_DB = os.environ.get("CHIP_TEST_DB", "postgres://postgres@localhost:5432/postgres")
-TEST_VALKEY = os.environ.get("CHIP_TEST_VALKEY", "redis://localhost:6379/15")
+LOCAL_DB = ("postgres://postgres@localhost:5432/postgres", "localhost", 5432)
+LOCAL_VALKEY = ("redis://localhost:6379/15", "localhost", 6379)
 TABLES = ["msgs_msg", "contacts_contacturn", "contacts_contact", "channels_channel", "users_user", "orgs_org",
           "flows_flow", "tickets_ticket", "msgs_broadcast"]
 
@@ -46,18 +49,65 @@ def _with_db(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
+def configured(variable: str, local: tuple):
+    """The server URL the tests use: the variable's, else the local server's if it answers; None
+    means neither, so the embedded server is started."""
+    if os.environ.get("CHIP_TEST_EMBEDDED") == "1":
+        return None
+    if os.environ.get(variable):
+        return os.environ[variable]
+    url, host, port = local
+    return url if reachable(host, port) else None
+
+
+def pytest_report_header(config):
+    db, valkey = configured("CHIP_TEST_DB", LOCAL_DB), configured("CHIP_TEST_VALKEY", LOCAL_VALKEY)
+    return f"chip test servers: postgresql={db or 'embedded'} redis={valkey or 'embedded'}"
+
+
 @pytest.fixture(scope="session")
-def pg_url():
+def embedded_dir():
+    """Where embedded servers keep their data for the run. Not pytest's tmp_path: another pytest
+    run on the machine may prune that while this one still uses it."""
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="chip-test-servers-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _server(variable: str, local: tuple, embedded):
+    """Yield the configured or local server's URL, or start the embedded one for the run."""
+    url = configured(variable, local)
+    if url:
+        yield url
+        return
+    yield embedded.start()
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def test_db(embedded_dir):
+    """The PostgreSQL server's URL (see the module's docstring for which one)."""
+    yield from _server("CHIP_TEST_DB", LOCAL_DB, EmbeddedPostgres(embedded_dir / "pg"))
+
+
+@pytest.fixture(scope="session")
+def test_valkey(embedded_dir):
+    """The Redis database's URL (see the module's docstring for which one)."""
+    yield from _server("CHIP_TEST_VALKEY", LOCAL_VALKEY, EmbeddedRedis(embedded_dir / "redis"))
+
+
+@pytest.fixture(scope="session")
+def pg_url(test_db):
     """A fresh database with RapidPro's tables, dropped at the end of the run."""
     name = f"chip_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = psycopg2.connect(TEST_DB)
+    admin = psycopg2.connect(test_db)
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
-    url = _with_db(TEST_DB, name)
+    url = _with_db(test_db, name)
     conn = psycopg2.connect(url)
     with conn, conn.cursor() as cur:
-        cur.execute(SCHEMA.read_text())
+        create_tables(cur)
     conn.close()
     yield url
     with admin.cursor() as cur:
@@ -164,42 +214,12 @@ def rows(pg_url):
 
 
 @pytest.fixture
-def redis_url():
-    client = redis.Redis.from_url(TEST_VALKEY)
+def redis_url(test_valkey):
+    client = redis.Redis.from_url(test_valkey)
     client.flushdb()
-    yield TEST_VALKEY
+    yield test_valkey
     client.flushdb()
     client.close()
-
-
-class SpareRedis:
-    """A redis-server of the test's own on a free loopback port, to stop and start at will."""
-
-    def __init__(self, directory):
-        sock, self.port = bind_unused_port()
-        sock.close()
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self):
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
 
 class SparePostgres:
@@ -242,7 +262,7 @@ class SparePostgres:
     def load_schema(self):
         conn = psycopg2.connect(self.url)
         with conn, conn.cursor() as cur:
-            cur.execute(SCHEMA.read_text())
+            create_tables(cur)
         conn.close()
 
     def stop(self):
@@ -263,8 +283,17 @@ def spare_postgres():
 
 
 @pytest.fixture
+def store(redis_url):
+    """A plain Redis client on the tests' database, to look at what chip keeps there."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
 def spare_redis(tmp_path):
-    server = SpareRedis(tmp_path)
+    """A redis-server of the test's own on a free loopback port, to stop and start at will."""
+    server = EmbeddedRedis(tmp_path)
     server.start()
     yield server
     server.stop()

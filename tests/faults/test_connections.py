@@ -6,10 +6,6 @@ import json
 import os
 import struct
 
-import redis
-
-from tests.conftest import TEST_VALKEY
-
 
 class RawSocket:
     """A WebSocket client written by hand, so it can do what a real widget never should:
@@ -92,7 +88,7 @@ async def test_dead_connection_is_closed_by_ping_timeout(start_chip, channel):
         raw.close()
 
 
-async def test_a_visitor_that_stops_reading_is_cut_off_and_keeps_its_messages(start_chip, channel, connect, post_msg,
+async def test_a_visitor_that_stops_reading_is_cut_off_and_keeps_its_messages(store, start_chip, channel, connect, post_msg,
                                                                              tally):
     server = await start_chip(max_write_buffer=64 * 1024, ping_interval=1, ping_timeout=1)
     raw = await RawSocket.open(server, channel["uuid"])
@@ -115,7 +111,7 @@ async def test_a_visitor_that_stops_reading_is_cut_off_and_keeps_its_messages(st
         assert await wait_until(lambda: server.services.registry.open_count == 0, timeout=10)
     finally:
         raw.close()
-    assert redis.Redis.from_url(TEST_VALKEY).zcard(f"chip:out:{channel['uuid']}:{chat_id}:order") == sent
+    assert store.zcard(f"chip:out:{channel['uuid']}:{chat_id}:order") == sent
     visitor = await connect(server, channel["uuid"])
     await visitor.start(chat_id)
     received = []

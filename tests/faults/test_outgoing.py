@@ -3,12 +3,8 @@
 import asyncio
 
 import pytest
-import redis
 from aiosmtpd.controller import Controller
 from tornado.testing import bind_unused_port
-
-from tests.conftest import TEST_VALKEY
-
 
 
 async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound, start_chip, channel, connect, post_msg):
@@ -34,7 +30,7 @@ def stale_chat(rows, channel):
     return chat_id
 
 
-async def test_stale_messages_fail_without_smtp(start_chip, channel, stale_chat, post_msg, courier):
+async def test_stale_messages_fail_without_smtp(store, start_chip, channel, stale_chat, post_msg, courier):
     server = await start_chip(msg_expiry=0.3)
     for i in (1, 2):
         await post_msg(channel["uuid"], stale_chat, {"id": i, "text": f"m{i}", "origin": "broadcast"}, server=server)
@@ -43,16 +39,16 @@ async def test_stale_messages_fail_without_smtp(start_chip, channel, stale_chat,
     await courier.wait_for(lambda: len(courier.of_type("msg_status", stale_chat)) == 2)
     assert [e["status"] for e in courier.of_type("msg_status", stale_chat)] == [
         {"msg_id": 1, "status": "failed"}, {"msg_id": 2, "status": "failed"}]
-    client = redis.Redis.from_url(TEST_VALKEY)
+    client = store
     assert client.zcard(f"chip:out:{channel['uuid']}:{stale_chat}:order") == 0
     assert client.zscore("chip:outboxes", f"{channel['uuid']}:{stale_chat}") is None
 
 
-async def test_fresh_messages_are_kept(start_chip, channel, stale_chat, post_msg, courier):
+async def test_fresh_messages_are_kept(store, start_chip, channel, stale_chat, post_msg, courier):
     server = await start_chip(msg_expiry=60)
     await post_msg(channel["uuid"], stale_chat, {"id": 1, "text": "fresh", "origin": "flow"}, server=server)
     assert await server.services.expiry.sweep() == 0
-    assert redis.Redis.from_url(TEST_VALKEY).zcard(f"chip:out:{channel['uuid']}:{stale_chat}:order") == 1
+    assert store.zcard(f"chip:out:{channel['uuid']}:{stale_chat}:order") == 1
 
 
 class Inbox:

@@ -4,10 +4,7 @@ import asyncio
 import json
 import signal
 
-import redis
 from tornado.websocket import websocket_connect
-
-from tests.conftest import TEST_VALKEY
 
 
 class Widget:
@@ -43,7 +40,7 @@ async def post_all(http, server, channel_uuid, chat_id, ids):
         assert status == 200
 
 
-async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(chip_process, http, channel, tally):
+async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(store, chip_process, http, channel, tally):
     one = await chip_process("--instance-id", "one").ready(http)
     two = await chip_process("--instance-id", "two").ready(http)
     widgets = [await Widget.open(one, channel["uuid"]) for _ in range(5)]
@@ -51,7 +48,7 @@ async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(chip_pro
         for widget in widgets:
             await post_all(http, two, channel["uuid"], widget.chat_id, range(1, 21))
             await widget.read(20, ack_upto=10)  # acks the first half, then the process dies
-        client = redis.Redis.from_url(TEST_VALKEY)
+        client = store
         for _ in range(100):  # the acks have reached Redis
             if all(client.zcard(f"chip:out:{channel['uuid']}:{w.chat_id}:order") == 10 for w in widgets):
                 break
@@ -77,14 +74,14 @@ async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(chip_pro
             widget.close()
 
 
-async def test_courier_down_then_chip_killed_visitor_messages_still_arrive(chip_process, http, channel, courier,
+async def test_courier_down_then_chip_killed_visitor_messages_still_arrive(store, chip_process, http, channel, courier,
                                                                            tally):
     one = await chip_process("--instance-id", "one").ready(http)
     widget = await Widget.open(one, channel["uuid"])
     courier.fail_with = 503
     for i in range(20):
         await widget.conn.write_message(json.dumps({"type": "send_msg", "text": f"v{i}"}))
-    client = redis.Redis.from_url(TEST_VALKEY)
+    client = store
     key = f"chip:courier:{channel['uuid']}:{widget.chat_id}"
     await courier.wait_for(lambda: client.llen(key) == 20)  # all accepted, none taken by Courier
     one.proc.kill()

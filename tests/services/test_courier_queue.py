@@ -2,11 +2,6 @@
 
 import logging
 
-import redis
-
-from tests.conftest import TEST_VALKEY
-
-
 
 def fast_retries(server):
     queue = server.services.courier_queue
@@ -14,7 +9,7 @@ def fast_retries(server):
     queue._loop.callback_time = 50  # the due loop looks every 50 ms instead of every second
 
 
-async def test_visitor_messages_wait_out_a_courier_outage_in_order(bound, chip_server, channel, connect, courier):
+async def test_visitor_messages_wait_out_a_courier_outage_in_order(store, bound, chip_server, channel, connect, courier):
     fast_retries(chip_server)
     visitor = await bound(chip_server, channel)
     courier.fail_with = 500
@@ -22,7 +17,7 @@ async def test_visitor_messages_wait_out_a_courier_outage_in_order(bound, chip_s
         await visitor.send({"type": "send_msg", "text": f"m{i}"})
     await courier.wait_for(lambda: len(courier.requests) >= 3)  # it keeps trying
     assert courier.of_type("msg_in") == []
-    pending = redis.Redis.from_url(TEST_VALKEY).llen(f"chip:courier:{channel['uuid']}:{visitor.chat_id}")
+    pending = store.llen(f"chip:courier:{channel['uuid']}:{visitor.chat_id}")
     assert pending == 10
     courier.fail_with = 0
     await courier.wait_for(lambda: len(courier.of_type("msg_in", visitor.chat_id)) == 10)
