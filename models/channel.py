@@ -26,7 +26,7 @@ class Channel(BaseModel):
 
     @classmethod
     def active_chp(cls, channel_uuid: str):
-        """The active CHP channel with this UUID, or None (also for anything not a UUID)."""
+        """The active CHP channel with this UUID in its canonical form (any case), or None."""
         try:
             normalized = str(uuid.UUID(channel_uuid))
         except ValueError:

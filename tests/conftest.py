@@ -7,20 +7,13 @@ when they answer on their default ports, and otherwise the embedded ones `make d
 for the run in a temporary directory, stopped at its end). CHIP_TEST_EMBEDDED=1 forces those.
 """
 
-import asyncio
 import contextlib
 import json
 import os
 import pathlib
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
-import uuid
-from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -36,12 +29,12 @@ from demo.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
 from demo.seed import create_tables
 from services.config import Config
 from tests.courier_double import CourierDouble
+from tests.rows import Rows
+from tests.servers import ChipProcess, SparePostgres
+from tests.visitor import Visitor
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 LOCAL_DB = ("postgres://postgres@localhost:5432/postgres", "localhost", 5432)
 LOCAL_VALKEY = ("redis://localhost:6379/15", "localhost", 6379)
-TABLES = ["msgs_msg", "contacts_contacturn", "contacts_contact", "channels_channel", "users_user", "orgs_org",
-          "flows_flow", "tickets_ticket", "msgs_broadcast"]
 
 
 def _with_db(url: str, name: str) -> str:
@@ -116,73 +109,6 @@ def pg_url(test_db):
     admin.close()
 
 
-class Rows:
-    """Inserts RapidPro rows the way RapidPro would (every NOT NULL column filled)."""
-
-    def __init__(self, url: str):
-        # named, so that tests which cut chip's database connections can spare this one
-        self.conn = psycopg2.connect(url, application_name="keep")
-        self.conn.autocommit = True
-
-    def one(self, sql: str, *args):
-        with self.conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchone() if cur.description else None
-
-    def org(self, name="Nyaruka") -> int:
-        return self.one("INSERT INTO orgs_org (name, is_active) VALUES (%s, true) RETURNING id", name)[0]
-
-    def channel(self, org_id: int, secret="sesame", active=True, channel_type="CHP") -> str:
-        channel_uuid = str(uuid.uuid4())
-        self.one(
-            "INSERT INTO channels_channel (uuid, org_id, is_active, channel_type, name, schemes, config, role,"
-            " log_policy, created_on, modified_on, created_by_id, modified_by_id)"
-            " VALUES (%s, %s, %s, %s, 'Webchat', '{webchat}', %s, 'SR', 'A', now(), now(), 1, 1)",
-            channel_uuid, org_id, active, channel_type, json.dumps({"secret": secret}))
-        return channel_uuid
-
-    def user(self, email="bob@nyaruka.com", first="Bob", last="McTickets", avatar=None) -> int:
-        return self.one(
-            "INSERT INTO users_user (email, first_name, last_name, is_active, is_staff, avatar)"
-            " VALUES (%s, %s, %s, true, true, %s) RETURNING id", email, first, last, avatar)[0]
-
-    def contact(self, org_id: int, channel_uuid: str, chat_id: str, email=None) -> int:
-        contact_id = self.one(
-            "INSERT INTO contacts_contact (uuid, org_id, is_active, status, ticket_count, created_on, modified_on)"
-            " VALUES (%s, %s, true, 'A', 0, now(), now() - interval '1 day') RETURNING id",
-            str(uuid.uuid4()), org_id)[0]
-        self.one(
-            "INSERT INTO contacts_contacturn (identity, path, scheme, display, priority, channel_id, contact_id,"
-            " org_id) VALUES (%s, %s, 'webchat', %s, 1000,"
-            " (SELECT id FROM channels_channel WHERE uuid = %s), %s, %s)",
-            f"webchat:{chat_id}", chat_id, email, channel_uuid, contact_id, org_id)
-        return contact_id
-
-    def msg(self, contact_id: int, text: str, direction="O", created_on=None, msg_type="T", visibility="V",
-            **columns) -> int:
-        """A msgs_msg row; `columns` sets optional ones (flow_id, created_by_id, attachments, ...)."""
-        org_id = self.one("SELECT org_id FROM contacts_contact WHERE id = %s", contact_id)[0]
-        values = dict(uuid=str(uuid.uuid4()), org_id=org_id, contact_id=contact_id, text=text,
-                      created_on=created_on or datetime.now(timezone.utc), modified_on=datetime.now(timezone.utc),
-                      msg_type=msg_type, direction=direction, status="W", visibility=visibility, msg_count=1,
-                      error_count=0, **columns)
-        return self.one(f"INSERT INTO msgs_msg ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})"
-                        " RETURNING id", *values.values())[0]
-
-    def insert(self, table: str, **values) -> int:
-        if not values:
-            return self.one(f"INSERT INTO {table} DEFAULT VALUES RETURNING id")[0]
-        return self.one(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})"
-                        " RETURNING id", *values.values())[0]
-
-    def clear(self):
-        with self.conn.cursor() as cur:
-            cur.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-
-    def close(self):
-        self.conn.close()
-
-
 @pytest.fixture
 def database_down(pg_url):
     """`with database_down():` chip's database connections are cut and new ones refused inside the
@@ -220,56 +146,6 @@ def redis_url(test_valkey):
     yield test_valkey
     client.flushdb()
     client.close()
-
-
-class SparePostgres:
-    """A PostgreSQL cluster of the test's own (initdb in a temporary folder) on a free loopback port,
-    with RapidPro's tables, to stop and start at will."""
-
-    def __init__(self):
-        sock, self.port = bind_unused_port()
-        sock.close()
-        bins = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"))
-        if not bins:
-            pytest.skip("PostgreSQL server binaries are not installed")
-        self.bin = bins[-1]
-        # not under pytest's tmp_path: its parent is private to root, and the server runs as postgres
-        directory = self.directory = pathlib.Path(tempfile.mkdtemp(prefix="chip-test-pg-"))
-        self.data = directory / "pgdata"
-        self.data.mkdir()
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
-        self.process = None
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            shutil.chown(directory, "postgres")
-            shutil.chown(self.data, "postgres")
-        self.user = "postgres" if os.geteuid() == 0 else None
-        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"],
-                       user=self.user, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
-             "-k", str(self.data), "-c", "fsync=off"],
-            user=self.user, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            try:
-                psycopg2.connect(self.url).close()
-                return
-            except psycopg2.OperationalError:
-                time.sleep(0.05)
-        raise RuntimeError("spare PostgreSQL did not start")
-
-    def load_schema(self):
-        conn = psycopg2.connect(self.url)
-        with conn, conn.cursor() as cur:
-            create_tables(cur)
-        conn.close()
-
-    def stop(self):
-        if self.process is not None:
-            self.process.send_signal(signal.SIGINT)  # fast shutdown: drops every client, as an outage does
-            self.process.wait(timeout=30)
-            self.process = None
 
 
 @pytest.fixture
@@ -354,41 +230,6 @@ async def chip_server(start_chip):
     return await start_chip()
 
 
-class Visitor:
-    """A chat widget: a real WebSocket client speaking JSON frames."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    async def send(self, command):
-        await self.conn.write_message(command if isinstance(command, str) else json.dumps(command))
-
-    async def recv(self, timeout: float = 5.0) -> dict:
-        frame = await asyncio.wait_for(self.conn.read_message(), timeout)
-        assert frame is not None, f"socket closed (code {self.conn.close_code})"
-        return json.loads(frame)
-
-    async def expect(self, kind: str, timeout: float = 5.0) -> dict:
-        event = await self.recv(timeout)
-        assert event["type"] == kind, event
-        return event
-
-    async def silent(self, seconds: float = 0.3):
-        """Assert that nothing arrives for a while."""
-        try:
-            frame = await asyncio.wait_for(self.conn.read_message(), seconds)
-        except asyncio.TimeoutError:
-            return
-        raise AssertionError(f"unexpected frame: {frame}")
-
-    async def start(self, chat_id=None) -> dict:
-        await self.send({"type": "start_chat", **({"chat_id": chat_id} if chat_id else {})})
-        return await self.recv()
-
-    def close(self):
-        self.conn.close()
-
-
 @pytest.fixture
 async def connect():
     """connect(server, channel_uuid, headers=None) -> a Visitor; every socket is closed at teardown."""
@@ -439,39 +280,6 @@ def post_msg(http, chip_server):
         return await http(f"{(server or chip_server).url}/wc/send/{channel_uuid}/", method="POST",
                           body=json.dumps(body))
     return post
-
-
-class ChipProcess:
-    """chip.py run as operators run it, in a process of its own on a free loopback port."""
-
-    def __init__(self, *args, env=None):
-        sock, self.port = bind_unused_port()
-        sock.close()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "chip.py"), "--address", "127.0.0.1", "--port", str(self.port), *args],
-            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    async def ready(self, http):
-        for _ in range(200):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"chip exited {self.proc.returncode}: {self.proc.stderr.read()}")
-            try:
-                status, _ = await http(self.url + "/", request_timeout=1)
-                if status == 200:
-                    return self
-            except OSError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError("chip did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
 
 
 @pytest.fixture

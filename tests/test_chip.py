@@ -10,7 +10,7 @@ import sys
 import pytest
 from tornado.websocket import websocket_connect
 
-from tests.conftest import ROOT
+from tests.servers import ROOT
 
 
 def run(*args, env=None):

@@ -3,7 +3,7 @@
 import asyncio
 import json
 
-
+from tests.rows import Rows
 
 
 async def send(http, server, channel_uuid, chat_id, msg_id):
@@ -43,7 +43,6 @@ async def test_redis_down_then_back(bound, spare_redis, start_chip, channel, con
 
 async def test_postgres_down_then_back(spare_postgres, start_chip, channel, connect, http, courier, rows):
     # the spare cluster holds this test's own org, channel and chats
-    from tests.conftest import Rows
     spare = Rows(spare_postgres.url)
     org_id = spare.org()
     channel_uuid = spare.channel(org_id)

@@ -5,7 +5,6 @@ import asyncio
 import redis
 
 
-
 def outbox_size(redis_url, channel_uuid, chat_id) -> int:
     return redis.Redis.from_url(redis_url).zcard(f"chip:out:{channel_uuid}:{chat_id}:order")
 

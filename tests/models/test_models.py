@@ -1,0 +1,44 @@
+"""The peewee models against RapidPro's tables."""
+
+import pathlib
+
+import pytest
+
+from models import MODELS, Channel, ContactURN, Database
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED_SCHEMA = ROOT.parent / "shared" / "spec" / "rapidpro-tables.sql"
+
+
+def test_schema_copy_matches_the_contract():
+    """models/rapidpro-tables.sql (what tests and the demo create) is the contract's schema."""
+    if not SHARED_SCHEMA.exists():
+        pytest.skip("../shared is not beside this checkout")
+    assert (ROOT / "models" / "rapidpro-tables.sql").read_text() == SHARED_SCHEMA.read_text()
+
+
+@pytest.fixture
+async def database(pg_url):
+    db = Database(pg_url, MODELS, pool_size=2)
+    yield db
+    db.close()
+
+
+async def test_channel_lookup_takes_only_active_chp_channels(database, rows, channel):
+    org_id = channel["org_id"]
+    inactive = rows.channel(org_id, active=False)
+    other_type = rows.channel(org_id, channel_type="TG")
+    assert (await database.run(Channel.active_chp, channel["uuid"])).secret == "sesame"
+    # an upper-case UUID names the same channel (UUIDs are case-insensitive)
+    assert (await database.run(Channel.active_chp, channel["uuid"].upper())).uuid == channel["uuid"]
+    for wrong in [inactive, other_type, channel["uuid"].replace("-", ""), "not-a-uuid", "", "' OR 1=1 --"]:
+        assert await database.run(Channel.active_chp, wrong) is None
+
+
+async def test_urn_lookup_is_per_org(database, rows, channel):
+    rows.contact(channel["org_id"], channel["uuid"], "z" * 24)
+    other_org = rows.org("Other")
+    assert await database.run(ContactURN.for_chat, channel["org_id"], "z" * 24) is not None
+    assert await database.run(ContactURN.for_chat, other_org, "z" * 24) is None
+    assert await database.run(ContactURN.set_email, other_org, "z" * 24, "x@example.com") is False
+    assert rows.one("SELECT display FROM contacts_contacturn WHERE path = %s", "z" * 24) == (None,)
