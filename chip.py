@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from tornado.web import Application
 
 import handlers
+from handlers import metrics as metrics_handlers
 from models import MODELS, Database
 from services import config as settings
 from services.chats import Chats
@@ -24,6 +25,7 @@ from services.courier_queue import CourierQueue
 from services.delivery import Delivery
 from services.errors import Unavailable
 from services.lookups import Lookups
+from services.metrics import Metrics
 from services.outbox import Outbox
 from services.registry import Registry
 
@@ -44,6 +46,7 @@ class Services:
     delivery: Delivery
     courier_queue: CourierQueue
     chats: Chats
+    metrics: Metrics
 
     async def start(self):
         await self.courier.start()
@@ -76,14 +79,17 @@ async def build(config: Config) -> Services:
         db.close()
         await redis.aclose()
         raise Unavailable(f"cannot reach valkey/redis at {_safe(config.valkey)}") from None
-    courier = CourierClient(config.courier_url)
+    metrics = Metrics()
+    courier = CourierClient(config.courier_url, metrics=metrics)
     lookups = Lookups(db)
     registry = Registry()
+    metrics.watch(registry, redis)
     outbox = Outbox(redis)
-    delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout)
+    delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, metrics=metrics)
     courier_queue = CourierQueue(redis, courier, lookups)
-    chats = Chats(db, lookups, outbox, delivery, courier_queue, config.storage_url)
-    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, chats)
+    chats = Chats(db, lookups, outbox, delivery, courier_queue, config.storage_url, metrics)
+    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, chats,
+                    metrics)
 
 
 def make_app(services: Services, **extra) -> Application:
@@ -102,6 +108,11 @@ def make_app(services: Services, **extra) -> Application:
     )
 
 
+def make_metrics_app(services: Services) -> Application:
+    """The Prometheus endpoint, served apart from the public port so it is never exposed by accident."""
+    return Application(metrics_handlers.routes, metrics=services.metrics)
+
+
 def _safe(url: str) -> str:
     """A URL fit for a log line: without its password."""
     parts = urlsplit(url)
@@ -118,10 +129,14 @@ async def serve(config: Config):
     app = make_app(services)
     try:
         server = app.listen(config.port, config.address, xheaders=True)
+        metrics_server = None
+        if config.metrics_port:
+            metrics_server = make_metrics_app(services).listen(config.metrics_port, "localhost")
     except OSError as e:
         services.db.close()
         await services.redis.aclose()
-        settings.fail(f"cannot listen on {config.address}:{config.port}: {e.strerror}")
+        settings.fail(f"cannot listen on {config.address}:{config.port} (metrics {config.metrics_port}): "
+                      f"{e.strerror}")
     await services.start()
     logger.info("chip listening on %s:%d instance=%s courier=%s", config.address, config.port,
                 config.instance_id, config.courier_url)
@@ -134,6 +149,8 @@ async def serve(config: Config):
 
     logger.info("shutting down: %d open socket(s)", services.registry.open_count)
     server.stop()
+    if metrics_server is not None:
+        metrics_server.stop()
     await services.stop()
     await server.close_all_connections()
     logger.info("stopped")

@@ -32,6 +32,7 @@ class Config:
     log_level: str = "info"
     sentry_dsn: str = ""
     db_pool_size: int = 8
+    metrics_port: int = 0
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -96,6 +97,12 @@ def _bool(value):
     raise argparse.ArgumentTypeError(f"{value!r} is not true or false")
 
 
+def _port_or_off(value):
+    if str(value).strip() in ("", "0"):
+        return 0
+    return _port(value)
+
+
 def _level(value):
     if value.lower() not in LOG_LEVELS:
         raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -119,6 +126,7 @@ SETTINGS = [
     ("log-level", _level, "one of " + ", ".join(LOG_LEVELS)),
     ("sentry-dsn", str, "report errors to this Sentry DSN (optional)"),
     ("db-pool-size", _positive(int), "PostgreSQL connections (and worker threads) per process"),
+    ("metrics-port", _port_or_off, "serve Prometheus /metrics on localhost at this port (0: off)"),
 ]
 
 

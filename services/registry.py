@@ -19,7 +19,8 @@ class Transport(Protocol):
 class Session:
     """One visitor socket: its channel, the chat it is bound to, and what was pushed to it.
 
-    `pushed` maps a message key to [when it is due again if not acked, pushes so far].
+    `pushed` maps a message key to [when it is due again if not acked, pushes so far, when it was
+    queued (epoch seconds)].
     """
 
     __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "remote_ip")
