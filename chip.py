@@ -32,6 +32,7 @@ from services.registry import Registry
 logger = logging.getLogger("chip")
 
 SHUTDOWN_GRACE = 5.0  # seconds in-flight Courier calls get to finish at shutdown
+REDIS_CONNECTIONS = 64  # per process; Redis answers in microseconds, so a few dozen carry thousands of calls/s
 
 
 @dataclasses.dataclass
@@ -66,8 +67,11 @@ class Services:
 async def build(config: Config) -> Services:
     """Connect to the database and Redis (Unavailable if either does not answer) and build the services."""
     db = Database(config.db, MODELS, pool_size=config.db_pool_size)
-    redis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=3, socket_timeout=5,
-                                    health_check_interval=30)
+    # A blocking pool: under a burst, a Redis call waits for a free connection instead of failing
+    # with "Too many connections" (redis-py's default pool raises past 100, which became 503s).
+    redis = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+        config.redis_url, max_connections=REDIS_CONNECTIONS, timeout=5, socket_connect_timeout=3,
+        socket_timeout=5, health_check_interval=30))
     try:
         await db.check()
     except Unavailable:
