@@ -21,10 +21,12 @@ class Worker:
     def __init__(self, index: int, channel_uuid: str):
         self.index = index
         self.channel_uuid = channel_uuid
-        self.sockets: list = []          # (chat_id, ws, reader task)
+        self.groups: dict = {}           # server name -> [(chat_id, ws, reader task)]
         self.sent_at: dict = {}          # message id -> perf_counter when its POST was sent
         self.latencies: list = []
         self.duplicates = 0
+        self.missing: set = set()        # ids not delivered when their step ended: late, or lost
+        self.late = 0
         self.last_delivery = 0.0
         self.window = None               # closed-loop mode: a slot per message in flight
         self.http = None
@@ -36,8 +38,8 @@ class Worker:
 
     # visitors
 
-    async def connect(self, ws_urls: list, chat_ids: list, concurrency: int = 50) -> dict:
-        """Open and bind a socket per chat (chat i on ws_urls[i % len]); how long it took."""
+    async def connect(self, group: str, ws_urls: list, chat_ids: list, concurrency: int = 50) -> dict:
+        """Open and bind a socket per chat (chat i on ws_urls[i % len]) as `group`; how long it took."""
         gate = asyncio.Semaphore(concurrency)
         refused = 0
 
@@ -50,7 +52,7 @@ class Worker:
                 if reply.get("type") != "chat_resumed":
                     refused += 1
                 task = asyncio.get_running_loop().create_task(self._read(ws))
-                self.sockets.append((chat_id, ws, task))
+                self.groups.setdefault(group, []).append((chat_id, ws, task))
 
         started = time.perf_counter()
         await asyncio.gather(*[one(ws_urls[i % len(ws_urls)], chat_id) for i, chat_id in enumerate(chat_ids)])
@@ -65,7 +67,10 @@ class Worker:
                 continue
             msg_id = event["msg_out"]["id"]
             sent = self.sent_at.pop(msg_id, None)
-            if sent is None:
+            if sent is None and msg_id in self.missing:
+                self.missing.discard(msg_id)
+                self.late += 1
+            elif sent is None:
                 self.duplicates += 1
             else:
                 self.last_delivery = time.perf_counter()
@@ -74,21 +79,24 @@ class Worker:
                     self.window.release()
             await ws.send_str(f'{{"type":"ack_chat","msg_id":{msg_id}}}')
 
-    async def close(self) -> dict:
-        for _, ws, task in self.sockets:
-            await ws.close()
-            task.cancel()
-        count, self.sockets = len(self.sockets), []
+    async def close(self, group: str = None) -> dict:
+        """Close the group's sockets (all, without a group)."""
+        count = 0
+        for name in [group] if group else list(self.groups):
+            for _, ws, task in self.groups.pop(name, []):
+                await ws.close()
+                task.cancel()
+                count += 1
         return {"closed": count}
 
     # load
 
-    async def load(self, post_urls: list, rate: float, duration: float, first_id: int,
+    async def load(self, group: str, post_urls: list, rate: float, duration: float, first_id: int,
                    in_flight: int = 0, drain: float = 15.0) -> dict:
-        """Post to the worker's chats, round robin, for `duration` seconds: at `rate` per second, or
+        """Post to the group's chats, round robin, for `duration` seconds: at `rate` per second, or
         (in_flight > 0) keeping that many messages between POST and chat_out. Then wait up to
         `drain` seconds for what is still on its way."""
-        chats = [chat_id for chat_id, _, _ in self.sockets]
+        chats = [chat_id for chat_id, _, _ in self.groups[group]]
         self.latencies, self.duplicates, errors = [], 0, []
         self.window = asyncio.Semaphore(in_flight) if in_flight else None
         tasks = set()
@@ -111,11 +119,17 @@ class Worker:
         while (self.sent_at or tasks) and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
         self.window = None
-        lost, self.sent_at = list(self.sent_at), {}
-        return {"sent": sent, "errors": len(errors), "error_samples": errors[:3], "lost": len(lost),
-                "lost_samples": lost[:5], "duplicates": self.duplicates, "latencies": self.latencies,
+        missing, self.sent_at = list(self.sent_at), {}
+        self.missing.update(missing)
+        return {"sent": sent, "errors": len(errors), "error_samples": errors[:3], "missing": len(missing), "duplicates": self.duplicates, "latencies": self.latencies,
                 "posting_seconds": posting, "seconds": max(self.last_delivery - started, posting),
                 "cpu_seconds": time.process_time() - cpu}
+
+    async def settle(self) -> dict:
+        """How many missing messages came late since the last settle, and how many are still missing."""
+        late, self.late = self.late, 0
+        missing, self.missing = len(self.missing), set()
+        return {"late": late, "lost": missing}
 
     async def _post(self, url: str, chat_id: str, msg_id: int, errors: list):
         body = orjson.dumps({"chat_id": chat_id, "secret": SECRET,

@@ -47,15 +47,15 @@ def markdown(r: dict) -> str:
              "### Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(r)]
     lines += ["", "### Fixed loads (latency: POST sent -> chat_out received)", "",
-              "| server | offered msg/s | sustained msg/s | p50 ms | p95 ms | p99 ms | max ms | lost | errors | "
+              "| server | offered msg/s | sustained msg/s | p50 ms | p95 ms | p99 ms | max ms | late | lost | errors | "
               "Courier calls/msg | statuses to Courier | server CPU s/1k msgs | client CPU s/1k msgs | machine busy |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in ("chip", "baseline"):
         for s in r[kind]["steps"] + [r[kind]["saturation"]]:
             offered = _f(s["offered_per_s"]) if s["offered_per_s"] else f"max ({s['in_flight']} in flight)"
             lines.append(
                 f"| {kind} | {offered} | {_f(s['sustained_per_s'], 0)} | {_f(s['p50_ms'], 2)} | {_f(s['p95_ms'], 2)} "
-                f"| {_f(s['p99_ms'], 2)} | {_f(s['max_ms'], 1)} | {s['lost']} | {s['errors']} "
+                f"| {_f(s['p99_ms'], 2)} | {_f(s['max_ms'], 1)} | {s['late']} | {s['lost']} | {s['errors']} "
                 f"| {_f(s['courier_calls_per_msg'], 2)} | {s['statuses_to_courier']:,} "
                 f"| {_f(s['server_cpu_s_per_1000'], 3)} | {_f(s['client_cpu_s_per_1000'], 3)} "
                 f"| {s['machine_busy']:.0%} |")
