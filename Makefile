@@ -1,13 +1,16 @@
 # make demo: create .venv if missing, install, run chip end to end on embedded servers (python -m demo).
 # make test: create .venv if missing, install requirements, run the test suite.
 # make run:  start chip with the configuration in the environment (CHIP_*; see python chip.py --help).
+# make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test run clean
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: demo test run bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +32,18 @@ test: $(STAMP)
 
 run: $(STAMP)
 	$(PY) chip.py
+
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+# about 5 minutes; BENCH_ARGS passes options (python -m bench --help)
+bench: $(BENCH_STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+# about a minute: shorter steps, fewer sockets
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

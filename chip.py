@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from tornado.web import Application
 
 import handlers
+from handlers import metrics as metrics_handlers
 from models import MODELS, Database
 from services import config as settings
 from services.chats import Chats
@@ -27,12 +28,14 @@ from services.expiry import Expiry
 from services.limits import Limits
 from services.lookups import Lookups
 from services.mailer import Mailer
+from services.metrics import Metrics
 from services.outbox import Outbox
 from services.registry import Registry
 
 logger = logging.getLogger("chip")
 
 SHUTDOWN_GRACE = 5.0  # seconds in-flight Courier calls get to finish at shutdown
+REDIS_CONNECTIONS = 64  # per process; Redis answers in microseconds, so a few dozen carry thousands of calls/s
 
 
 @dataclasses.dataclass
@@ -49,6 +52,7 @@ class Services:
     expiry: Expiry
     chats: Chats
     limits: Limits
+    metrics: Metrics
 
     async def start(self):
         await self.courier.start()
@@ -70,8 +74,11 @@ class Services:
 async def build(config: Config) -> Services:
     """Connect to the database and Redis (Unavailable if either does not answer) and build the services."""
     db = Database(config.db, MODELS, pool_size=config.db_pool_size)
-    redis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=3, socket_timeout=5,
-                                    health_check_interval=30)
+    # A blocking pool: under a burst, a Redis call waits for a free connection instead of failing
+    # with "Too many connections" (redis-py's default pool raises past 100, which became 503s).
+    redis = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+        config.redis_url, max_connections=REDIS_CONNECTIONS, timeout=5, socket_connect_timeout=3,
+        socket_timeout=5, health_check_interval=30))
     try:
         await db.check()
     except Unavailable:
@@ -83,19 +90,21 @@ async def build(config: Config) -> Services:
         db.close()
         await redis.aclose()
         raise Unavailable(f"cannot reach valkey/redis at {_safe(config.valkey)}") from None
-    courier = CourierClient(config.courier_url)
+    metrics = Metrics()
+    courier = CourierClient(config.courier_url, metrics=metrics)
     lookups = Lookups(db)
     registry = Registry()
+    metrics.watch(registry, redis)
     outbox = Outbox(redis)
     delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
-                        max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout)
+                        max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics)
     courier_queue = CourierQueue(redis, courier, lookups, expiry=config.inbound_expiry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
     limits = Limits(config, redis)
-    chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url)
+    chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, expiry, chats,
-                    limits)
+                    limits, metrics)
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:
@@ -116,6 +125,11 @@ def make_app(services: Services, routes=(), **extra) -> Application:
     )
 
 
+def make_metrics_app(services: Services) -> Application:
+    """The Prometheus endpoint, served apart from the public port so it is never exposed by accident."""
+    return Application(metrics_handlers.routes, metrics=services.metrics)
+
+
 def _safe(url: str) -> str:
     """A URL fit for a log line: without its password."""
     parts = urlsplit(url)
@@ -134,10 +148,14 @@ async def serve(config: Config):
         # no xheaders: they would trust anyone's X-Forwarded-For; Limits.client_ip trusts only
         # --trusted-proxies
         server = app.listen(config.port, config.address)
+        metrics_server = None
+        if config.metrics_port:
+            metrics_server = make_metrics_app(services).listen(config.metrics_port, "localhost")
     except OSError as e:
         services.db.close()
         await services.redis.aclose()
-        settings.fail(f"cannot listen on {config.address}:{config.port}: {e.strerror}")
+        settings.fail(f"cannot listen on {config.address}:{config.port} (metrics {config.metrics_port}): "
+                      f"{e.strerror}")
     await services.start()
     logger.info("chip listening on %s:%d instance=%s courier=%s", config.address, config.port,
                 config.instance_id, config.courier_url)
@@ -150,6 +168,8 @@ async def serve(config: Config):
 
     logger.info("shutting down: %d open socket(s)", services.registry.open_count)
     server.stop()
+    if metrics_server is not None:
+        metrics_server.stop()
     await services.stop()
     await server.close_all_connections()
     logger.info("stopped")

@@ -17,6 +17,7 @@ from services.delivery import Delivery
 from services.errors import ChatNotStarted, InvalidCommand, Unavailable
 from services.limits import Limits
 from services.lookups import Lookups
+from services.metrics import Metrics
 from services.outbox import Outbox
 from services.registry import Session
 
@@ -32,8 +33,9 @@ def new_chat_id() -> str:
 
 class Chats:
     def __init__(self, db: Database, lookups: Lookups, outbox: Outbox, delivery: Delivery,
-                 courier: CourierQueue, limits: Limits, storage_url: str):
+                 courier: CourierQueue, limits: Limits, storage_url: str, metrics: Metrics = None):
         self.db = db
+        self.metrics = metrics or Metrics()
         self.lookups = lookups
         self.outbox = outbox
         self.delivery = delivery
@@ -83,6 +85,7 @@ class Chats:
         msg_key = str(msg_id).lower()
         event = encode_event(events.courier_msg_status(msg_key, "delivered"))
         if await self.outbox.remove(session.key, msg_key, event, self.courier.due_score):
+            self.metrics.acked.inc()
             self.delivery.acked(session.key, msg_key)
             self.courier.kick(session.key)
             logger.info("msg acked channel=%s chat=%s msg=%s", session.channel.uuid, session.chat_id, msg_key)
@@ -129,6 +132,8 @@ class Chats:
                              msg.get("attachments"), msg.get("quick_replies"))
         key = keys.chat_key(channel.uuid, chat_id)
         added = await self.outbox.queue(key, str(msg_id).lower(), orjson.dumps(events.chat_out(out)))
+        if added:
+            self.metrics.queued.inc()
         logger.info("msg out queued channel=%s chat=%s msg=%s%s", channel.uuid, chat_id, msg_id,
                     "" if added else " (repeat)")
         return added

@@ -50,6 +50,7 @@ class Config:
     new_chats_window: int = 60
     max_sockets_per_ip: int = 50
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    metrics_port: int = 0
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -112,6 +113,12 @@ def _bool(value):
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise argparse.ArgumentTypeError(f"{value!r} is not true or false")
+
+
+def _port_or_off(value):
+    if str(value).strip() in ("", "0"):
+        return 0
+    return _port(value)
 
 
 def _level(value):
@@ -189,6 +196,7 @@ SETTINGS = [
     ("max-sockets-per-ip", _positive(int), "open sockets one client IP may hold on this process; more get 429"),
     ("trusted-proxies", _networks,
      "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For/X-Real-IP name the client (default: none)"),
+    ("metrics-port", _port_or_off, "serve Prometheus /metrics on localhost at this port (0: off)"),
 ]
 
 

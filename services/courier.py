@@ -2,9 +2,12 @@
 
 import enum
 import logging
+import time
 
 import aiohttp
 import orjson
+
+from services.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +21,9 @@ class Outcome(enum.Enum):
 class CourierClient:
     """Posts a chat's events to Courier over one pooled, keep-alive HTTP session."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0, connections: int = 100):
+    def __init__(self, base_url: str, timeout: float = 10.0, connections: int = 100, metrics: Metrics = None):
         self.base_url = base_url.rstrip("/")
+        self.metrics = metrics or Metrics()
         self.timeout = timeout
         self.connections = connections
         self._session = None
@@ -39,6 +43,14 @@ class CourierClient:
         return f"{self.base_url}/c/chp/{channel_uuid}/receive"
 
     async def post_events(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> Outcome:
+        started = time.perf_counter()
+        outcome = await self._post(channel_uuid, secret, chat_id, events)
+        self.metrics.courier_latency.observe(time.perf_counter() - started)
+        if outcome is not Outcome.OK:
+            self.metrics.courier_errors.labels(outcome.value).inc()
+        return outcome
+
+    async def _post(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> Outcome:
         body = orjson.dumps({"chat_id": chat_id, "secret": secret, "events": events})
         try:
             async with self._session.post(

@@ -32,14 +32,24 @@ redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[3])
 return redis.call('HGET', KEYS[3], ARGV[3])
 """
 
-# Drop the first N events once they are handled, if this flusher still holds the lock.
-# Returns how many events are left (-1: the lock was lost, nothing was dropped).
+# Take the chat's lock and read its first N events in one round trip; nil if another flusher holds it.
+TAKE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+"""
+
+# Drop the first N events once they are handled, if this flusher still holds the lock, and let
+# the lock go when none are left (saving a round trip). Returns how many events are left
+# (-1: the lock was lost, nothing was dropped).
 COMMIT = """
 if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -1 end
 redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
 redis.call('HDEL', KEYS[3], ARGV[2])
 local left = redis.call('LLEN', KEYS[1])
-if left == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
+if left == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('DEL', KEYS[4])
+end
 return left
 """
 
@@ -69,6 +79,7 @@ class CourierQueue:
         # a crashed flusher's lock expires, and its chats fall due, a little after Courier's timeout
         self.grace = client.timeout + 5.0
         self._push = redis.register_script(PUSH)
+        self._take = redis.register_script(TAKE)
         self._commit = redis.register_script(COMMIT)
         self._release = redis.register_script(RELEASE)
         self._flushing: dict[str, asyncio.Task] = {}
@@ -130,21 +141,29 @@ class CourierQueue:
 
     async def _flush_locked(self, key: str) -> Outcome:
         lock, token = keys.courier_lock(key), secrets.token_hex(8)
-        if not await self.redis.set(lock, token, nx=True, px=int(self.grace * 1000)):
+        raw = await self._take(keys=[lock, keys.courier_events(key)],
+                               args=[token, int(self.grace * 1000), self.batch])
+        if raw is None:
             # another process is posting this chat's events; look again shortly in case it just ended
             asyncio.get_running_loop().call_later(self.interval / 2, self._kick_if_due, key)
             return Outcome.OK
+        held = True
         try:
-            return await self._drain(key, lock, token)
+            outcome, held = await self._drain(key, lock, token, raw)
+            return outcome
         finally:
-            await self._release(keys=[lock], args=[token])
+            if held:
+                await self._release(keys=[lock], args=[token])
 
-    async def _drain(self, key: str, lock: str, token: str) -> Outcome:
+    async def _drain(self, key: str, lock: str, token: str, raw: list) -> tuple[Outcome, bool]:
+        """Post the chat's events, starting with `raw` (read with the lock); the outcome, and whether
+        this flusher still holds the lock (COMMIT lets it go once the list is empty)."""
         channel_uuid, chat_id = keys.split_chat_key(key)
         channel = await self.lookups.channel(channel_uuid)
         size, first = self.batch, None
         while True:
-            raw = await self.redis.lrange(keys.courier_events(key), 0, size - 1)
+            if raw is None:
+                raw = await self.redis.lrange(keys.courier_events(key), 0, size - 1)
             events = self._fresh(key, raw)
             if not raw:
                 outcome = Outcome.OK
@@ -158,9 +177,9 @@ class CourierQueue:
                 outcome = await self.client.post_events(channel_uuid, channel.secret, chat_id, events)
             if outcome is Outcome.FAILED:
                 await self._defer(key)
-                return outcome
+                return outcome, True
             if outcome is Outcome.REJECTED and len(events) > 1:
-                size = 1  # find the one event Courier refuses and keep the others
+                size, raw = 1, raw[:1]  # find the one event Courier refuses and keep the others
                 continue
             first = first or outcome
             left = await self._commit(
@@ -168,9 +187,10 @@ class CourierQueue:
                 args=[len(raw), key, token],
             )
             if left <= 0:
-                return first if left == 0 else Outcome.FAILED
+                return (first if left == 0 else Outcome.FAILED), False
             if size == 1 and outcome is not Outcome.REJECTED:
                 size = self.batch
+            raw = None
 
     def _fresh(self, key: str, raw: list) -> list:
         """The events still worth posting; those older than the expiry are given up, loudly."""

@@ -17,6 +17,8 @@ from tornado.ioloop import PeriodicCallback
 from services import keys
 from services.backoff import backoff
 from services.errors import Unavailable
+from services.events import queued_at
+from services.metrics import Metrics
 from services.outbox import Outbox
 from services.registry import Registry, Session
 
@@ -27,7 +29,7 @@ class Delivery:
     def __init__(self, redis: aioredis.Redis, outbox: Outbox, registry: Registry, *,
                  ack_timeout: float = 15.0, max_attempts: int = 10, window: int = 100,
                  retry_interval: float = 1.0, backoff_cap: float = 300.0,
-                 max_buffer: int = 1024 * 1024, stall_timeout: float = 30.0):
+                 max_buffer: int = 1024 * 1024, stall_timeout: float = 30.0, metrics: Metrics = None):
         self.redis = redis
         self.outbox = outbox
         self.registry = registry
@@ -38,6 +40,7 @@ class Delivery:
         self.backoff_cap = backoff_cap
         self.max_buffer = max_buffer
         self.stall_timeout = stall_timeout
+        self.metrics = metrics or Metrics()
         self._pubsub = None
         self._listener = None
         self._retry = None
@@ -90,10 +93,14 @@ class Delivery:
 
     def acked(self, key: str, msg_key: str):
         """A message of this chat was acknowledged: stop pushing it to this process's sockets."""
-        now = time.monotonic()
+        now, queued = time.monotonic(), None
         for session in self.registry.sessions(key):
-            session.pushed.pop(msg_key, None)
+            state = session.pushed.pop(msg_key, None)
+            if state is not None:
+                queued = state[2]
             session.acked[msg_key] = now
+        if queued is not None:
+            self.metrics.delivery.observe(max(0.0, time.time() - queued))
         if key in self._deep:
             self.wake(key)  # an ack makes room in the window for what waits behind it
 
@@ -153,14 +160,24 @@ class Delivery:
                 return
             state = session.pushed.get(msg_key)
             if state is None:
-                state = session.pushed[msg_key] = [0.0, 0]
-            elif state[0] > now or state[1] >= self.max_attempts:
+                state = session.pushed[msg_key] = [0.0, 0, queued_at(frame)]
+            elif state[0] > now:
+                continue
+            elif state[1] >= self.max_attempts:
+                if state[1] == self.max_attempts:
+                    state[1] += 1  # counted once; the retry loop ignores it from now on
+                    self.metrics.failed.inc()
+                    logger.warning("stopped pushing chat=%s msg=%s after %d attempts", session.chat_id,
+                                   msg_key, self.max_attempts)
                 continue
             state[1] += 1
             state[0] = now + self.ack_timeout if state[1] == 1 else \
                 now + max(self.ack_timeout, backoff(state[1], self.ack_timeout, self.backoff_cap))
             if state[1] > 1:
+                self.metrics.retried.inc()
                 logger.info("pushing again chat=%s msg=%s attempt=%d", session.chat_id, msg_key, state[1])
+            else:
+                self.metrics.pushed.inc()
             if not session.transport.send_text(frame):
                 return
 

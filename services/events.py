@@ -2,6 +2,8 @@
 
 from datetime import datetime, timezone
 
+import orjson
+
 
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, as the widget expects: 2024-05-01T17:15:30.123456Z."""
@@ -35,6 +37,11 @@ def msg_out(msg_id, text: str, origin: str, time: datetime, user: dict = None,
 
 def chat_out(msg: dict) -> dict:
     return {"type": "chat_out", "msg_out": msg}
+
+
+def queued_at(frame: str) -> float:
+    """When a stored chat_out frame was queued (its msg_out.time), as epoch seconds."""
+    return datetime.fromisoformat(orjson.loads(frame)["msg_out"]["time"]).timestamp()
 
 
 def history(rows, storage_url: str) -> dict:

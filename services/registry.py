@@ -23,9 +23,10 @@ class Transport(Protocol):
 class Session:
     """One visitor socket: its channel, the chat it is bound to, and what was pushed to it.
 
-    `pushed` maps a message key to [when it is due again if not acked, pushes so far]. `stalled` is
-    set while pushing waits for the socket to drain: [bytes then unsent, since when]. `acked` maps
-    a message key to when it was acked, until no outbox read from before then can be in flight.
+    `pushed` maps a message key to [when it is due again if not acked, pushes so far, when it was
+    queued (epoch seconds)]. `stalled` is set while pushing waits for the socket to drain: [bytes
+    then unsent, since when]. `acked` maps a message key to when it was acked, until no outbox read
+    from before then can be in flight.
     """
 
     __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "acked", "remote_ip", "stalled")

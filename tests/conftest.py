@@ -26,10 +26,9 @@ from tornado.websocket import websocket_connect
 
 import chip
 from demo.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
-from demo.seed import create_tables
 from services.config import Config
 from tests.courier_double import CourierDouble
-from tests.rows import Rows
+from tests.rows import Rows, create_database, drop_database
 from tests.servers import ChipProcess, SparePostgres
 from tests.visitor import Visitor
 
@@ -92,21 +91,9 @@ def test_valkey(embedded_dir):
 @pytest.fixture(scope="session")
 def pg_url(test_db):
     """A fresh database with RapidPro's tables, dropped at the end of the run."""
-    name = f"chip_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = psycopg2.connect(test_db)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = _with_db(test_db, name)
-    conn = psycopg2.connect(url)
-    with conn, conn.cursor() as cur:
-        create_tables(cur)
-    conn.close()
+    url = create_database(test_db, f"chip_test_{os.getpid()}_{secrets.token_hex(3)}")
     yield url
-    with admin.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
+    drop_database(test_db, url)
 
 
 @pytest.fixture
@@ -183,7 +170,7 @@ def channel(rows):
 
 
 @pytest.fixture
-async def courier(pg_url):
+async def courier(pg_url, rows):  # rows: its tables are emptied only once Courier is stopped
     double = await CourierDouble(pg_url).start()
     yield double
     await double.stop()
@@ -204,7 +191,7 @@ class ChipServer:
 
 
 @pytest.fixture
-async def start_chip(pg_url, redis_url, courier):
+async def start_chip(pg_url, redis_url, courier, rows):  # rows: emptied only once chip is stopped
     """start_chip(**config) -> a running chip on a free loopback port, stopped at teardown."""
     started = []
 

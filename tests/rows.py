@@ -1,13 +1,44 @@
-"""RapidPro rows for tests, inserted the way RapidPro would (compatible with rapidpro-tables.sql)."""
+"""RapidPro rows as RapidPro would write them, and a throwaway database to hold them: shared by the
+test fixtures and the benchmark (bench/), so the SQL that fills RapidPro's tables lives in one place.
+"""
 
 import json
 import uuid
 from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
+from demo.seed import create_tables
+
 TABLES = ["msgs_msg", "contacts_contacturn", "contacts_contact", "channels_channel", "users_user", "orgs_org",
           "flows_flow", "tickets_ticket", "msgs_broadcast"]
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """Create database `name` on admin_url's server with RapidPro's tables; returns its URL."""
+    admin = psycopg2.connect(admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
+    conn = psycopg2.connect(url)
+    with conn, conn.cursor() as cur:
+        create_tables(cur)
+    conn.close()
+    return url
+
+
+def drop_database(admin_url: str, url: str):
+    """Drop the database create_database made, cutting whoever is still connected to it."""
+    name = urlsplit(url).path.lstrip("/")
+    admin = psycopg2.connect(admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.close()
 
 
 class Rows:
@@ -41,16 +72,23 @@ class Rows:
             " VALUES (%s, %s, %s, true, true, %s) RETURNING id", email, first, last, avatar)[0]
 
     def contact(self, org_id: int, channel_uuid: str, chat_id: str, email=None) -> int:
-        contact_id = self.one(
-            "INSERT INTO contacts_contact (uuid, org_id, is_active, status, ticket_count, created_on, modified_on)"
-            " VALUES (%s, %s, true, 'A', 0, now(), now() - interval '1 day') RETURNING id",
-            str(uuid.uuid4()), org_id)[0]
-        self.one(
-            "INSERT INTO contacts_contacturn (identity, path, scheme, display, priority, channel_id, contact_id,"
-            " org_id) VALUES (%s, %s, 'webchat', %s, 1000,"
-            " (SELECT id FROM channels_channel WHERE uuid = %s), %s, %s)",
-            f"webchat:{chat_id}", chat_id, email, channel_uuid, contact_id, org_id)
-        return contact_id
+        return self.contacts(org_id, channel_uuid, [chat_id], email)[0]
+
+    def contacts(self, org_id: int, channel_uuid: str, chat_ids: list, email=None) -> list:
+        """A contact with a webchat URN for each chat ID, in two statements however many there are."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO contacts_contact (uuid, org_id, is_active, status, ticket_count, created_on, modified_on)"
+                " SELECT u::uuid, %s, true, 'A', 0, now(), now() - interval '1 day' FROM unnest(%s::text[]) AS u"
+                " RETURNING id", (org_id, [str(uuid.uuid4()) for _ in chat_ids]))
+            contact_ids = [row[0] for row in cur.fetchall()]
+            cur.execute(
+                "INSERT INTO contacts_contacturn (identity, path, scheme, display, priority, channel_id, contact_id,"
+                " org_id) SELECT 'webchat:' || c, c, 'webchat', %s, 1000,"
+                " (SELECT id FROM channels_channel WHERE uuid = %s), k, %s"
+                " FROM unnest(%s::text[], %s::int[]) AS t(c, k)",
+                (email, channel_uuid, org_id, list(chat_ids), contact_ids))
+        return contact_ids
 
     def msg(self, contact_id: int, text: str, direction="O", created_on=None, msg_type="T", visibility="V",
             **columns) -> int:

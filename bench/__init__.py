@@ -1,0 +1,1 @@
+"""`make bench`: chip against a minimal Tornado baseline, on loopback; see BENCHMARKS.md."""

@@ -1,0 +1,109 @@
+"""The run's figures as JSON, a markdown report and a PNG plot of latency against load."""
+
+import json
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on a server
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _f(value, digits=1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}"
+
+
+def targets(r: dict) -> list:
+    """(target, measured, met) for each target of issue 4."""
+    at500 = next((s for s in r["chip"]["steps"] if s["offered_per_s"] == 500), None)
+    chip_max = r["chip"]["saturation"]["sustained_per_s"]
+    base_max = r["baseline"]["saturation"]["sustained_per_s"]
+    two = r["chip_two_processes"]["saturation"]["sustained_per_s"]
+    idle = r["idle"]["chip"][-1]
+    rows = []
+    if at500:
+        rows.append(("p50 < 3 ms at 500 msg/s, 1,000 chats", f"{at500['p50_ms']:.2f} ms", at500["p50_ms"] < 3))
+        rows.append(("p99 < 25 ms at 500 msg/s, 1,000 chats", f"{at500['p99_ms']:.2f} ms", at500["p99_ms"] < 25))
+    rows.append(("full-cycle throughput >= 0.5 x baseline",
+                 f"{chip_max:,.0f} / {base_max:,.0f} msg/s = {chip_max / base_max:.2f} x", chip_max >= base_max / 2))
+    rows.append((f"{idle['sockets']:,} idle bound sockets < 60 KB RSS each", f"{idle['kb_per_socket']:.1f} KB",
+                 idle["kb_per_socket"] < 60))
+    rows.append(("two processes >= 1.7 x one", f"{two:,.0f} / {chip_max:,.0f} msg/s = {two / chip_max:.2f} x",
+                 two >= 1.7 * chip_max))
+    lost = sum(s["lost"] for k in ("chip", "baseline") for s in r[k]["steps"] + [r[k]["saturation"]])
+    lost += r["chip_two_processes"]["saturation"]["lost"]
+    rows.append(("lost messages = 0", str(lost), lost == 0))
+    return rows
+
+
+def markdown(r: dict) -> str:
+    lines = [f"Mode: {r['mode']}, {r['settings']['chats']:,} bound chats, {r['settings']['duration']:.0f} s per step, "
+             f"{r['settings']['clients']} client processes, {r['machine']['cpus']} CPUs, Python "
+             f"{r['machine']['python']}, run took {r['seconds']:.0f} s.", "",
+             "### Targets", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(r)]
+    lines += ["", "### Fixed loads (latency: POST sent -> chat_out received)", "",
+              "| server | offered msg/s | sustained msg/s | p50 ms | p95 ms | p99 ms | max ms | late | lost | errors | "
+              "Courier calls/msg | statuses to Courier | server CPU s/1k msgs | client CPU s/1k msgs | machine busy |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for kind in ("chip", "baseline"):
+        for s in r[kind]["steps"] + [r[kind]["saturation"]]:
+            offered = _f(s["offered_per_s"]) if s["offered_per_s"] else f"max ({s['in_flight']} in flight)"
+            lines.append(
+                f"| {kind} | {offered} | {_f(s['sustained_per_s'], 0)} | {_f(s['p50_ms'], 2)} | {_f(s['p95_ms'], 2)} "
+                f"| {_f(s['p99_ms'], 2)} | {_f(s['max_ms'], 1)} | {s['late']} | {s['lost']} | {s['errors']} "
+                f"| {_f(s['courier_calls_per_msg'], 2)} | {s['statuses_to_courier']:,} "
+                f"| {_f(s['server_cpu_s_per_1000'], 3)} | {_f(s['client_cpu_s_per_1000'], 3)} "
+                f"| {s['machine_busy']:.0%} |")
+    one, two = r["chip"]["saturation"], r["chip_two_processes"]["saturation"]
+    base = r["baseline"]["saturation"]
+    lines += ["", "### Throughput (closed loop: a fixed number of messages between POST and chat_out)", "",
+              "| setup | sustained msg/s | ratio | p50 ms | p99 ms | lost | machine busy |", "|---|---|---|---|---|---|---|",
+              f"| baseline | {_f(base['sustained_per_s'], 0)} | 1.00 x | {_f(base['p50_ms'], 2)} | "
+              f"{_f(base['p99_ms'], 2)} | {base['lost']} | {base['machine_busy']:.0%} |",
+              f"| chip, one process | {_f(one['sustained_per_s'], 0)} | "
+              f"{one['sustained_per_s'] / base['sustained_per_s']:.2f} x baseline | {_f(one['p50_ms'], 2)} | "
+              f"{_f(one['p99_ms'], 2)} | {one['lost']} | {one['machine_busy']:.0%} |",
+              f"| chip, two processes | {_f(two['sustained_per_s'], 0)} | "
+              f"{two['sustained_per_s'] / one['sustained_per_s']:.2f} x one process | {_f(two['p50_ms'], 2)} | "
+              f"{_f(two['p99_ms'], 2)} | {two['lost']} | {two['machine_busy']:.0%} |",
+              "", "### Idle bound sockets (RSS growth of the server process / sockets)", "",
+              "| sockets | chip KB/socket | chip RSS MB | chip start_chat/s | baseline KB/socket | baseline RSS MB | "
+              "baseline start_chat/s |", "|---|---|---|---|---|---|---|"]
+    for c, b in zip(r["idle"]["chip"], r["idle"]["baseline"]):
+        lines.append(f"| {c['sockets']:,} | {c['kb_per_socket']:.1f} | {c['rss_mb']:.0f} | {c['start_chat_per_s']:,.0f} "
+                     f"| {b['kb_per_socket']:.1f} | {b['rss_mb']:.0f} | {b['start_chat_per_s']:,.0f} |")
+    lines.append(f"\nstart_chat (resume) rate binding {r['settings']['chats']:,} chats before the loads: chip "
+                 f"{r['chip']['bind']['start_chat_per_s']:,.0f}/s, baseline {r['baseline']['bind']['start_chat_per_s']:,.0f}/s.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict, path: pathlib.Path):
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for kind, style in (("chip", "-"), ("baseline", "--")):
+        steps = r[kind]["steps"]
+        x = [s["offered_per_s"] for s in steps]
+        for q, colour in (("p50", "tab:green"), ("p95", "tab:orange"), ("p99", "tab:red")):
+            ax.plot(x, [s[f"{q}_ms"] for s in steps], style, color=colour, marker="o", label=f"{kind} {q}")
+    ax.set_xlabel("offered load (msg/s to /wc/send)")
+    ax.set_ylabel("delivery latency, POST -> chat_out (ms)")
+    ax.set_yscale("log")
+    ax.set_title(f"chip vs minimal Tornado baseline, {r['settings']['chats']:,} bound chats ({r['mode']} run)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(ncol=2, fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write(r: dict, out: pathlib.Path, plot_path: pathlib.Path):
+    (out / "results.json").write_text(json.dumps(r, indent=2))
+    text = markdown(r)
+    (out / "results.md").write_text(text)
+    plot(r, plot_path)
+    print(text)
+    print(f"written: {out / 'results.json'}, {out / 'results.md'}, {plot_path}")

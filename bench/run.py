@@ -1,0 +1,343 @@
+"""The benchmark run: chip and the baseline under the same load, from the same client code.
+
+Everything is on loopback: a bench database made and dropped here (CHIP_BENCH_DB names the
+PostgreSQL server), a Redis database flushed before and after (CHIP_BENCH_VALKEY, default DB 12),
+a Courier stub, the servers under test and the client workers, all started here and stopped by
+their PIDs when the run ends, however it ends. Every load step is bounded in rate and time.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import pathlib
+import resource
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import redis
+
+from bench import client, profile, report
+from tests.rows import Rows, create_database, drop_database
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ADMIN_DB = os.environ.get("CHIP_BENCH_DB", "postgres://postgres@localhost:5432/postgres")
+VALKEY = os.environ.get("CHIP_BENCH_VALKEY", "redis://localhost:6379/12")
+
+FULL = dict(loads=[200, 500, 1000, 2000], duration=10.0, chats=1000, idle=[1000, 5000, 10000], clients=2,
+            in_flight=200)
+QUICK = dict(loads=[200, 500, 1000], duration=3.0, chats=1000, idle=[1000, 2000], clients=2, in_flight=200)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(ordered: list, q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class Bench:
+    def __init__(self, opts, out: pathlib.Path):
+        self.opts = opts
+        self.out = out
+        self.procs: list[subprocess.Popen] = []
+        self.workers: list = []            # (process, pipe)
+        self.next_id = 1
+        self.store = redis.Redis.from_url(VALKEY)
+        self.db_url = None
+        self.channel_uuid = None
+        self.chat_ids: list = []
+        self.stub_url = None
+
+    # processes
+
+    def spawn(self, name: str, args: list) -> subprocess.Popen:
+        log = open(self.out / f"{name}.log", "ab")
+        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen):
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self.procs.remove(process)
+
+    def wait_up(self, url: str, process: subprocess.Popen):
+        for _ in range(200):
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args} exited with {process.returncode}; see {self.out}")
+            try:
+                urllib.request.urlopen(url, timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{url} never answered")
+
+    def start_server(self, kind: str, name: str) -> tuple:
+        port = free_port()
+        if kind == "baseline":
+            process = self.spawn(name, ["-m", "bench.baseline", str(port)])
+        else:
+            process = self.spawn(name, [
+                "chip.py", "--address", "127.0.0.1", "--port", str(port), "--db", self.db_url, "--valkey", VALKEY,
+                "--courier-url", self.stub_url, "--instance-id", name, "--log-level", self.opts.log_level])
+        self.wait_up(f"http://127.0.0.1:{port}/", process)
+        return process, port
+
+    def start_workers(self):
+        context = multiprocessing.get_context("fork")
+        for index in range(self.opts.clients):
+            parent, child = context.Pipe()
+            process = context.Process(target=client.run, args=(child, index, self.channel_uuid), daemon=True)
+            process.start()
+            self.workers.append((process, parent))
+
+    def ask(self, method: str, kwargs: list) -> list:
+        for (_, pipe), each in zip(self.workers, kwargs):
+            pipe.send((method, each))
+        results = [pipe.recv() for _, pipe in self.workers]
+        failed = [r["failed"] for r in results if "failed" in r]
+        if failed:
+            raise RuntimeError(f"client worker failed in {method}: {failed[0]}")
+        return results
+
+    # setup and teardown
+
+    def setup(self):
+        self.db_url = create_database(ADMIN_DB, f"chip_bench_{os.getpid()}")
+        rows = Rows(self.db_url)
+        org_id = rows.org("Bench")
+        self.channel_uuid = rows.channel(org_id, secret=client.SECRET)
+        self.chat_ids = [f"bench{i:019d}" for i in range(max(self.opts.chats, *self.opts.idle))]
+        rows.contacts(org_id, self.channel_uuid, self.chat_ids)
+        rows.close()
+        self.store.flushdb()
+        port = free_port()
+        self.stub_url = f"http://127.0.0.1:{port}"
+        self.wait_up(self.stub_url + "/stats", self.spawn("courier-stub", ["-m", "bench.stub", str(port)]))
+        self.stub = self.procs[-1]
+        self.start_workers()
+
+    def teardown(self):
+        for process, pipe in self.workers:
+            try:
+                pipe.send(("stop", {}))
+            except OSError:
+                pass
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        for process in list(self.procs):
+            self.stop(process)
+        if self.db_url:
+            drop_database(ADMIN_DB, self.db_url)
+        self.store.flushdb()
+        self.store.close()
+
+    # measuring
+
+    def connect(self, group: str, ports: list, chat_ids: list) -> dict:
+        urls = [f"http://127.0.0.1:{port}/wc/connect/{self.channel_uuid}/" for port in ports]
+        n = len(self.workers)
+        started = time.perf_counter()
+        results = self.ask("connect", [dict(group=group, ws_urls=urls, chat_ids=chat_ids[i::n]) for i in range(n)])
+        seconds = time.perf_counter() - started
+        refused = sum(r["refused"] for r in results)
+        if refused:
+            raise RuntimeError(f"{refused} start_chat did not resume their chat")
+        return {"sockets": len(chat_ids), "seconds": seconds, "start_chat_per_s": len(chat_ids) / seconds}
+
+    def stub_stats(self) -> dict:
+        return json.loads(urllib.request.urlopen(self.stub_url + "/stats", timeout=5).read())
+
+    def step(self, group: str, ports: list, servers: list, rate: float = 0, in_flight: int = 0) -> dict:
+        """One load step against the servers on `ports`; figures for the report."""
+        n, duration = len(self.workers), self.opts.duration
+        urls = [f"http://127.0.0.1:{port}/wc/send/{self.channel_uuid}/" for port in ports]
+        procs = [psutil.Process(s.pid) for s in servers]
+        cpu = [sum(p.cpu_times()[:2]) for p in procs]
+        stub_before, machine = self.stub_stats(), psutil.cpu_times()
+        first = self.next_id
+        self.next_id += 10_000_000
+        results = self.ask("load", [dict(group=group, post_urls=urls, rate=rate / n, duration=duration, in_flight=in_flight // n,
+                                         first_id=first + i * 1_000_000) for i in range(n)])
+        chip = servers[0].args[1] == "chip.py"
+        backlog = self._wait_backlog() if chip else 0.0
+        settled = self.ask("settle", [{}] * n)
+        delivered = sum(len(r["latencies"]) for r in results) + sum(r["late"] for r in settled)
+        statuses = self._wait_statuses(stub_before, delivered, chip)
+        stub_after = self.stub_stats()
+        busy = psutil.cpu_times()
+        server_cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - sum(cpu)
+        latencies = sorted(x for r in results for x in r["latencies"])
+        seconds = max(r["seconds"] for r in results)
+        figures = {
+            "offered_per_s": rate or None, "in_flight": in_flight or None, "sent": sum(r["sent"] for r in results),
+            "delivered": delivered, "errors": sum(r["errors"] for r in results),
+            "late": sum(r["late"] for r in settled), "lost": sum(r["lost"] for r in settled),
+            "duplicates": sum(r["duplicates"] for r in results), "backlog_drain_s": backlog,
+            "sustained_per_s": (delivered - sum(r["late"] for r in settled)) / seconds if seconds else 0.0,
+            "p50_ms": percentile(latencies, 0.50) * 1000, "p95_ms": percentile(latencies, 0.95) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000, "max_ms": (latencies[-1] * 1000) if latencies else None,
+            "courier_calls_per_msg": (stub_after["requests"] - stub_before["requests"]) / delivered if delivered else 0,
+            "statuses_to_courier": statuses,
+            "server_cpu_s_per_1000": server_cpu / delivered * 1000 if delivered else None,
+            "client_cpu_s_per_1000": sum(r["cpu_seconds"] for r in results) / delivered * 1000 if delivered else None,
+            "machine_busy": 1 - (busy.idle - machine.idle) / (sum(busy) - sum(machine)),
+            "left_in_outboxes": self.store.zcard("chip:outboxes"),
+        }
+        samples = [s for r in results for s in r["error_samples"]]
+        if samples:
+            figures["samples"] = [str(s) for s in samples[:5]]
+        print(f"  {group} {'rate ' + str(rate) if rate else 'in flight ' + str(in_flight)}: "
+              + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()),
+              flush=True)
+        return figures
+
+    def _wait_backlog(self, limit: float = 60.0) -> float:
+        """Wait (bounded) for chip's outboxes to empty, so a step's backlog does not spill into the
+        next; the seconds it took. Messages still missing then are counted as lost."""
+        started = time.monotonic()
+        while self.store.zcard("chip:outboxes") and time.monotonic() - started < limit:
+            time.sleep(0.1)
+        time.sleep(0.2)  # the last chat_out frames are on the wire
+        return time.monotonic() - started
+
+    def _wait_statuses(self, before: dict, delivered: int, chip: bool) -> int:
+        """How many `delivered` statuses reached the Courier stub for this step (chip only)."""
+        if not chip:
+            return 0
+        deadline = time.monotonic() + 15
+        while True:
+            got = self.stub_stats()["events"].get("msg_status", 0) - before["events"].get("msg_status", 0)
+            if got >= delivered or time.monotonic() > deadline:
+                return got
+            time.sleep(0.1)
+
+    # the run
+
+    def loads(self, kinds: list) -> dict:
+        """Each fixed load, then the closed loop, on each server in turn: steps of one load run back
+        to back, so a neighbour's burst on this shared machine hits both sides alike."""
+        servers = {kind: self.start_server(kind, f"{kind}-load") for kind in kinds}
+        results = {kind: {"steps": []} for kind in kinds}
+        try:
+            for kind, (_, port) in servers.items():
+                print(f"{kind}: binding {self.opts.chats} chats", flush=True)
+                results[kind]["bind"] = self.connect(kind, [port], self.chat_ids[:self.opts.chats])
+            for rate in self.opts.loads:
+                for kind, (process, port) in servers.items():
+                    steps = results[kind]["steps"]
+                    if steps and steps[-1]["sustained_per_s"] < 0.8 * steps[-1]["offered_per_s"]:
+                        print(f"  {kind} rate {rate}: skipped, saturated at a lower load", flush=True)
+                        continue  # a heavier fixed load would only pile up a backlog to wait out
+                    spy = None
+                    if self.opts.profile and kind == "chip" and rate == self.opts.profile:
+                        spy = profile.record(process.pid, self.opts.duration, self.out / "chip-profile.raw")
+                    results[kind]["steps"].append(self.step(kind, [port], [process], rate=rate))
+                    if spy is not None:
+                        spy.wait()
+                        results["chip_profile"] = profile.summary(self.out / "chip-profile.raw")
+                        print(results["chip_profile"], flush=True)
+            for kind, (process, port) in servers.items():
+                results[kind]["saturation"] = self.step(kind, [port], [process], in_flight=self.opts.in_flight)
+            # the pair shares Redis, so sockets of these chats left on the first chip would get every
+            # message too (and a third process would be doing the work)
+            self.ask("close", [{}] * len(self.workers))
+            if "chip" in kinds:
+                results["chip_two_processes"] = self.two_processes()
+        finally:
+            for process, _ in servers.values():
+                self.stop(process)
+        return results
+
+    def two_processes(self) -> dict:
+        """The closed loop against two chip processes behind the same Redis, visitors and posts split
+        between them (a post lands on either process, as behind a load balancer)."""
+        servers = [self.start_server("chip", f"chip-pair{i}") for i in range(2)]
+        try:
+            print("chip, two processes", flush=True)
+            ports = [port for _, port in servers]
+            self.connect("pair", ports, self.chat_ids[:self.opts.chats])
+            saturation = self.step("pair", ports, [p for p, _ in servers], in_flight=self.opts.in_flight)
+            self.ask("close", [dict(group="pair")] * len(self.workers))
+        finally:
+            for process, _ in servers:
+                self.stop(process)
+        return {"saturation": saturation}
+
+    def idle(self, kind: str) -> list:
+        process, port = self.start_server(kind, f"{kind}-idle")
+        rows, held = [], 0
+        try:
+            time.sleep(1)
+            rss0 = psutil.Process(process.pid).memory_info().rss
+            for target in self.opts.idle:
+                bound = self.connect(kind, [port], self.chat_ids[held:target])
+                held = target
+                time.sleep(2)
+                rss = psutil.Process(process.pid).memory_info().rss
+                rows.append({"sockets": target, "rss_mb": rss / 2**20, "kb_per_socket": (rss - rss0) / target / 1024,
+                             "start_chat_per_s": bound["start_chat_per_s"]})
+                print(f"  {kind} idle {rows[-1]}", flush=True)
+            self.ask("close", [{}] * len(self.workers))
+        finally:
+            self.stop(process)
+        return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short steps and fewer sockets (about a minute)")
+    parser.add_argument("--clients", type=int, help="client worker processes")
+    parser.add_argument("--duration", type=float, help="seconds per load step")
+    parser.add_argument("--log-level", default="info", help="chip's --log-level (default: its default, info)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="where results and logs go")
+    parser.add_argument("--plot", help="PNG path for the latency plot (default: in --out)")
+    parser.add_argument("--profile", type=int, default=0, metavar="RATE",
+                        help="sample chip with py-spy during the step at this rate (adds its own load)")
+    parser.add_argument("--parts", default="baseline,chip,idle",
+                        help="which parts to run, comma-separated; the report needs all three (default)")
+    opts = parser.parse_args()
+    for name, value in (QUICK if opts.quick else FULL).items():
+        if getattr(opts, name, None) is None:
+            setattr(opts, name, value)
+    out = pathlib.Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # chip and the workers inherit this; 10k sockets need 10k descriptors in chip and half in each worker
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(hard, 2 * max(opts.idle) + 1024)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))  # root may raise the hard limit...
+    except ValueError:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # ...unless a sandbox forbids it
+
+    bench = Bench(opts, out)
+    results = {"mode": "quick" if opts.quick else "full", "command": " ".join(sys.argv),
+               "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+               "settings": {k: v for k, v in vars(opts).items() if k not in ("out", "plot")}}
+    parts = set(opts.parts.split(","))
+    started = time.monotonic()
+    try:
+        bench.setup()
+        results.update(bench.loads([kind for kind in ("baseline", "chip") if kind in parts]))
+        if "idle" in parts:
+            results["idle"] = {kind: bench.idle(kind) for kind in ("chip", "baseline")}
+    finally:
+        bench.teardown()
+    results["seconds"] = time.monotonic() - started
+    if parts >= {"baseline", "chip", "idle"}:
+        report.write(results, out, pathlib.Path(opts.plot) if opts.plot else out / "latency.png")

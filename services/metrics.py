@@ -1,0 +1,73 @@
+"""Prometheus metrics of one chip process, for operators to scrape from --metrics-port.
+
+Each Metrics owns its CollectorRegistry rather than using prometheus-client's global one, so a
+test can build several apps in one process without their counters colliding. Gauges that
+describe state (sockets, chats, outbox depth) are read when scraped, not kept up to date on the
+hot path.
+"""
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from redis.exceptions import RedisError
+
+from services import keys
+
+logger = logging.getLogger(__name__)
+
+# delivery is a few milliseconds when all is well, and up to the ack timeout and beyond when not
+DELIVERY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, 60, 300)
+COURIER_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.open_sockets = Gauge("chip_open_sockets", "WebSockets open in this process", registry=r)
+        self.bound_chats = Gauge("chip_bound_chats", "chats with at least one socket in this process",
+                                 registry=r)
+        self.outbox_depth = Gauge("chip_outbox_depth",
+                                  "messages waiting for an ack in the outboxes of this process's chats",
+                                  registry=r)
+        self.outboxes = Gauge("chip_outboxes_waiting", "chats (of all processes) with messages waiting",
+                              registry=r)
+        self.queued = Counter("chip_messages_queued", "messages from Courier queued (repeats excluded)",
+                              registry=r)
+        self.pushed = Counter("chip_messages_pushed", "first pushes of a message to a socket", registry=r)
+        self.retried = Counter("chip_messages_retried", "pushes again of a message not acked in time",
+                               registry=r)
+        self.acked = Counter("chip_messages_acked", "messages acked by a widget and removed", registry=r)
+        self.failed = Counter("chip_messages_failed",
+                              "messages a socket stopped being pushed after the last attempt", registry=r)
+        self.delivery = Histogram("chip_delivery_seconds", "from queueing a message to its ack",
+                                  buckets=DELIVERY_BUCKETS, registry=r)
+        self.courier_latency = Histogram("chip_courier_request_seconds", "Courier receive requests",
+                                         buckets=COURIER_BUCKETS, registry=r)
+        self.courier_errors = Counter("chip_courier_errors", "Courier requests that failed or were refused",
+                                      ["outcome"], registry=r)
+        self._registry = None
+        self._redis = None
+
+    def watch(self, registry, redis):
+        """Where the state gauges are read from when scraped: the socket registry and Redis."""
+        self._registry = registry
+        self._redis = redis
+
+    async def scrape(self) -> bytes:
+        """The text exposition format, with the state gauges read now."""
+        if self._registry is not None:
+            self.open_sockets.set(self._registry.open_count)
+            chats = self._registry.chats()
+            self.bound_chats.set(len(chats))
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in chats:
+                        pipe.zcard(keys.outbox_order(key))
+                    pipe.zcard(keys.OUTBOXES)
+                    *depths, waiting = await pipe.execute()
+                self.outbox_depth.set(sum(depths))
+                self.outboxes.set(waiting)
+            except (RedisError, OSError) as e:
+                logger.warning("outbox depth not read: %s", e)
+        return generate_latest(self.registry)
