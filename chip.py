@@ -158,7 +158,7 @@ async def serve(config: Config):
                       f"{e.strerror}")
     await services.start()
     logger.info("chip listening on %s:%d instance=%s courier=%s", config.address, config.port,
-                config.instance_id, config.courier_url)
+                config.instance_id, _safe(config.courier_url))
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -27,6 +27,8 @@ from tests.rows import Rows, create_database, drop_database
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ADMIN_DB = os.environ.get("CHIP_BENCH_DB", "postgres://postgres@localhost:5432/postgres")
 VALKEY = os.environ.get("CHIP_BENCH_VALKEY", "redis://localhost:6379/12")
+# every simulated visitor comes from 127.0.0.1: the per-address limits would refuse all but a few
+PER_IP_LIMITS_OFF = ["--max-sockets-per-ip", "1000000", "--new-chats-per-ip", "1000000"]
 
 FULL = dict(loads=[200, 500, 1000, 2000], duration=10.0, chats=1000, idle=[1000, 5000, 10000], clients=2,
             in_flight=200)
@@ -86,13 +88,15 @@ class Bench:
         raise RuntimeError(f"{url} never answered")
 
     def start_server(self, kind: str, name: str) -> tuple:
+        """Start the baseline or a chip process on a free loopback port."""
         port = free_port()
         if kind == "baseline":
             process = self.spawn(name, ["-m", "bench.baseline", str(port)])
         else:
             process = self.spawn(name, [
                 "chip.py", "--address", "127.0.0.1", "--port", str(port), "--db", self.db_url, "--valkey", VALKEY,
-                "--courier-url", self.stub_url, "--instance-id", name, "--log-level", self.opts.log_level])
+                "--courier-url", self.stub_url, "--instance-id", name, "--log-level", self.opts.log_level,
+                *PER_IP_LIMITS_OFF])
         self.wait_up(f"http://127.0.0.1:{port}/", process)
         return process, port
 

@@ -1,5 +1,6 @@
 """marshmallow schemas for the widget's commands and Courier's /wc/send body."""
 
+import re
 from datetime import timezone
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -22,16 +23,20 @@ def describe(messages, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
+MSG_ID_TEXT = re.compile(r"^(?:[0-9]{1,18}|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})$")
+
+
 class MsgId(fields.Field):
-    """An outgoing message's id as chip sent it in msg_out.id: a positive integer or a uuid string."""
+    """An outgoing message's id as chip sent it in msg_out.id: a positive integer (msgs_msg.id is a
+    bigint) or a uuid string; a number in a string is taken too."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValidationError("must be a message id (integer) or uuid (string)")
-        if isinstance(value, int) and value < 1:
-            raise ValidationError("must be a positive integer")
-        if isinstance(value, str) and not 0 < len(value) <= 64:
-            raise ValidationError("must be 1 to 64 characters")
+        if isinstance(value, int) and not 0 < value < 2 ** 63:
+            raise ValidationError("must be a positive 64-bit integer")
+        if isinstance(value, str) and not MSG_ID_TEXT.match(value):
+            raise ValidationError("must be a message id (integer) or uuid (string)")
         return value
 
 

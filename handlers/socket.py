@@ -41,7 +41,10 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
 
     async def get(self, channel_uuid: str):
         headers = self.request.headers
-        if headers.get("Upgrade", "").lower() != "websocket":
+        # refuse anything short of a complete upgrade here, so the answer is JSON like every other
+        if (headers.get("Upgrade", "").lower() != "websocket"
+                or "upgrade" not in headers.get("Connection", "").lower()
+                or not headers.get("Sec-WebSocket-Key") or not headers.get("Sec-WebSocket-Version")):
             raise InvalidCommand("this endpoint takes WebSocket connections only")
         self.limits.check_origin(headers.get("Origin"))
         channel = await self.lookups.channel(channel_uuid)

@@ -63,10 +63,13 @@ class Chats:
                 return events.chat_resumed(chat_id, urn.display)
         await self.limits.count_new_chat(session.channel.uuid, session.remote_ip)
         session.bind(new_chat_id())
-        outcome = await self.courier.deliver(session.key, events.courier_chat_started())
-        if outcome is Outcome.REJECTED:
-            session.chat_id = session.key = None
-            raise Unavailable("courier refused to start the chat; check the channel's configuration")
+        try:
+            outcome = await self.courier.deliver(session.key, events.courier_chat_started())
+            if outcome is Outcome.REJECTED:
+                raise Unavailable("courier refused to start the chat; check the channel's configuration")
+        except BaseException:
+            session.unbind()  # the chat never started: the widget may send start_chat again
+            raise
         logger.info("chat started channel=%s chat=%s courier=%s", session.channel.uuid,
                     session.chat_id, outcome.value)
         await self.delivery.bind(session)
@@ -77,7 +80,7 @@ class Chats:
         self._require_chat(session)
         self.limits.check_text(text)
         await self.courier.send(session.key, events.courier_msg_in(text))
-        logger.info("msg in channel=%s chat=%s length=%d", session.channel.uuid, session.chat_id, len(text))
+        logger.debug("msg in channel=%s chat=%s length=%d", session.channel.uuid, session.chat_id, len(text))
 
     async def ack_chat(self, session: Session, msg_id):
         """`ack_chat` {msg_id} -> no reply; the message leaves the outbox, Courier hears `delivered`."""
@@ -88,7 +91,7 @@ class Chats:
             self.metrics.acked.inc()
             self.delivery.acked(session.key, msg_key)
             self.courier.kick(session.key)
-            logger.info("msg acked channel=%s chat=%s msg=%s", session.channel.uuid, session.chat_id, msg_key)
+            logger.debug("msg acked channel=%s chat=%s msg=%s", session.channel.uuid, session.chat_id, msg_key)
 
     async def get_history(self, session: Session, before: datetime) -> dict:
         """`get_history` {before} -> `history` with up to 25 messages before it, newest first."""
@@ -134,6 +137,6 @@ class Chats:
         added = await self.outbox.queue(key, str(msg_id).lower(), orjson.dumps(events.chat_out(out)))
         if added:
             self.metrics.queued.inc()
-        logger.info("msg out queued channel=%s chat=%s msg=%s%s", channel.uuid, chat_id, msg_id,
+        logger.debug("msg out queued channel=%s chat=%s msg=%s%s", channel.uuid, chat_id, msg_id,
                     "" if added else " (repeat)")
         return added

@@ -163,7 +163,7 @@ SETTINGS = [
     ("courier-url", _url(["http", "https"]), "Courier's base URL (default: http(s)://<domain>)"),
     ("storage-url", _url(["http", "https"]),
      "URL prefixed to users' avatar paths (default: http(s)://<domain>/media)"),
-    ("instance-id", str, "name of this process in logs and in Redis (default: the hostname)"),
+    ("instance-id", str, "name of this process in its logs (default: the hostname)"),
     ("ack-timeout", _positive(float), "seconds before an unacknowledged message is pushed again"),
     ("log-level", _level, "one of " + ", ".join(LOG_LEVELS)),
     ("sentry-dsn", str, "report errors to this Sentry DSN (optional)"),

@@ -38,8 +38,9 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return fals
 return redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)
 """
 
-# Drop the first N events once they are handled, if this flusher still holds the lock, and let
-# the lock go when none are left (saving a round trip). Returns how many events are left
+# Drop the first N events once they are handled, if this flusher still holds the lock; let the
+# lock go when none are left (saving a round trip), else renew it for the next post, so a long
+# drain never lets another process post the same events. Returns how many events are left
 # (-1: the lock was lost, nothing was dropped).
 COMMIT = """
 if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -1 end
@@ -49,6 +50,8 @@ local left = redis.call('LLEN', KEYS[1])
 if left == 0 then
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('DEL', KEYS[4])
+else
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
 end
 return left
 """
@@ -179,18 +182,24 @@ class CourierQueue:
                 await self._defer(key)
                 return outcome, True
             if outcome is Outcome.REJECTED and len(events) > 1:
-                size, raw = 1, raw[:1]  # find the one event Courier refuses and keep the others
+                # find the one event Courier refuses and keep the others; renew the lock meanwhile
+                if await self._commit_handled(key, lock, token, 0) < 0:
+                    return Outcome.FAILED, False
+                size, raw = 1, raw[:1]
                 continue
             first = first or outcome
-            left = await self._commit(
-                keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS, lock],
-                args=[len(raw), key, token],
-            )
+            left = await self._commit_handled(key, lock, token, len(raw))
             if left <= 0:
                 return (first if left == 0 else Outcome.FAILED), False
             if size == 1 and outcome is not Outcome.REJECTED:
                 size = self.batch
             raw = None
+
+    async def _commit_handled(self, key: str, lock: str, token: str, handled: int) -> int:
+        return await self._commit(
+            keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS, lock],
+            args=[handled, key, token, int(self.grace * 1000)],
+        )
 
     def _fresh(self, key: str, raw: list) -> list:
         """The events still worth posting; those older than the expiry are given up, loudly."""

@@ -213,7 +213,11 @@ class Delivery:
         while True:
             try:
                 if not self._pubsub.subscribed:
-                    await asyncio.sleep(0.05)
+                    # nothing held, or the subscriptions failed while Redis was away: try them again
+                    await asyncio.sleep(pause if self.registry.chats() else 0.05)
+                    if self.registry.chats():
+                        pause = min(pause * 2, 5.0)
+                        await self._subscribe_held()
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
                 pause = 0.1

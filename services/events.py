@@ -69,5 +69,5 @@ def courier_msg_in(text: str) -> dict:
 
 def courier_msg_status(msg_key: str, status: str) -> dict:
     """A status for an outgoing message, named the way Courier named it: integer id or uuid."""
-    ref = {"msg_id": int(msg_key)} if msg_key.isdigit() else {"msg_uuid": msg_key}
+    ref = {"msg_id": int(msg_key)} if msg_key.isascii() and msg_key.isdigit() else {"msg_uuid": msg_key}
     return {"type": "msg_status", "status": {**ref, "status": status}}

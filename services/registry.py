@@ -45,6 +45,9 @@ class Session:
         self.chat_id = chat_id
         self.key = keys.chat_key(self.channel.uuid, chat_id)
 
+    def unbind(self):
+        self.chat_id = self.key = None
+
     @property
     def bound(self) -> bool:
         return self.chat_id is not None

@@ -88,3 +88,19 @@ async def test_inbound_events_are_given_up_after_the_expiry(bound, start_chip, c
     await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["in time"]
     assert "giving up a msg_in event" in caplog.text
+
+
+async def test_a_chat_resumed_while_redis_is_down_gets_its_messages_once_redis_is_back(
+        spare_redis, start_chip, channel, connect, rows, http):
+    server = await start_chip(valkey=spare_redis.url)
+    rows.contact(channel["org_id"], channel["uuid"], "q" * 24)
+    spare_redis.stop()
+    visitor = await connect(server, channel["uuid"])
+    assert (await visitor.start("q" * 24))["type"] == "chat_resumed"  # PostgreSQL alone answers a resume
+    spare_redis.start()
+    for _ in range(100):
+        status, _ = await send(http, server, channel["uuid"], "q" * 24, 1)
+        if status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert (await visitor.expect("chat_out", timeout=10))["msg_out"]["id"] == 1

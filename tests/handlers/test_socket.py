@@ -119,6 +119,9 @@ async def test_commands_before_start_chat_are_refused(chip_server, channel, conn
     ('{"type": "send_msg", "text": 5}', "text: Not a valid string."),
     ('{"type": "ack_chat"}', "msg_id: field is required"),
     ('{"type": "ack_chat", "msg_id": true}', "msg_id: must be a message id (integer) or uuid (string)"),
+    ('{"type": "ack_chat", "msg_id": "\u00b2"}', "msg_id: must be a message id (integer) or uuid (string)"),
+    ('{"type": "ack_chat", "msg_id": "123456789012345678901"}', "msg_id: must be a message id"),
+    ('{"type": "ack_chat", "msg_id": 9223372036854775808}', "msg_id: must be a positive 64-bit integer"),
     ('{"type": "get_history", "before": "yesterday"}', "before: must be an RFC 3339 timestamp"),
     ('{"type": "set_email", "email": "bob"}', "email: not a valid email address"),
 ])
@@ -226,6 +229,16 @@ async def test_unknown_channel_is_refused_with_json_400(chip_server, rows, chann
 async def test_plain_http_to_the_socket_is_refused_with_json_400(chip_server, channel, http):
     status, body = await http(f"{chip_server.url}/wc/connect/{channel['uuid']}/")
     assert status == 400 and "WebSocket" in body["error"]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"},
+    {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"},
+    {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
+])
+async def test_half_an_upgrade_is_refused_with_json_400(chip_server, channel, http, headers):
+    status, body = await http(f"{chip_server.url}/wc/connect/{channel['uuid']}/", headers=headers)
+    assert (status, body) == (400, {"error": "this endpoint takes WebSocket connections only"})
 
 
 async def test_trailing_slash_and_query_string_are_optional(chip_server, channel, connect):

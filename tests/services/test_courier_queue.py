@@ -1,5 +1,6 @@
 """Events for Courier survive Courier's failures, keep their order, and are batched per chat."""
 
+import asyncio
 import logging
 
 
@@ -86,3 +87,29 @@ async def test_events_of_one_chat_share_requests(bound, chip_server, channel, co
     assert len(status_requests) < 30
     assert max(len(r["events"]) for r in status_requests) > 1
     assert all(r["chat_id"] == visitor.chat_id and r["secret"] == "sesame" for r in status_requests)
+
+
+async def test_a_refused_start_leaves_the_socket_free_to_start_again(chip_server, channel, connect, courier):
+    visitor = await connect(chip_server, channel["uuid"])
+    courier.fail_with = 400
+    assert (await visitor.start())["code"] == "unavailable"
+    courier.fail_with = 0
+    event = await visitor.start()
+    assert event["type"] == "chat_started"
+    assert courier.of_type("chat_started", event["chat_id"]) == [{"type": "chat_started"}]
+
+
+async def test_a_long_drain_keeps_its_lock_so_no_event_is_posted_twice(start_chip, channel, connect, courier):
+    servers = [await start_chip(instance_id="one"), await start_chip(instance_id="two")]
+    for server in servers:
+        fast_retries(server)
+        queue = server.services.courier_queue
+        queue.batch, queue.grace = 1, 0.3  # one event per post, and a lock that outlives one post only
+    visitor = await connect(servers[0], channel["uuid"])
+    chat_id = (await visitor.start())["chat_id"]
+    courier.delay = 0.2
+    for i in range(6):
+        await visitor.send({"type": "send_msg", "text": f"m{i}"})
+    await courier.wait_for(lambda: len(courier.of_type("msg_in", chat_id)) >= 6, timeout=10)
+    await asyncio.sleep(0.5)  # the second process's due loop has had every chance to post again
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", chat_id)] == [f"m{i}" for i in range(6)]
