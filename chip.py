@@ -7,6 +7,7 @@ the Tornado Application, signal handlers, start and stop. `python chip.py --help
 import asyncio
 import dataclasses
 import logging
+import resource
 import signal
 from urllib.parse import urlsplit
 
@@ -36,7 +37,12 @@ from services.registry import Registry
 logger = logging.getLogger("chip")
 
 SHUTDOWN_GRACE = 5.0  # seconds in-flight Courier calls get to finish at shutdown
-REDIS_CONNECTIONS = 1024  # per process; past that a call fails at once (503, Courier retries) instead of queueing
+def redis_connections() -> int:
+    """Redis connections per process: up to 1024, but never more than a quarter of the file
+    descriptors the process may open (sockets, Courier and the database need the rest). Past
+    that a call fails at once: /wc/send answers 503 and Courier retries."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(16, min(1024, soft // 4)) if soft != resource.RLIM_INFINITY else 1024
 
 
 @dataclasses.dataclass
@@ -78,7 +84,7 @@ async def build(config: Config) -> Services:
     # Room for bursts: redis-py's default of 100 connections became 503s under load, and a blocking
     # pool cost about 12 % of the loop waiting for connections (BENCHMARKS.md).
     redis = aioredis.Redis.from_pool(aioredis.ConnectionPool.from_url(
-        config.redis_url, max_connections=REDIS_CONNECTIONS, socket_connect_timeout=3,
+        config.redis_url, max_connections=redis_connections(), socket_connect_timeout=3,
         socket_timeout=5, health_check_interval=30))
     try:
         await db.check()
@@ -171,8 +177,13 @@ async def serve(config: Config):
     server.stop()
     if metrics_server is not None:
         metrics_server.stop()
-    await services.stop()
+    # sockets get their 1001 first; then no HTTP request may still be running when Redis,
+    # the database and the Courier client close
+    services.registry.close_all(1001, "server shutting down")
     await server.close_all_connections()
+    if metrics_server is not None:
+        await metrics_server.close_all_connections()
+    await services.stop()
     logger.info("stopped")
 
 

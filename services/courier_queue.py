@@ -121,7 +121,8 @@ class CourierQueue:
     def kick(self, key: str) -> asyncio.Task:
         """Start posting the chat's events, or have the running flush go round once more."""
         task = self._flushing.get(key)
-        if task is not None:
+        # a finished task stays in _flushing until its done-callback runs on a later turn
+        if task is not None and not task.done():
             self._dirty.add(key)
             return task
         task = asyncio.get_running_loop().create_task(self._flush(key))

@@ -173,20 +173,21 @@ class Delivery:
             state[1] += 1
             state[0] = now + self.ack_timeout if state[1] == 1 else \
                 now + max(self.ack_timeout, backoff(state[1], self.ack_timeout, self.backoff_cap))
+            if not session.transport.send_text(frame):
+                return
             if state[1] > 1:
                 self.metrics.retried.inc()
                 logger.info("pushing again chat=%s msg=%s attempt=%d", session.chat_id, msg_key, state[1])
             else:
                 self.metrics.pushed.inc()
-            if not session.transport.send_text(frame):
-                return
 
     def _retry_due(self):
         now = time.monotonic()
         for key in self.registry.chats():
             sessions = self.registry.sessions(key)
             if any(self._drained(session, now) for session in sessions) or any(
-                    state[0] <= now and state[1] < self.max_attempts
+                    # <=: one more pump after the last attempt's timeout counts the message as failed
+                    state[0] <= now and state[1] <= self.max_attempts
                     for session in sessions for state in session.pushed.values()):
                 self.wake(key)
 

@@ -70,4 +70,7 @@ class Metrics:
                 self.outboxes.set(waiting)
             except (RedisError, OSError) as e:
                 logger.warning("outbox depth not read: %s", e)
+                # unknown, not the last scrape's figures passed off as current
+                self.outbox_depth.set(float("nan"))
+                self.outboxes.set(float("nan"))
         return generate_latest(self.registry)

@@ -7,7 +7,8 @@ from aiosmtpd.controller import Controller
 from tornado.testing import bind_unused_port
 
 
-async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound, start_chip, channel, connect, post_msg):
+async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound, start_chip, channel, connect, post_msg,
+                                                                          caplog):
     server = await start_chip(ack_timeout=0.1, max_attempts=3)
     server.services.delivery.backoff_cap = 0.2
     visitor = await bound(server, channel)
@@ -16,6 +17,9 @@ async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound
     copies = [await visitor.expect("chat_out", timeout=3) for _ in range(3)]
     assert {c["msg_out"]["id"] for c in copies} == {1}
     await visitor.silent(1.0)
+    # the give-up is told to the operator once, in the log and in /metrics
+    assert caplog.text.count("stopped pushing") == 1
+    assert server.services.metrics.registry.get_sample_value("chip_messages_failed_total") == 1
     visitor.close()
     again = await bound(server, channel, visitor.chat_id)
     assert (await again.expect("chat_out"))["msg_out"]["id"] == 1
