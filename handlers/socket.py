@@ -10,7 +10,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from handlers import schemas
 from handlers.base import ServicesMixin, refusal
-from services import events
+from services import events, keys
 from services.errors import InvalidCommand
 from services.limits import CommandBucket
 from services.registry import Session
@@ -86,7 +86,7 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
             raise
         # acks of what chip pushed to this socket are free: chip bounds their number itself, and a
         # widget catching up on a backlog must not be refused
-        if not (kind == "ack_chat" and str(args["msg_id"]).lower() in self.session.pushed):
+        if not (kind == "ack_chat" and keys.msg_key(args["msg_id"]) in self.session.pushed):
             self.bucket.take()
         return await getattr(self.chats, COMMANDS[kind][1])(self.session, **args)
 

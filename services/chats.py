@@ -85,7 +85,7 @@ class Chats:
     async def ack_chat(self, session: Session, msg_id):
         """`ack_chat` {msg_id} -> no reply; the message leaves the outbox, Courier hears `delivered`."""
         self._require_chat(session)
-        msg_key = str(msg_id).lower()
+        msg_key = keys.msg_key(msg_id)
         event = encode_event(events.courier_msg_status(msg_key, "delivered"))
         if await self.outbox.remove(session.key, msg_key, event, self.courier.due_score):
             self.metrics.acked.inc()
@@ -134,7 +134,7 @@ class Chats:
         out = events.msg_out(msg_id, msg["text"], msg["origin"], datetime.now(timezone.utc), user,
                              msg.get("attachments"), msg.get("quick_replies"))
         key = keys.chat_key(channel.uuid, chat_id)
-        added = await self.outbox.queue(key, str(msg_id).lower(), orjson.dumps(events.chat_out(out)))
+        added = await self.outbox.queue(key, keys.msg_key(msg_id), orjson.dumps(events.chat_out(out)))
         if added:
             self.metrics.queued.inc()
         logger.debug("msg out queued channel=%s chat=%s msg=%s%s", channel.uuid, chat_id, msg_id,

@@ -22,6 +22,12 @@ def split_chat_key(key: str) -> tuple[str, str]:
     return channel_uuid, chat_id
 
 
+def msg_key(msg_id) -> str:
+    """How an outgoing message is named in an outbox: Courier's integer id or uuid, as text, in
+    lower case (a widget may ack a uuid in either case)."""
+    return str(msg_id).lower()
+
+
 def outbox_order(key: str) -> str:
     return f"{PREFIX}:out:{key}:order"     # zset: message key -> sequence number
 
