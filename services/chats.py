@@ -33,9 +33,9 @@ def new_chat_id() -> str:
 
 class Chats:
     def __init__(self, db: Database, lookups: Lookups, outbox: Outbox, delivery: Delivery,
-                 courier: CourierQueue, limits: Limits, storage_url: str, metrics: Metrics = None):
+                 courier: CourierQueue, limits: Limits, storage_url: str, metrics: Metrics):
         self.db = db
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics
         self.lookups = lookups
         self.outbox = outbox
         self.delivery = delivery

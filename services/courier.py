@@ -21,9 +21,9 @@ class Outcome(enum.Enum):
 class CourierClient:
     """Posts a chat's events to Courier over one pooled, keep-alive HTTP session."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0, connections: int = 100, metrics: Metrics = None):
+    def __init__(self, base_url: str, metrics: Metrics, timeout: float = 10.0, connections: int = 100):
         self.base_url = base_url.rstrip("/")
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics
         self.timeout = timeout
         self.connections = connections
         self._session = None

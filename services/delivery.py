@@ -29,7 +29,7 @@ class Delivery:
     def __init__(self, redis: aioredis.Redis, outbox: Outbox, registry: Registry, *,
                  ack_timeout: float = 15.0, max_attempts: int = 10, window: int = 100,
                  retry_interval: float = 1.0, backoff_cap: float = 300.0,
-                 max_buffer: int = 1024 * 1024, stall_timeout: float = 30.0, metrics: Metrics = None):
+                 max_buffer: int = 1024 * 1024, stall_timeout: float = 30.0, metrics: Metrics):
         self.redis = redis
         self.outbox = outbox
         self.registry = registry
@@ -40,7 +40,7 @@ class Delivery:
         self.backoff_cap = backoff_cap
         self.max_buffer = max_buffer
         self.stall_timeout = stall_timeout
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics
         self._pubsub = None
         self._listener = None
         self._retry = None
