@@ -39,9 +39,14 @@ def chat_out(msg: dict) -> dict:
     return {"type": "chat_out", "msg_out": msg}
 
 
+def msg_time(msg: dict) -> float:
+    """A msg_out's time (when chip queued it), as epoch seconds."""
+    return datetime.fromisoformat(msg["time"]).timestamp()
+
+
 def queued_at(frame: str) -> float:
-    """When a stored chat_out frame was queued (its msg_out.time), as epoch seconds."""
-    return datetime.fromisoformat(orjson.loads(frame)["msg_out"]["time"]).timestamp()
+    """When a stored chat_out frame was queued, as epoch seconds."""
+    return msg_time(orjson.loads(frame)["msg_out"])
 
 
 def history(rows, storage_url: str) -> dict:

@@ -8,7 +8,6 @@ Any chip process may sweep; a short Redis lock per chat keeps two from doing the
 import logging
 import secrets
 import time
-from datetime import datetime
 
 import orjson
 import redis.asyncio as aioredis
@@ -75,7 +74,7 @@ class Expiry:
             stale, oldest_left = [], None
             for msg_key, frame in entries:
                 out = orjson.loads(frame)["msg_out"]
-                queued = datetime.fromisoformat(out["time"].replace("Z", "+00:00")).timestamp()
+                queued = events.msg_time(out)
                 if queued < cutoff:
                     stale.append((msg_key, out))
                 else:
