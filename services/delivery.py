@@ -2,8 +2,9 @@
 not acknowledged in time.
 
 A process listens on one Redis pub/sub connection, subscribed to the wake channel of every chat it
-holds: a message queued on any process reaches the holder in one publish. Pumping starts only once
-Redis confirms a subscription, so nothing queued in between is missed.
+holds: a message queued on any process reaches the holder in one publish, which carries the frame,
+so the usual case pushes it with no read of the outbox. Pumping (reading the outbox) starts only
+once Redis confirms a subscription, so nothing queued in between is missed.
 """
 
 import asyncio
@@ -106,6 +107,22 @@ class Delivery:
 
     # pumping
 
+    def offer(self, key: str, msg_key: str, frame: str):
+        """A message was just queued for the chat: push it as it came, saving a read of the outbox,
+        unless something older may still be waiting there (a pump under way, a deep or stalled
+        outbox) or the message was acked before (a late wake-up, or Courier queueing it again); then
+        pump the outbox, which keeps the order and knows which."""
+        sessions = self.registry.sessions(key)
+        if not sessions:
+            return
+        if not frame or key in self._pumping or key in self._deep or any(
+                s.stalled is not None or msg_key in s.acked for s in sessions):
+            self.wake(key)
+            return
+        now = time.monotonic()
+        for session in sessions:
+            self._push(session, ((msg_key, frame),), now)
+
     def wake(self, key: str):
         """Push whatever the chat's outbox holds that its sockets have not been sent (coalesced)."""
         if key in self._pumping:
@@ -185,6 +202,10 @@ class Delivery:
         now = time.monotonic()
         for key in self.registry.chats():
             sessions = self.registry.sessions(key)
+            for session in sessions:
+                if session.acked:
+                    # a tombstone outlives any outbox read or wake-up that was in flight at the ack
+                    session.acked = {k: at for k, at in session.acked.items() if now - at < self.ack_timeout}
             if any(self._drained(session, now) for session in sessions) or any(
                     # <=: one more pump after the last attempt's timeout counts the message as failed
                     state[0] <= now and state[1] <= self.max_attempts
@@ -222,9 +243,11 @@ class Delivery:
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
                 pause = 0.1
-                if message and message["type"] in ("message", "subscribe"):
-                    channel = message["channel"].decode()
-                    self.wake(keys.chat_from_wake(channel))
+                if message and message["type"] == "message":
+                    msg_key, _, frame = message["data"].decode().partition("\n")
+                    self.offer(keys.chat_from_wake(message["channel"].decode()), msg_key, frame)
+                elif message and message["type"] == "subscribe":
+                    self.wake(keys.chat_from_wake(message["channel"].decode()))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as e:

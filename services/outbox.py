@@ -17,12 +17,13 @@ from services.errors import Unavailable
 logger = logging.getLogger(__name__)
 
 # Queue a frame unless the same message is already queued (Courier may post a message twice),
-# then wake whichever process holds the chat's sockets.
+# then wake whichever process holds the chat's sockets, with the message itself ("key\nframe"), so
+# that it can push it without reading the outbox back.
 QUEUE = """
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
 redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5])
-redis.call('PUBLISH', ARGV[3], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[1] .. '\\n' .. ARGV[2])
 return 1
 """
 

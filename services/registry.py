@@ -26,7 +26,7 @@ class Session:
     `pushed` maps a message key to [when it is due again if not acked, pushes so far, when it was
     queued (epoch seconds)]. `stalled` is set while pushing waits for the socket to drain: [bytes
     then unsent, since when]. `acked` maps a message key to when it was acked, until no outbox read
-    from before then can be in flight.
+    or wake-up from before then can be in flight.
     """
 
     __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "acked", "remote_ip", "stalled")

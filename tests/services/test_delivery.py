@@ -77,6 +77,20 @@ async def test_acked_message_is_not_pushed_again(bound, start_chip, channel, con
     await visitor.silent(1.5)
 
 
+async def test_a_message_courier_queues_again_after_its_ack_is_pushed_again(bound, chip_server, channel, connect,
+                                                                          post_msg, courier):
+    # Courier may repeat a /wc/send whose answer it lost after the widget acked the message: at least
+    # once means it goes out again (the widget de-duplicates by id), and at once, not after a timeout
+    visitor = await bound(chip_server, channel)
+    msg = {"id": 79, "text": "twice", "origin": "flow"}
+    await post_msg(channel["uuid"], visitor.chat_id, msg)
+    await visitor.expect("chat_out")
+    await visitor.send({"type": "ack_chat", "msg_id": 79})
+    await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id))
+    assert (await post_msg(channel["uuid"], visitor.chat_id, msg))[0] == 200
+    assert (await visitor.expect("chat_out", timeout=1))["msg_out"]["id"] == 79
+
+
 async def test_two_instances_share_one_redis(bound, start_chip, channel, connect, post_msg, courier):
     one = await start_chip(instance_id="one")
     two = await start_chip(instance_id="two")
