@@ -87,10 +87,12 @@ class Chats:
         self._require_chat(session)
         msg_key = keys.msg_key(msg_id)
         event = encode_event(events.courier_msg_status(msg_key, "delivered"))
-        if await self.outbox.remove(session.key, msg_key, event, self.courier.due_score):
+        lock = self.courier.lock(session.key)
+        taken = await self.outbox.remove(session.key, msg_key, event, self.courier.due_score, lock)
+        if taken is not None:
             self.metrics.acked.inc()
             self.delivery.acked(session.key, msg_key)
-            self.courier.kick(session.key)
+            self.courier.kick(session.key, lock, taken)
             logger.debug("msg acked channel=%s chat=%s msg=%s", session.channel.uuid, session.chat_id, msg_key)
 
     async def get_history(self, session: Session, before: datetime) -> dict:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 import time
+from typing import NamedTuple
 
 import orjson
 import redis.asyncio as aioredis
@@ -60,6 +61,15 @@ RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+class Lock(NamedTuple):
+    """A claim on a chat's Courier lock, for a script that queues an event and takes the lock in the
+    same step (the outbox's ack does), reading the chat's first `batch` events with it."""
+    key: str
+    token: str
+    ms: int
+    batch: int
 
 
 def encode_event(event: dict) -> bytes:
@@ -118,24 +128,36 @@ class CourierQueue:
             return Outcome.FAILED
         return await asyncio.shield(self.kick(key))
 
-    def kick(self, key: str) -> asyncio.Task:
-        """Start posting the chat's events, or have the running flush go round once more."""
-        task = self._flushing.get(key)
+    def _posting(self, key: str) -> bool:
         # a finished task stays in _flushing until its done-callback runs on a later turn
-        if task is not None and not task.done():
+        task = self._flushing.get(key)
+        return task is not None and not task.done()
+
+    def lock(self, key: str) -> Lock | None:
+        """A fresh claim on the chat's lock for a script to take; None while this process is posting
+        the chat's events already (kick() then has that go round once more)."""
+        if self._posting(key):
+            return None
+        return Lock(keys.courier_lock(key), secrets.token_hex(8), int(self.grace * 1000), self.batch)
+
+    def kick(self, key: str, lock: Lock = None, taken: list = None) -> asyncio.Task:
+        """Start posting the chat's events, or have the running flush go round once more. `taken`:
+        the events a script read when it took `lock`; they are posted first, and the lock let go."""
+        if not taken and self._posting(key):
             self._dirty.add(key)
-            return task
-        task = asyncio.get_running_loop().create_task(self._flush(key))
+            return self._flushing[key]
+        task = asyncio.get_running_loop().create_task(self._flush(key, (lock, taken) if taken else None))
         self._flushing[key] = task
-        task.add_done_callback(lambda _: self._flushing.pop(key, None))
+        task.add_done_callback(lambda done: self._flushing.pop(key) if self._flushing.get(key) is done else None)
         return task
 
-    async def _flush(self, key: str) -> Outcome:
+    async def _flush(self, key: str, held: tuple[Lock, list] = None) -> Outcome:
         first = None
         try:
             while True:
                 self._dirty.discard(key)
-                outcome = await self._flush_locked(key)
+                outcome = await self._flush_locked(key, held)
+                held = None
                 first = first or outcome
                 if outcome is Outcome.FAILED or key not in self._dirty:
                     return first
@@ -143,10 +165,13 @@ class CourierQueue:
             logger.warning("redis unavailable while posting to courier: %s", e)
             return Outcome.FAILED
 
-    async def _flush_locked(self, key: str) -> Outcome:
-        lock, token = keys.courier_lock(key), secrets.token_hex(8)
-        raw = await self._take(keys=[lock, keys.courier_events(key)],
-                               args=[token, int(self.grace * 1000), self.batch])
+    async def _flush_locked(self, key: str, held: tuple[Lock, list] = None) -> Outcome:
+        if held is not None:
+            (lock, token, _, _), raw = held
+        else:
+            lock, token = keys.courier_lock(key), secrets.token_hex(8)
+            raw = await self._take(keys=[lock, keys.courier_events(key)],
+                                   args=[token, int(self.grace * 1000), self.batch])
         if raw is None:
             # another process is posting this chat's events; look again shortly in case it just ended
             asyncio.get_running_loop().call_later(self.interval / 2, self._kick_if_due, key)

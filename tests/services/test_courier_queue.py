@@ -113,3 +113,23 @@ async def test_a_long_drain_keeps_its_lock_so_no_event_is_posted_twice(start_chi
     await courier.wait_for(lambda: len(courier.of_type("msg_in", chat_id)) >= 6, timeout=10)
     await asyncio.sleep(0.5)  # the second process's due loop has had every chance to post again
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", chat_id)] == [f"m{i}" for i in range(6)]
+
+
+async def test_an_ack_while_another_process_posts_the_chat_is_posted_once_it_is_done(store, bound, chip_server,
+                                                                                   channel, connect, courier,
+                                                                                   post_msg):
+    # the ack takes the chat's Courier lock with it when it can; here another process holds it
+    visitor = await bound(chip_server, channel)
+    await post_msg(channel["uuid"], visitor.chat_id, {"id": 5, "text": "hi", "origin": "flow"})
+    await visitor.expect("chat_out")
+    lock = f"chip:courier:{channel['uuid']}:{visitor.chat_id}:lock"
+    store.set(lock, "another process", px=700)
+    await visitor.send({"type": "ack_chat", "msg_id": 5})
+    await asyncio.sleep(0.4)
+    assert courier.of_type("msg_status", visitor.chat_id) == []  # the holder alone may post
+    assert store.get(lock) == b"another process"
+    await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id), timeout=3)
+    assert courier.of_type("msg_status", visitor.chat_id) == [
+        {"type": "msg_status", "status": {"msg_id": 5, "status": "delivered"}}]
+    assert store.llen(f"chip:courier:{channel['uuid']}:{visitor.chat_id}") == 0
+    assert store.get(lock) is None
