@@ -33,6 +33,7 @@ from services.mailer import Mailer
 from services.metrics import Metrics
 from services.outbox import Outbox
 from services.registry import Registry
+from services.scripts import Scripts
 
 logger = logging.getLogger("chip")
 
@@ -50,6 +51,7 @@ class Services:
     config: Config
     db: Database
     redis: aioredis.Redis
+    scripts: Scripts
     courier: CourierClient
     lookups: Lookups
     outbox: Outbox
@@ -73,6 +75,7 @@ class Services:
         self.expiry.stop()
         await self.courier_queue.stop(SHUTDOWN_GRACE)
         await self.delivery.stop()
+        await self.scripts.stop()
         await self.courier.close()
         await self.redis.aclose()
         self.db.close()
@@ -102,16 +105,17 @@ async def build(config: Config) -> Services:
     lookups = Lookups(db)
     registry = Registry()
     metrics.watch(registry, redis)
-    outbox = Outbox(redis)
+    scripts = Scripts(redis)
+    outbox = Outbox(redis, scripts)
     delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
                         max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics)
-    courier_queue = CourierQueue(redis, courier, lookups, expiry=config.inbound_expiry)
+    courier_queue = CourierQueue(redis, scripts, courier, lookups, expiry=config.inbound_expiry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
     limits = Limits(config, redis)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
-    return Services(config, db, redis, courier, lookups, outbox, registry, delivery, courier_queue, expiry, chats,
-                    limits, metrics)
+    return Services(config, db, redis, scripts, courier, lookups, outbox, registry, delivery, courier_queue,
+                    expiry, chats, limits, metrics)
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:

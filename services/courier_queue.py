@@ -22,6 +22,7 @@ from services.backoff import backoff
 from services.courier import CourierClient, Outcome
 from services.errors import Unavailable
 from services.lookups import Lookups
+from services.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def encode_event(event: dict) -> bytes:
 
 
 class CourierQueue:
-    def __init__(self, redis: aioredis.Redis, client: CourierClient, lookups: Lookups, *,
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, client: CourierClient, lookups: Lookups, *,
                  expiry: float = 86400.0, batch: int = 50, interval: float = 1.0,
                  backoff_base: float = 1.0, backoff_cap: float = 300.0):
         self.redis = redis
@@ -91,10 +92,10 @@ class CourierQueue:
         self.backoff_cap = backoff_cap
         # a crashed flusher's lock expires, and its chats fall due, a little after Courier's timeout
         self.grace = client.timeout + 5.0
-        self._push = redis.register_script(PUSH)
-        self._take = redis.register_script(TAKE)
-        self._commit = redis.register_script(COMMIT)
-        self._release = redis.register_script(RELEASE)
+        self._push = scripts.register(PUSH)
+        self._take = scripts.register(TAKE)
+        self._commit = scripts.register(COMMIT)
+        self._release = scripts.register(RELEASE)
         self._flushing: dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
         self._loop = None

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from services import keys
 from services.courier_queue import Lock
 from services.errors import Unavailable
+from services.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +73,11 @@ def redis_errors(action: str):
 
 
 class Outbox:
-    def __init__(self, redis: aioredis.Redis):
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts):
         self.redis = redis
-        self._queue = redis.register_script(QUEUE)
-        self._window = redis.register_script(WINDOW)
-        self._remove = redis.register_script(REMOVE)
+        self._queue = scripts.register(QUEUE)
+        self._window = scripts.register(WINDOW)
+        self._remove = scripts.register(REMOVE)
 
     @redis_errors("queueing a message")
     async def queue(self, key: str, msg_key: str, frame: bytes) -> bool:

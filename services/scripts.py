@@ -1,0 +1,100 @@
+"""Lua scripts run in batches: every script call made during one turn of the event loop goes to
+Redis in one pipeline (one write, one read for all of them) instead of a round trip each.
+
+Under load, one turn of the loop handles many requests and frames, and each wants a script (queue,
+ack, Courier's lock); redis-py would send each on its own. Each call is still its own atomic
+script, and the calls of one turn run in the order they were made.
+"""
+
+import asyncio
+import hashlib
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+logger = logging.getLogger(__name__)
+
+
+class BatchedScript:
+    """A registered script: `await script(keys=[...], args=[...])`, as with redis-py's own."""
+
+    __slots__ = ("scripts", "source", "sha")
+
+    def __init__(self, scripts: "Scripts", source: str):
+        self.scripts = scripts
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, keys=(), args=()) -> asyncio.Future:
+        return self.scripts.call(self, keys, args)
+
+
+class Scripts:
+    def __init__(self, redis: aioredis.Redis):
+        self.redis = redis
+        self._registered: list[BatchedScript] = []
+        self._calls: list = []  # (script, keys, args, future) made this turn
+        self._runs: set[asyncio.Task] = set()
+
+    def register(self, source: str) -> BatchedScript:
+        script = BatchedScript(self, source)
+        self._registered.append(script)
+        return script
+
+    def call(self, script: BatchedScript, keys, args) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._calls:
+            loop.call_soon(self._send)
+        self._calls.append((script, keys, args, future))
+        return future
+
+    def _send(self):
+        calls, self._calls = self._calls, []
+        task = asyncio.get_running_loop().create_task(self._run(calls))
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+
+    async def _run(self, calls: list):
+        try:
+            results = await self._execute(calls)
+        except Exception as e:  # noqa: BLE001 - every caller gets the failure (a lost connection, say)
+            for *_, future in calls:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        except BaseException:
+            for *_, future in calls:
+                future.cancel()
+            raise
+        for (*_, future), result in zip(calls, results):
+            if future.done():
+                continue  # its caller was cancelled meanwhile
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _execute(self, calls: list) -> list:
+        results = await self._pipeline(calls)
+        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if missing:
+            # Redis restarted or flushed its scripts: load them all, then run what did not run
+            logger.info("loading %d scripts into redis", len(self._registered))
+            for script in self._registered:
+                await self.redis.script_load(script.source)
+            for i, result in zip(missing, await self._pipeline([calls[i] for i in missing])):
+                results[i] = result
+        return results
+
+    async def _pipeline(self, calls: list) -> list:
+        pipe = self.redis.pipeline(transaction=False)
+        for script, keys, args, _ in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        return await pipe.execute(raise_on_error=False)
+
+    async def stop(self):
+        """Wait for the batches already sent (their callers are waiting for the answers)."""
+        if self._runs:
+            await asyncio.wait(list(self._runs), timeout=2)
