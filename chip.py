@@ -6,6 +6,7 @@ the Tornado Application, signal handlers, start and stop. `python chip.py --help
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import resource
 import signal
@@ -149,6 +150,14 @@ def _safe(url: str) -> str:
     return url
 
 
+def tune_collector():
+    """Freeze what start-up made (modules, the app, the services) so that collections never walk it
+    again, and collect the young generation every 10,000 allocations instead of every 700: with
+    CPython's defaults, collections took about a sixth of chip's CPU under load (BENCHMARKS.md)."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 async def serve(config: Config):
     try:
         services = await build(config)
@@ -168,6 +177,7 @@ async def serve(config: Config):
         settings.fail(f"cannot listen on {config.address}:{config.port} (metrics {config.metrics_port}): "
                       f"{e.strerror}")
     await services.start()
+    tune_collector()
     logger.info("chip listening on %s:%d instance=%s courier=%s", config.address, config.port,
                 config.instance_id, _safe(config.courier_url))
 

@@ -248,16 +248,13 @@ class Bench:
                     if steps and steps[-1]["sustained_per_s"] < 0.8 * steps[-1]["offered_per_s"]:
                         print(f"  {kind} rate {rate}: skipped, saturated at a lower load", flush=True)
                         continue  # a heavier fixed load would only pile up a backlog to wait out
-                    spy = None
-                    if self.opts.profile and kind == "chip" and rate == self.opts.profile:
-                        spy = profile.record(process.pid, self.opts.duration, self.out / "chip-profile.raw")
+                    spy = self.profile(kind, process, str(rate))
                     results[kind]["steps"].append(self.step(kind, [port], [process], rate=rate))
-                    if spy is not None:
-                        spy.wait()
-                        results["chip_profile"] = profile.summary(self.out / "chip-profile.raw")
-                        print(results["chip_profile"], flush=True)
+                    self.profiled(spy, results)
             for kind, (process, port) in servers.items():
+                spy = self.profile(kind, process, "max")
                 results[kind]["saturation"] = self.step(kind, [port], [process], in_flight=self.opts.in_flight)
+                self.profiled(spy, results)
             # the pair shares Redis, so sockets of these chats left on the first chip would get every
             # message too (and a third process would be doing the work)
             self.ask("close", [{}] * len(self.workers))
@@ -267,6 +264,17 @@ class Bench:
             for process, _ in servers.values():
                 self.stop(process)
         return results
+
+    def profile(self, kind: str, process, step: str):
+        if kind == "chip" and self.opts.profile == step:
+            return profile.record(process.pid, self.opts.duration, self.out / "chip-profile.raw")
+        return None
+
+    def profiled(self, spy, results: dict):
+        if spy is not None:
+            spy.wait()
+            results["chip_profile"] = profile.summary(self.out / "chip-profile.raw")
+            print(results["chip_profile"], flush=True)
 
     def two_processes(self) -> dict:
         """The closed loop against two chip processes behind the same Redis, visitors and posts split
@@ -311,8 +319,8 @@ def main():
     parser.add_argument("--log-level", default="info", help="chip's --log-level (default: its default, info)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="where results and logs go")
     parser.add_argument("--plot", help="PNG path for the latency plot (default: in --out)")
-    parser.add_argument("--profile", type=int, default=0, metavar="RATE",
-                        help="sample chip with py-spy during the step at this rate (adds its own load)")
+    parser.add_argument("--profile", metavar="RATE", help="sample chip with py-spy during the step at this "
+                        "rate, or 'max' for the closed loop (adds its own load)")
     parser.add_argument("--parts", default="baseline,chip,idle",
                         help="which parts to run, comma-separated; the report needs all three (default)")
     opts = parser.parse_args()
