@@ -173,6 +173,7 @@ class Bench:
         urls = [f"http://127.0.0.1:{port}/wc/send/{self.channel_uuid}/" for port in ports]
         procs = [psutil.Process(s.pid) for s in servers]
         cpu = [sum(p.cpu_times()[:2]) for p in procs]
+        stub_cpu, redis_cpu = self._cpu(self.stub.pid), self._redis_cpu()
         stub_before, machine = self.stub_stats(), psutil.cpu_times()
         first = self.next_id
         self.next_id += 10_000_000
@@ -186,6 +187,7 @@ class Bench:
         stub_after = self.stub_stats()
         busy = psutil.cpu_times()
         server_cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - sum(cpu)
+        stub_cpu, redis_cpu = self._cpu(self.stub.pid) - stub_cpu, self._redis_cpu() - redis_cpu
         latencies = sorted(x for r in results for x in r["latencies"])
         seconds = max(r["seconds"] for r in results)
         figures = {
@@ -200,6 +202,9 @@ class Bench:
             "statuses_to_courier": statuses,
             "server_cpu_s_per_1000": server_cpu / delivered * 1000 if delivered else None,
             "client_cpu_s_per_1000": sum(r["cpu_seconds"] for r in results) / delivered * 1000 if delivered else None,
+            # the rest of the machine's work per message: Courier's stand-in, and the Redis server
+            "stub_cpu_s_per_1000": stub_cpu / delivered * 1000 if delivered else None,
+            "redis_cpu_s_per_1000": redis_cpu / delivered * 1000 if delivered else None,
             "machine_busy": 1 - (busy.idle - machine.idle) / (sum(busy) - sum(machine)),
             "left_in_outboxes": self.store.zcard("chip:outboxes"),
         }
@@ -210,6 +215,15 @@ class Bench:
               + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()),
               flush=True)
         return figures
+
+    @staticmethod
+    def _cpu(pid: int) -> float:
+        return sum(psutil.Process(pid).cpu_times()[:2])
+
+    def _redis_cpu(self) -> float:
+        """CPU seconds of the Redis server so far (the whole server: other databases' work too)."""
+        info = self.store.info("cpu")
+        return info["used_cpu_sys"] + info["used_cpu_user"]
 
     def _wait_backlog(self, limit: float = 60.0) -> float:
         """Wait (bounded) for chip's outboxes to empty, so a step's backlog does not spill into the
