@@ -7,6 +7,7 @@ them up. A 4xx drops them with an error line: Courier has said that retrying can
 """
 
 import asyncio
+import itertools
 import logging
 import secrets
 import time
@@ -96,6 +97,9 @@ class CourierQueue:
         self._take = scripts.register(TAKE)
         self._commit = scripts.register(COMMIT)
         self._release = scripts.register(RELEASE)
+        # a lock's token only has to differ from every other holder's: this process's random prefix
+        # and a counter, instead of a call to the system's random source per ack
+        self._tokens = map(f"{secrets.token_hex(8)}:{{}}".format, itertools.count())
         self._flushing: dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
         self._loop = None
@@ -139,7 +143,7 @@ class CourierQueue:
         the chat's events already (kick() then has that go round once more)."""
         if self._posting(key):
             return None
-        return Lock(keys.courier_lock(key), secrets.token_hex(8), int(self.grace * 1000), self.batch)
+        return Lock(keys.courier_lock(key), next(self._tokens), int(self.grace * 1000), self.batch)
 
     def kick(self, key: str, lock: Lock = None, taken: list = None) -> asyncio.Task:
         """Start posting the chat's events, or have the running flush go round once more. `taken`:
@@ -170,7 +174,7 @@ class CourierQueue:
         if held is not None:
             (lock, token, _, _), raw = held
         else:
-            lock, token = keys.courier_lock(key), secrets.token_hex(8)
+            lock, token = keys.courier_lock(key), next(self._tokens)
             raw = await self._take(keys=[lock, keys.courier_events(key)],
                                    args=[token, int(self.grace * 1000), self.batch])
         if raw is None:
