@@ -40,6 +40,20 @@ def targets(r: dict) -> list:
     return rows
 
 
+def ceiling(r: dict, one: dict, two: dict) -> list:
+    """What the whole machine can carry of chip's full cycle, from one process's closed-loop step."""
+    parts = [one.get(k) for k in ("server_cpu_s_per_1000", "client_cpu_s_per_1000", "stub_cpu_s_per_1000",
+                                  "redis_cpu_s_per_1000")]
+    if None in parts:
+        return []
+    total, cpus = sum(parts), r["machine"]["cpus"]
+    return [f"At one process's maximum every 1,000 messages took {total:.2f} CPU seconds of the whole machine "
+            f"(chip {parts[0]:.2f}, clients {parts[1]:.2f}, Courier stub {parts[2]:.2f}, Redis {parts[3]:.2f}): "
+            f"{cpus} CPUs carry at most about {cpus / total * 1000:,.0f} msg/s of this full cycle however many chip "
+            f"processes share them. 1.7 x one process would be {1.7 * one['sustained_per_s']:,.0f} msg/s; two "
+            f"processes reached {two['sustained_per_s']:,.0f}."]
+
+
 def markdown(r: dict) -> str:
     lines = [f"Mode: {r['mode']}, {r['settings']['chats']:,} bound chats, {r['settings']['duration']:.0f} s per step, "
              f"{r['settings']['clients']} client processes, {r['machine']['cpus']} CPUs, Python "
@@ -48,8 +62,9 @@ def markdown(r: dict) -> str:
     lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(r)]
     lines += ["", "### Fixed loads (latency: POST sent -> chat_out received)", "",
               "| server | offered msg/s | sustained msg/s | p50 ms | p95 ms | p99 ms | max ms | late | lost | errors | "
-              "Courier calls/msg | statuses to Courier | server CPU s/1k msgs | client CPU s/1k msgs | machine busy |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "Courier calls/msg | statuses to Courier | server CPU s/1k msgs | client CPU s/1k msgs | "
+              "stub CPU s/1k msgs | Redis CPU s/1k msgs | machine busy |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in ("chip", "baseline"):
         for s in r[kind]["steps"] + [r[kind]["saturation"]]:
             offered = _f(s["offered_per_s"]) if s["offered_per_s"] else f"max ({s['in_flight']} in flight)"
@@ -58,6 +73,7 @@ def markdown(r: dict) -> str:
                 f"| {_f(s['p99_ms'], 2)} | {_f(s['max_ms'], 1)} | {s['late']} | {s['lost']} | {s['errors']} "
                 f"| {_f(s['courier_calls_per_msg'], 2)} | {s['statuses_to_courier']:,} "
                 f"| {_f(s['server_cpu_s_per_1000'], 3)} | {_f(s['client_cpu_s_per_1000'], 3)} "
+                f"| {_f(s.get('stub_cpu_s_per_1000'), 3)} | {_f(s.get('redis_cpu_s_per_1000'), 3)} "
                 f"| {s['machine_busy']:.0%} |")
     one, two = r["chip"]["saturation"], r["chip_two_processes"]["saturation"]
     base = r["baseline"]["saturation"]
@@ -71,6 +87,7 @@ def markdown(r: dict) -> str:
               f"| chip, two processes | {_f(two['sustained_per_s'], 0)} | "
               f"{two['sustained_per_s'] / one['sustained_per_s']:.2f} x one process | {_f(two['p50_ms'], 2)} | "
               f"{_f(two['p99_ms'], 2)} | {two['lost']} | {two['machine_busy']:.0%} |",
+              "", *ceiling(r, one, two),
               "", "### Idle bound sockets (RSS growth of the server process / sockets)", "",
               "| sockets | chip KB/socket | chip RSS MB | chip start_chat/s | baseline KB/socket | baseline RSS MB | "
               "baseline start_chat/s |", "|---|---|---|---|---|---|---|"]
