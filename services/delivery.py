@@ -109,14 +109,16 @@ class Delivery:
 
     def offer(self, key: str, msg_key: str, frame: str):
         """A message was just queued for the chat: push it as it came, saving a read of the outbox,
-        unless something older may still be waiting there (a pump under way, a deep or stalled
-        outbox) or the message was acked before (a late wake-up, or Courier queueing it again); then
-        pump the outbox, which keeps the order and knows which."""
+        unless something older may still be waiting there (a socket not yet synced with the outbox,
+        a pump under way, a deep or stalled outbox, a full window of unacked messages) or the
+        message was acked before (a late wake-up, or Courier queueing it again); then pump the
+        outbox, which keeps the order and knows which."""
         sessions = self.registry.sessions(key)
         if not sessions:
             return
         if not frame or key in self._pumping or key in self._deep or any(
-                s.stalled is not None or msg_key in s.acked for s in sessions):
+                not s.synced or s.stalled is not None or len(s.pushed) >= self.window or msg_key in s.acked
+                for s in sessions):
             self.wake(key)
             return
         now = time.monotonic()
@@ -139,7 +141,10 @@ class Delivery:
                     break
                 self._pumping[key] = False
         except Unavailable:
-            pass  # logged by the outbox; the retry loop and the next wake try again
+            # logged by the outbox; what this pump was to push may still wait there, so the sockets
+            # take no message straight from a wake-up until the retry loop's pump gets through
+            for session in self.registry.sessions(key):
+                session.synced = False
         finally:
             self._pumping.pop(key, None)
 
@@ -157,6 +162,7 @@ class Delivery:
             # an ack that came in while this window was read leaves it stale: skip what was acked
             session.acked = {k: at for k, at in session.acked.items() if at >= read_at}
             self._push(session, entries, now)
+            session.synced = True
             if len(entries) < self.window:
                 # the whole outbox was read: anything else this socket was sent is gone (acked)
                 present = {msg_key for msg_key, _ in entries}
@@ -206,7 +212,7 @@ class Delivery:
                 if session.acked:
                     # a tombstone outlives any outbox read or wake-up that was in flight at the ack
                     session.acked = {k: at for k, at in session.acked.items() if now - at < self.ack_timeout}
-            if any(self._drained(session, now) for session in sessions) or any(
+            if any(not session.synced or self._drained(session, now) for session in sessions) or any(
                     # <=: one more pump after the last attempt's timeout counts the message as failed
                     state[0] <= now and state[1] <= self.max_attempts
                     for session in sessions for state in session.pushed.values()):

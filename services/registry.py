@@ -25,11 +25,12 @@ class Session:
 
     `pushed` maps a message key to [when it is due again if not acked, pushes so far, when it was
     queued (epoch seconds)]. `stalled` is set while pushing waits for the socket to drain: [bytes
-    then unsent, since when]. `acked` maps a message key to when it was acked, until no outbox read
+    then unsent, since when]. `synced`: a read of the outbox has been pushed to it since it was
+    bound, and none has failed since, so a new message may go to it straight from its wake-up. `acked` maps a message key to when it was acked, until no outbox read
     or wake-up from before then can be in flight.
     """
 
-    __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "acked", "remote_ip", "stalled")
+    __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "acked", "remote_ip", "stalled", "synced")
 
     def __init__(self, channel, transport: Transport, remote_ip: str = ""):
         self.channel = channel
@@ -40,6 +41,7 @@ class Session:
         self.pushed: dict[str, list] = {}
         self.acked: dict[str, float] = {}
         self.stalled = None
+        self.synced = False
 
     def bind(self, chat_id: str):
         self.chat_id = chat_id
@@ -47,6 +49,7 @@ class Session:
 
     def unbind(self):
         self.chat_id = self.key = None
+        self.synced = False
 
     @property
     def bound(self) -> bool:

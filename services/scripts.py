@@ -11,7 +11,7 @@ import hashlib
 import logging
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +80,16 @@ class Scripts:
         results = await self._pipeline(calls)
         missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
         if missing:
-            # Redis restarted or flushed its scripts: load them all, then run what did not run
+            # Redis restarted or flushed its scripts: load them all, then run what did not run. The
+            # calls that did run keep their answers even if this fails: they must not be repeated.
             logger.info("loading %d scripts into redis", len(self._registered))
-            for script in self._registered:
-                await self.redis.script_load(script.source)
-            for i, result in zip(missing, await self._pipeline([calls[i] for i in missing])):
+            try:
+                for script in self._registered:
+                    await self.redis.script_load(script.source)
+                again = await self._pipeline([calls[i] for i in missing])
+            except (RedisError, OSError) as e:
+                again = [e] * len(missing)
+            for i, result in zip(missing, again):
                 results[i] = result
         return results
 

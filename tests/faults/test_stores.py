@@ -3,6 +3,8 @@
 import asyncio
 import json
 
+import redis
+
 from tests.rows import Rows
 
 
@@ -104,3 +106,23 @@ async def test_a_chat_resumed_while_redis_is_down_gets_its_messages_once_redis_i
             break
         await asyncio.sleep(0.1)
     assert (await visitor.expect("chat_out", timeout=10))["msg_out"]["id"] == 1
+
+
+async def test_an_outbox_read_that_fails_as_a_visitor_resumes_holds_nothing_back(
+        spare_redis, start_chip, channel, connect, rows, http, tally):
+    # Redis accepts the subscription but not the outbox read (CLIENT PAUSE WRITE holds scripts past
+    # chip's 5 s socket timeout); a message queued afterwards must not overtake the two waiting
+    server = await start_chip(valkey=spare_redis.url)
+    rows.contact(channel["org_id"], channel["uuid"], "p" * 24)
+    for msg_id in (1, 2):
+        assert (await send(http, server, channel["uuid"], "p" * 24, msg_id))[0] == 200
+    store = redis.Redis.from_url(spare_redis.url)
+    store.execute_command("CLIENT", "PAUSE", 5500, "WRITE")
+    visitor = await connect(server, channel["uuid"])
+    assert (await visitor.start("p" * 24))["type"] == "chat_resumed"
+    await asyncio.sleep(6)  # the read timed out; Redis takes writes again
+    assert (await send(http, server, channel["uuid"], "p" * 24, 3))[0] == 200
+    received = [(await visitor.expect("chat_out", timeout=5))["msg_out"]["id"] for _ in range(3)]
+    store.close()
+    assert received == [1, 2, 3]
+    tally("Outbox read timing out as a visitor resumes", sent=3, delivered=len(set(received)))

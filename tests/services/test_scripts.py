@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError, ResponseError
 
@@ -49,3 +50,22 @@ async def test_callers_hear_that_redis_is_gone(unused_tcp_port):
     with pytest.raises(ConnectionError):
         await count(keys=["counter"])
     await client.aclose()
+
+
+async def test_calls_that_ran_keep_their_answers_when_reloading_the_others_fails(spare_redis):
+    # a user who may run scripts but not load them: the NOSCRIPT call fails, the one that ran must
+    # not be reported failed (its caller would do it again: a second msg_in to Courier, say)
+    admin = redis.Redis.from_url(spare_redis.url)
+    admin.execute_command("ACL", "SETUSER", "runner", "on", ">pw", "~*", "&*", "+@all", "-script")
+    append = "return redis.call('RPUSH', KEYS[1], ARGV[1])"
+    admin.script_load(append)
+    client = aioredis.Redis.from_url(spare_redis.url.replace("redis://", "redis://runner:pw@"))
+    scripts = Scripts(client)
+    ran, missing = scripts.register(append), scripts.register(COUNT)
+    results = await asyncio.gather(ran(keys=["list"], args=["once"]), missing(keys=["counter"]),
+                                   return_exceptions=True)
+    await client.aclose()
+    assert results[0] == 1
+    assert isinstance(results[1], Exception)
+    assert admin.lrange("list", 0, -1) == [b"once"]
+    admin.close()
