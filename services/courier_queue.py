@@ -66,8 +66,8 @@ return 0
 
 
 class Lock(NamedTuple):
-    """A claim on a chat's Courier lock, for a script that queues an event and takes the lock in the
-    same step (the outbox's ack does), reading the chat's first `batch` events with it."""
+    """A claim on a chat's Courier lock: the key, this holder's token, how long a take or a renewal
+    holds it (ms), and how many events the script that takes it reads (TAKE, or the outbox's ack)."""
     key: str
     token: str
     ms: int
@@ -141,8 +141,9 @@ class CourierQueue:
     def lock(self, key: str) -> Lock | None:
         """A fresh claim on the chat's lock for a script to take; None while this process is posting
         the chat's events already (kick() then has that go round once more)."""
-        if self._posting(key):
-            return None
+        return None if self._posting(key) else self._claim(key)
+
+    def _claim(self, key: str) -> Lock:
         return Lock(keys.courier_lock(key), next(self._tokens), int(self.grace * 1000), self.batch)
 
     def kick(self, key: str, lock: Lock = None, taken: list = None) -> asyncio.Task:
@@ -156,13 +157,13 @@ class CourierQueue:
         task.add_done_callback(lambda done: self._flushing.pop(key) if self._flushing.get(key) is done else None)
         return task
 
-    async def _flush(self, key: str, held: tuple[Lock, list] = None) -> Outcome:
+    async def _flush(self, key: str, claimed: tuple[Lock, list] = None) -> Outcome:
         first = None
         try:
             while True:
                 self._dirty.discard(key)
-                outcome = await self._flush_locked(key, held)
-                held = None
+                outcome = await self._flush_locked(key, claimed)
+                claimed = None
                 first = first or outcome
                 if outcome is Outcome.FAILED or key not in self._dirty:
                     return first
@@ -170,26 +171,27 @@ class CourierQueue:
             logger.warning("redis unavailable while posting to courier: %s", e)
             return Outcome.FAILED
 
-    async def _flush_locked(self, key: str, held: tuple[Lock, list] = None) -> Outcome:
-        if held is not None:
-            (lock, token, _, _), raw = held
+    async def _flush_locked(self, key: str, claimed: tuple[Lock, list] = None) -> Outcome:
+        """Post the chat's events under its lock: the one `claimed` already (with the events read
+        when it was taken), else one taken here."""
+        if claimed is not None:
+            lock, raw = claimed
         else:
-            lock, token = keys.courier_lock(key), next(self._tokens)
-            raw = await self._take(keys=[lock, keys.courier_events(key)],
-                                   args=[token, int(self.grace * 1000), self.batch])
+            lock = self._claim(key)
+            raw = await self._take(keys=[lock.key, keys.courier_events(key)], args=[lock.token, lock.ms, lock.batch])
         if raw is None:
             # another process is posting this chat's events; look again shortly in case it just ended
             asyncio.get_running_loop().call_later(self.interval / 2, self._kick_if_due, key)
             return Outcome.OK
-        held = True
+        holding = True
         try:
-            outcome, held = await self._drain(key, lock, token, raw)
+            outcome, holding = await self._drain(key, lock, raw)
             return outcome
         finally:
-            if held:
-                await self._release(keys=[lock], args=[token])
+            if holding:
+                await self._release(keys=[lock.key], args=[lock.token])
 
-    async def _drain(self, key: str, lock: str, token: str, raw: list) -> tuple[Outcome, bool]:
+    async def _drain(self, key: str, lock: Lock, raw: list) -> tuple[Outcome, bool]:
         """Post the chat's events, starting with `raw` (read with the lock); the outcome, and whether
         this flusher still holds the lock (COMMIT lets it go once the list is empty)."""
         channel_uuid, chat_id = keys.split_chat_key(key)
@@ -214,22 +216,22 @@ class CourierQueue:
                 return outcome, True
             if outcome is Outcome.REJECTED and len(events) > 1:
                 # find the one event Courier refuses and keep the others; renew the lock meanwhile
-                if await self._commit_handled(key, lock, token, 0) < 0:
+                if await self._commit_handled(key, lock, 0) < 0:
                     return Outcome.FAILED, False
                 size, raw = 1, raw[:1]
                 continue
             first = first or outcome
-            left = await self._commit_handled(key, lock, token, len(raw))
+            left = await self._commit_handled(key, lock, len(raw))
             if left <= 0:
                 return (first if left == 0 else Outcome.FAILED), False
             if size == 1 and outcome is not Outcome.REJECTED:
                 size = self.batch
             raw = None
 
-    async def _commit_handled(self, key: str, lock: str, token: str, handled: int) -> int:
+    async def _commit_handled(self, key: str, lock: Lock, handled: int) -> int:
         return await self._commit(
-            keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS, lock],
-            args=[handled, key, token, int(self.grace * 1000)],
+            keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS, lock.key],
+            args=[handled, key, lock.token, lock.ms],
         )
 
     def _fresh(self, key: str, raw: list) -> list:
