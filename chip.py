@@ -113,7 +113,7 @@ async def build(config: Config) -> Services:
     courier_queue = CourierQueue(redis, scripts, courier, lookups, expiry=config.inbound_expiry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
-    limits = Limits(config, redis)
+    limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier, lookups, outbox, registry, delivery, courier_queue,
                     expiry, chats, limits, metrics)

@@ -6,12 +6,11 @@ import ipaddress
 import logging
 import time
 
-import redis.asyncio as aioredis
-
 from services import keys
 from services.config import Config
 from services.errors import Forbidden, RateLimited, TooLarge
 from services.outbox import redis_errors
+from services.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class CommandBucket:
 
 
 class Limits:
-    def __init__(self, config: Config, redis: aioredis.Redis):
+    def __init__(self, config: Config, scripts: Scripts):
         self.allowed_origins = frozenset(config.allowed_origins)
         self.trusted_proxies = config.trusted_proxies
         self.max_text_length = config.max_text_length
@@ -63,7 +62,7 @@ class Limits:
         self.new_chats_window = config.new_chats_window
         self.max_sockets_per_ip = config.max_sockets_per_ip
         self._sockets: dict[str, int] = {}
-        self._count_new_chat = redis.register_script(COUNT_NEW_CHAT)
+        self._count_new_chat = scripts.register(COUNT_NEW_CHAT)
 
     def check_origin(self, origin: str | None):
         """Raise Forbidden unless the page's origin is allowed. Without a configured list any origin

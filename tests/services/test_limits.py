@@ -8,11 +8,12 @@ import redis.asyncio as aioredis
 from services.config import Config, ConfigError, parse
 from services.errors import RateLimited
 from services.limits import CommandBucket, Limits
+from services.scripts import Scripts
 
 
 def limits(**config) -> Limits:
     # the Redis client connects only when the new-chat counter is used, which these tests do not do
-    return Limits(Config(**config), aioredis.Redis())
+    return Limits(Config(**config), Scripts(aioredis.Redis()))
 
 
 def test_every_limit_is_a_flag_and_an_environment_variable():
