@@ -112,7 +112,7 @@ async def build(config: Config) -> Services:
                         max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics)
     courier_queue = CourierQueue(redis, scripts, courier, lookups, expiry=config.inbound_expiry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
-    expiry = Expiry(redis, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
+    expiry = Expiry(redis, scripts, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier, lookups, outbox, registry, delivery, courier_queue,

@@ -15,19 +15,21 @@ from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
 from services import events, keys
-from services.courier_queue import CourierQueue, encode_event
+from services.courier_queue import RELEASE, CourierQueue, encode_event
 from services.errors import Unavailable
 from services.lookups import Lookups
 from services.mailer import Mailer
 from services.outbox import Outbox
+from services.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 
 
 class Expiry:
-    def __init__(self, redis: aioredis.Redis, outbox: Outbox, courier: CourierQueue, lookups: Lookups,
-                 mailer: Mailer = None, *, expiry: float = 7 * 86400.0, interval: float = 60.0):
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, outbox: Outbox, courier: CourierQueue,
+                 lookups: Lookups, mailer: Mailer = None, *, expiry: float = 7 * 86400.0, interval: float = 60.0):
         self.redis = redis
+        self._release = scripts.register(RELEASE)
         self.outbox = outbox
         self.courier = courier
         self.lookups = lookups
@@ -66,7 +68,7 @@ class Expiry:
         return given_up
 
     async def _expire_chat(self, key: str, cutoff: float) -> int:
-        lock, token = f"{keys.PREFIX}:expire:{key}", secrets.token_hex(8)
+        lock, token = keys.expire_lock(key), secrets.token_hex(8)
         if not await self.redis.set(lock, token, nx=True, px=60_000):
             return 0
         try:
@@ -90,7 +92,9 @@ class Expiry:
             await self.outbox.reindex(key, oldest_left)
             return len(stale)
         finally:
-            await self.redis.delete(lock)
+            # only if still ours: a sweep slower than the lock (a slow SMTP server) must not free
+            # the lock another process has taken since
+            await self._release(keys=[lock], args=[token])
 
     async def _email(self, key: str, messages: list) -> bool:
         if self.mailer is None:

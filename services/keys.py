@@ -52,5 +52,9 @@ def courier_lock(key: str) -> str:
     return f"{PREFIX}:courier:{key}:lock"  # who is posting this chat's events right now
 
 
+def expire_lock(key: str) -> str:
+    return f"{PREFIX}:expire:{key}"  # which process is giving up this chat's stale messages right now
+
+
 def new_chats(channel_uuid: str, client_ip: str) -> str:
     return f"{PREFIX}:limit:chats:{channel_uuid}:{client_ip}"  # counter of new chats, expires with its window

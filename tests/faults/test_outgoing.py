@@ -64,8 +64,10 @@ async def test_fresh_messages_are_kept(store, start_chip, channel, stale_chat, p
 class Inbox:
     def __init__(self):
         self.messages = []
+        self.delay = 0.0
 
     async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.delay)
         self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
         return "250 OK"
 
@@ -110,3 +112,21 @@ async def test_unreachable_smtp_reports_failed(start_chip, channel, stale_chat, 
     assert await server.services.expiry.sweep() == 1
     await courier.wait_for(lambda: courier.of_type("msg_status", stale_chat))
     assert courier.of_type("msg_status", stale_chat)[0]["status"] == {"msg_id": 3, "status": "failed"}
+
+
+async def test_a_slow_sweep_leaves_alone_the_lock_another_process_took_since(store, start_chip, channel, stale_chat,
+                                                                            post_msg, courier, smtp_server):
+    smtp_server.delay = 1.0
+    server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
+    await post_msg(channel["uuid"], stale_chat, {"id": 4, "text": "x", "origin": "flow"}, server=server)
+    await asyncio.sleep(0.4)
+    sweep = asyncio.ensure_future(server.services.expiry.sweep())
+    lock = f"chip:expire:{channel['uuid']}:{stale_chat}"
+    for _ in range(50):
+        if store.exists(lock):
+            break
+        await asyncio.sleep(0.02)
+    # as if this sweep's lock had run out and another process had taken the chat
+    store.set(lock, "another process", px=10_000)
+    assert await sweep == 1
+    assert store.get(lock) == b"another process"
