@@ -26,8 +26,9 @@ class Session:
     `pushed` maps a message key to [when it is due again if not acked, pushes so far, when it was
     queued (epoch seconds)]. `stalled` is set while pushing waits for the socket to drain: [bytes
     then unsent, since when]. `synced`: a read of the outbox has been pushed to it since it was
-    bound, and none has failed since, so a new message may go to it straight from its wake-up. `acked` maps a message key to when it was acked, until no outbox read
-    or wake-up from before then can be in flight.
+    bound, and none has failed since, so a new message may go to it straight from its wake-up.
+    `acked` maps a message key to when it was acked, until no outbox read or wake-up from before
+    then can be in flight.
     """
 
     __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "acked", "remote_ip", "stalled", "synced")
