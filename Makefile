@@ -37,7 +37,7 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	touch $(BENCH_STAMP)
 
-# about 5 minutes; BENCH_ARGS passes options (python -m bench --help)
+# about 3 minutes; BENCH_ARGS passes options (python -m bench --help)
 bench: $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 

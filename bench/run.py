@@ -171,9 +171,7 @@ class Bench:
         """One load step against the servers on `ports`; figures for the report."""
         n, duration = len(self.workers), self.opts.duration
         urls = [f"http://127.0.0.1:{port}/wc/send/{self.channel_uuid}/" for port in ports]
-        procs = [psutil.Process(s.pid) for s in servers]
-        cpu = [sum(p.cpu_times()[:2]) for p in procs]
-        stub_cpu, redis_cpu = self._cpu(self.stub.pid), self._redis_cpu()
+        servers_cpu, stub_cpu, redis_cpu = self._cpu(servers), self._cpu([self.stub]), self._redis_cpu()
         stub_before, machine = self.stub_stats(), psutil.cpu_times()
         first = self.next_id
         self.next_id += 10_000_000
@@ -186,8 +184,8 @@ class Bench:
         statuses = self._wait_statuses(stub_before, delivered, chip)
         stub_after = self.stub_stats()
         busy = psutil.cpu_times()
-        server_cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - sum(cpu)
-        stub_cpu, redis_cpu = self._cpu(self.stub.pid) - stub_cpu, self._redis_cpu() - redis_cpu
+        server_cpu = self._cpu(servers) - servers_cpu
+        stub_cpu, redis_cpu = self._cpu([self.stub]) - stub_cpu, self._redis_cpu() - redis_cpu
         latencies = sorted(x for r in results for x in r["latencies"])
         seconds = max(r["seconds"] for r in results)
         figures = {
@@ -217,8 +215,9 @@ class Bench:
         return figures
 
     @staticmethod
-    def _cpu(pid: int) -> float:
-        return sum(psutil.Process(pid).cpu_times()[:2])
+    def _cpu(processes: list) -> float:
+        """User and system CPU seconds the processes have used so far."""
+        return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes)
 
     def _redis_cpu(self) -> float:
         """CPU seconds of the Redis server so far (the whole server: other databases' work too)."""
