@@ -32,7 +32,7 @@ class CourierClient:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(self.timeout, 5.0)),
             connector=aiohttp.TCPConnector(limit=self.connections),
-            headers={"User-Agent": "chip"},
+            headers={"User-Agent": "chip", "Content-Type": "application/json"},
         )
 
     async def close(self):
@@ -53,10 +53,8 @@ class CourierClient:
     async def _post(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> Outcome:
         body = orjson.dumps({"chat_id": chat_id, "secret": secret, "events": events})
         try:
-            async with self._session.post(
-                self.receive_url(channel_uuid), data=body, headers={"Content-Type": "application/json"}
-            ) as response:
-                text = await response.text()
+            async with self._session.post(self.receive_url(channel_uuid), data=body) as response:
+                answer = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             logger.warning("courier unreachable channel=%s chat=%s: %s", channel_uuid, chat_id,
@@ -64,6 +62,7 @@ class CourierClient:
             return Outcome.FAILED
         if 200 <= status < 300:
             return Outcome.OK
+        text = answer.decode(errors="replace")
         # Courier's error body never echoes the secret, so it is safe to log a prefix of it
         if 400 <= status < 500:
             logger.error("courier rejected %d event(s) channel=%s chat=%s status=%d: %s",
