@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import gc
 import logging
-import resource
 import signal
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ import handlers
 from handlers import metrics as metrics_handlers
 from models import MODELS, Database
 from services import config as settings
+from services import valkey
 from services.chats import Chats
 from services.config import Config
 from services.courier import CourierClient
@@ -39,12 +39,6 @@ from services.scripts import Scripts
 logger = logging.getLogger("chip")
 
 SHUTDOWN_GRACE = 5.0  # seconds in-flight Courier calls get to finish at shutdown
-def redis_connections() -> int:
-    """Redis connections per process: up to 1024, but never more than a quarter of the file
-    descriptors the process may open (sockets, Courier and the database need the rest). Past
-    that a call fails at once: /wc/send answers 503 and Courier retries."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(16, min(1024, soft // 4)) if soft != resource.RLIM_INFINITY else 1024
 
 
 @dataclasses.dataclass
@@ -85,11 +79,7 @@ class Services:
 async def build(config: Config) -> Services:
     """Connect to the database and Redis (Unavailable if either does not answer) and build the services."""
     db = Database(config.db, MODELS, pool_size=config.db_pool_size)
-    # Room for bursts: redis-py's default of 100 connections became 503s under load, and a blocking
-    # pool cost about 12 % of the loop waiting for connections (BENCHMARKS.md).
-    redis = aioredis.Redis.from_pool(aioredis.ConnectionPool.from_url(
-        config.redis_url, max_connections=redis_connections(), socket_connect_timeout=3,
-        socket_timeout=5, health_check_interval=30))
+    redis = valkey.client(config.redis_url)
     try:
         await db.check()
     except Unavailable:

@@ -1,0 +1,63 @@
+"""The Redis/Valkey client every service shares.
+
+Commands are packed by hiredis, as redis-py's synchronous client already does; its asyncio client
+packs them in Python, at about 9 us of CPU per script call against hiredis' 1.5 us, and chip
+makes three or four such calls per message (BENCHMARKS.md).
+"""
+
+import resource
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection, parse_url
+from redis.connection import HiredisRespSerializer
+
+
+class HiredisPacking:
+    """Mixin for a redis-py asyncio connection class: pack commands with hiredis."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._packer = HiredisRespSerializer()
+
+    def pack_command(self, *args) -> list[bytes]:
+        return self._packer.pack(*args)
+
+    def pack_commands(self, commands) -> list[bytes]:
+        return [b"".join(chunk for command in commands for chunk in self._packer.pack(*command))]
+
+
+class PackedConnection(HiredisPacking, Connection):
+    pass
+
+
+class PackedSSLConnection(HiredisPacking, SSLConnection):
+    pass
+
+
+class PackedUnixConnection(HiredisPacking, UnixDomainSocketConnection):
+    pass
+
+
+PACKED = {Connection: PackedConnection, SSLConnection: PackedSSLConnection,
+          UnixDomainSocketConnection: PackedUnixConnection}
+
+
+def max_connections() -> int:
+    """Redis connections per process: up to 1024, but never more than a quarter of the file
+    descriptors the process may open (sockets, Courier and the database need the rest). Past
+    that a call fails at once: /wc/send answers 503 and Courier retries."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(16, min(1024, soft // 4)) if soft != resource.RLIM_INFINITY else 1024
+
+
+def client(url: str) -> aioredis.Redis:
+    """A client on its own pool for `url` (redis://, rediss:// or unix://); it connects on first use.
+
+    Room for bursts: redis-py's default of 100 connections became 503s under load, and a blocking
+    pool cost about 12 % of the loop waiting for connections (BENCHMARKS.md)."""
+    # the URL names its kind of connection, and redis-py's from_url would let that override ours
+    options = parse_url(url)
+    options["connection_class"] = PACKED[options.get("connection_class", Connection)]
+    return aioredis.Redis.from_pool(aioredis.ConnectionPool(
+        **options, max_connections=max_connections(), socket_connect_timeout=3, socket_timeout=5,
+        health_check_interval=30))

@@ -1,0 +1,61 @@
+"""The shared Redis client packs commands with hiredis and still says exactly what redis-py would."""
+
+import pytest
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import DataError
+
+from services import valkey
+
+ARGS = [
+    ("SET", "plain", "value"),
+    ("SET", "ünïcode ☃", "日本語"),
+    ("SET", b"bytes\x00key", b"\xff\xfe binary"),
+    ("EVALSHA", "a" * 40, 2, "k1", "k2", 12345, 1795615980.123, -1, 0.5),
+    ("CLIENT SETNAME", "chip"),  # a command name of two words goes as two arguments
+    ("SET", memoryview(b"view"), bytearray(b"array")),
+]
+
+
+@pytest.mark.parametrize("args", ARGS, ids=lambda args: str(args[0]))
+def test_commands_are_packed_as_redis_py_packs_them(args):
+    assert b"".join(valkey.PackedConnection().pack_command(*args)) == b"".join(Connection().pack_command(*args))
+
+
+def test_a_pipeline_is_one_buffer_of_every_command_in_order():
+    assert valkey.PackedConnection().pack_commands(ARGS) == [b"".join(Connection().pack_commands(ARGS))]
+
+
+def test_an_argument_redis_cannot_take_is_a_data_error():
+    with pytest.raises(DataError):
+        valkey.PackedConnection().pack_command("SET", "key", {"a": "dict"})
+
+
+@pytest.mark.parametrize("url, base", [
+    ("redis://127.0.0.1:6379/0", Connection),
+    ("rediss://127.0.0.1:6380/0", SSLConnection),
+    ("unix:///run/redis.sock?db=1", UnixDomainSocketConnection),
+])
+async def test_tls_and_unix_socket_urls_keep_their_kind_of_connection(url, base):
+    client = valkey.client(url)
+    try:
+        assert issubclass(client.connection_pool.connection_class, base)
+        assert issubclass(client.connection_pool.connection_class, valkey.HiredisPacking)
+    finally:
+        await client.aclose()
+
+
+async def test_values_round_trip_through_redis(redis_url, store):
+    client = valkey.client(redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.set("ünïcode ☃", "日本語")
+        pipe.set(b"bytes\x00key", b"\xff\xfe binary")
+        pipe.set("float", 1795615980.123)
+        pipe.execute_command("CLIENT SETNAME", "chip-test")
+        pipe.execute_command("CLIENT GETNAME")
+        assert (await pipe.execute())[-1] == "chip-test"
+    finally:
+        await client.aclose()
+    assert store.get("ünïcode ☃") == "日本語".encode()
+    assert store.get(b"bytes\x00key") == b"\xff\xfe binary"
+    assert float(store.get("float")) == 1795615980.123
