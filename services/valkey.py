@@ -10,6 +10,7 @@ import resource
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.connection import HiredisRespSerializer
+from redis.utils import HIREDIS_AVAILABLE
 
 
 class HiredisPacking:
@@ -57,7 +58,9 @@ def client(url: str) -> aioredis.Redis:
     pool cost about 12 % of the loop waiting for connections (BENCHMARKS.md)."""
     # the URL names its kind of connection, and redis-py's from_url would let that override ours
     options = parse_url(url)
-    options["connection_class"] = PACKED[options.get("connection_class", Connection)]
+    kind = options.get("connection_class", Connection)
+    # requirements.txt asks for redis[hiredis]; an install without it still works, packing in Python
+    options["connection_class"] = PACKED[kind] if HIREDIS_AVAILABLE else kind
     return aioredis.Redis.from_pool(aioredis.ConnectionPool(
         **options, max_connections=max_connections(), socket_connect_timeout=3, socket_timeout=5,
         health_check_interval=30))
