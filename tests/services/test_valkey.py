@@ -59,3 +59,14 @@ async def test_values_round_trip_through_redis(redis_url, store):
     assert store.get("ünïcode ☃") == "日本語".encode()
     assert store.get(b"bytes\x00key") == b"\xff\xfe binary"
     assert float(store.get("float")) == 1795615980.123
+
+
+async def test_without_hiredis_the_client_packs_as_redis_py_does(redis_url, store, monkeypatch):
+    monkeypatch.setattr(valkey, "HIREDIS_AVAILABLE", False)
+    client = valkey.client(redis_url)
+    try:
+        assert client.connection_pool.connection_class is Connection
+        await client.set("plain", "value")
+    finally:
+        await client.aclose()
+    assert store.get("plain") == b"value"
