@@ -56,11 +56,11 @@ def client(url: str) -> aioredis.Redis:
 
     Room for bursts: redis-py's default of 100 connections became 503s under load, and a blocking
     pool cost about 12 % of the loop waiting for connections (BENCHMARKS.md)."""
-    # the URL names its kind of connection, and redis-py's from_url would let that override ours
-    options = parse_url(url)
+    # as with redis-py's from_url, what the URL says wins over these defaults; but the URL's kind
+    # of connection is wrapped, not taken as it is
+    options = {"max_connections": max_connections(), "socket_connect_timeout": 3, "socket_timeout": 5,
+               "health_check_interval": 30, **parse_url(url)}
     kind = options.get("connection_class", Connection)
     # requirements.txt asks for redis[hiredis]; an install without it still works, packing in Python
     options["connection_class"] = PACKED[kind] if HIREDIS_AVAILABLE else kind
-    return aioredis.Redis.from_pool(aioredis.ConnectionPool(
-        **options, max_connections=max_connections(), socket_connect_timeout=3, socket_timeout=5,
-        health_check_interval=30))
+    return aioredis.Redis.from_pool(aioredis.ConnectionPool(**options))

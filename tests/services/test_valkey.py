@@ -70,3 +70,13 @@ async def test_without_hiredis_the_client_packs_as_redis_py_does(redis_url, stor
     finally:
         await client.aclose()
     assert store.get("plain") == b"value"
+
+
+async def test_settings_in_the_url_win_over_chips_defaults(redis_url):
+    client = valkey.client(redis_url + "?socket_timeout=2&health_check_interval=7")
+    try:
+        assert client.connection_pool.connection_kwargs["socket_timeout"] == 2
+        assert client.connection_pool.connection_kwargs["health_check_interval"] == 7
+        assert await client.ping()
+    finally:
+        await client.aclose()
