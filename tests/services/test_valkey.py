@@ -25,6 +25,13 @@ def test_a_pipeline_is_one_buffer_of_every_command_in_order():
     assert valkey.PackedConnection().pack_commands(ARGS) == [b"".join(Connection().pack_commands(ARGS))]
 
 
+def test_every_kind_of_connection_packs_with_hiredis():
+    # redis-py's own packing gives the same bytes, so only this tells that the mixin's runs
+    for packed in valkey.PACKED.values():
+        assert packed.pack_command is valkey.HiredisPacking.pack_command
+        assert packed.pack_commands is valkey.HiredisPacking.pack_commands
+
+
 def test_an_argument_redis_cannot_take_is_a_data_error():
     with pytest.raises(DataError):
         valkey.PackedConnection().pack_command("SET", "key", {"a": "dict"})
@@ -73,7 +80,7 @@ async def test_without_hiredis_the_client_packs_as_redis_py_does(redis_url, stor
 
 
 async def test_settings_in_the_url_win_over_chips_defaults(redis_url):
-    client = valkey.client(redis_url + "?socket_timeout=2&health_check_interval=7")
+    client = valkey.client(redis_url + ("&" if "?" in redis_url else "?") + "socket_timeout=2&health_check_interval=7")
     try:
         assert client.connection_pool.connection_kwargs["socket_timeout"] == 2
         assert client.connection_pool.connection_kwargs["health_check_interval"] == 7
