@@ -44,6 +44,13 @@ class ContactURN(BaseModel):
         )
 
     @classmethod
+    def for_chats(cls, org_id: int, chat_ids: list) -> dict:
+        """for_chat() of many chats of one org in one query: chat ID -> URN, for those found."""
+        chats = {cls.identity_for(chat_id): chat_id for chat_id in chat_ids}
+        query = cls.select().where((cls.org == org_id) & cls.identity.in_(list(chats)) & cls.contact.is_null(False))
+        return {chats[urn.identity]: urn for urn in query}
+
+    @classmethod
     def set_email(cls, org_id: int, chat_id: str, email: str) -> bool:
         """Store the email as the URN's display and touch its contact; False if there is no such chat."""
         urn = cls.for_chat(org_id, chat_id)

@@ -69,6 +69,35 @@ async def test_cannot_resume_a_chat_of_another_org(chip_server, channel, connect
     assert await own.start(chat_id) == {"type": "chat_resumed", "chat_id": chat_id, "email": "secret@other.org"}
 
 
+async def test_visitors_resuming_at_once_each_get_their_own_chat(chip_server, channel, connect, rows):
+    # as after a restart: the resumes of one turn share one read of the database
+    org_id = channel["org_id"]
+    emails = {f"{i:024d}": f"v{i}@example.com" for i in range(10)}
+    plain = [f"{i:0>24}".replace("0", "e") for i in range(10, 20)]
+    for chat_id, email in emails.items():
+        rows.contact(org_id, channel["uuid"], chat_id, email=email)
+    rows.contacts(org_id, channel["uuid"], plain)
+    other_org = rows.org("Other")
+    other_channel = rows.channel(other_org)
+    elsewhere = [f"{i:0>24}".replace("0", "x") for i in range(20, 25)]
+    rows.contacts(other_org, other_channel, elsewhere)
+    unknown = [f"{i:0>24}".replace("0", "u") for i in range(25, 30)]
+
+    asked = list(emails) + plain + elsewhere + unknown
+    visitors = [await connect(chip_server, channel["uuid"]) for _ in asked]
+    own = [await connect(chip_server, other_channel) for _ in elsewhere]  # another org in the same turns
+    for visitor, chat_id in zip(visitors + own, asked + elsewhere):
+        await visitor.send({"type": "start_chat", "chat_id": chat_id})
+    answers = [await visitor.recv() for visitor in visitors + own]
+
+    expected = [{"type": "chat_resumed", "chat_id": c, "email": e} for c, e in emails.items()]
+    expected += [{"type": "chat_resumed", "chat_id": c, "email": ""} for c in plain]
+    assert answers[:20] == expected
+    # chats of another org, or of nobody, are not resumed here: each visitor gets a new chat
+    assert all(a["type"] == "chat_started" and a["chat_id"] not in asked for a in answers[20:30])
+    assert answers[30:] == [{"type": "chat_resumed", "chat_id": c, "email": ""} for c in elsewhere]
+
+
 async def test_second_start_chat_keeps_the_binding(chip_server, channel, connect, courier):
     visitor = await connect(chip_server, channel["uuid"])
     chat_id = (await visitor.start())["chat_id"]
