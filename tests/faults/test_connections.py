@@ -6,6 +6,8 @@ import json
 import os
 import struct
 
+from tests.polling import wait_until
+
 
 class RawSocket:
     """A WebSocket client written by hand, so it can do what a real widget never should:
@@ -54,14 +56,6 @@ class RawSocket:
 
     def close(self):
         self.writer.close()
-
-
-async def wait_until(predicate, timeout=5.0):
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
 
 
 async def test_socket_without_start_chat_is_closed_after_the_grace(start_chip, channel, connect):
