@@ -14,6 +14,7 @@ from models import Channel, ContactURN, Database, User
 logger = logging.getLogger(__name__)
 
 _MISSING = object()
+URN_BATCH = 1000  # chats read with one query at most: a few thousand take a worker thread tens of ms
 
 
 class Lookups:
@@ -68,18 +69,24 @@ class Lookups:
     def _read_urns(self):
         batches, self._resuming = self._resuming, {}
         for org_id, waiting in batches.items():
-            task = asyncio.get_running_loop().create_task(self._read(org_id, waiting))
-            self._reads.add(task)
-            task.add_done_callback(self._reads.discard)
+            for start in range(0, len(waiting), URN_BATCH):
+                task = asyncio.get_running_loop().create_task(self._read(org_id, waiting[start:start + URN_BATCH]))
+                self._reads.add(task)
+                task.add_done_callback(self._reads.discard)
 
     async def _read(self, org_id: int, waiting: list):
+        found = error = None
         try:
             found = await self.db.run(ContactURN.for_chats, org_id, list({chat_id for chat_id, _ in waiting}))
         except Exception as e:  # noqa: BLE001 - Unavailable, usually: every resume waiting on the read gets it
-            for _, future in waiting:
-                if not future.done():
-                    future.set_exception(e)
-            return
-        for chat_id, future in waiting:
-            if not future.done():  # its resume was cancelled meanwhile (the socket closed)
-                future.set_result(found.get(chat_id))
+            error = e
+        finally:
+            for chat_id, future in waiting:
+                if future.done():  # its resume was cancelled meanwhile (the socket closed)
+                    continue
+                if found is not None:
+                    future.set_result(found.get(chat_id))
+                elif error is not None:
+                    future.set_exception(error)
+                else:  # this read was cancelled (the loop is closing): no resume waits for ever
+                    future.cancel()

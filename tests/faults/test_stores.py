@@ -59,8 +59,7 @@ async def test_postgres_down_then_back(spare_postgres, start_chip, channel, conn
     assert await visitor.recv() == {"type": "error", "code": "unavailable", "error": "database unavailable"}
     # resumes waiting on the same read of the database each get the error, and keep their sockets
     others = [await connect(server, channel_uuid) for _ in range(3)]
-    for other in others:
-        await other.send({"type": "start_chat", "chat_id": "k" * 24})
+    await asyncio.gather(*[other.send({"type": "start_chat", "chat_id": "k" * 24}) for other in others])
     for other in others:
         assert (await other.expect("error"))["code"] == "unavailable"
     status, body = await send(http, server, channel_uuid, "u" * 24, 1)  # a chat chip has not cached

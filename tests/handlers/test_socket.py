@@ -1,5 +1,6 @@
 """The widget's side of protocol.md §1, through real WebSockets."""
 
+import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -70,7 +71,7 @@ async def test_cannot_resume_a_chat_of_another_org(chip_server, channel, connect
 
 
 async def test_visitors_resuming_at_once_each_get_their_own_chat(chip_server, channel, connect, rows):
-    # as after a restart: the resumes of one turn share one read of the database
+    # as after a restart, all at once: the resumes that reach chip in one turn share one read
     org_id = channel["org_id"]
     emails = {f"{i:024d}": f"v{i}@example.com" for i in range(10)}
     plain = [f"{i:0>24}".replace("0", "e") for i in range(10, 20)]
@@ -86,8 +87,8 @@ async def test_visitors_resuming_at_once_each_get_their_own_chat(chip_server, ch
     asked = list(emails) + plain + elsewhere + unknown
     visitors = [await connect(chip_server, channel["uuid"]) for _ in asked]
     own = [await connect(chip_server, other_channel) for _ in elsewhere]  # another org in the same turns
-    for visitor, chat_id in zip(visitors + own, asked + elsewhere):
-        await visitor.send({"type": "start_chat", "chat_id": chat_id})
+    await asyncio.gather(*[visitor.send({"type": "start_chat", "chat_id": chat_id})
+                           for visitor, chat_id in zip(visitors + own, asked + elsewhere)])
     answers = [await visitor.recv() for visitor in visitors + own]
 
     expected = [{"type": "chat_resumed", "chat_id": c, "email": e} for c, e in emails.items()]
