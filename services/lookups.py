@@ -10,6 +10,7 @@ import logging
 from cachetools import TTLCache
 
 from models import Channel, ContactURN, Database, User
+from services.batching import TurnBatch
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +24,7 @@ class Lookups:
         self._channels = TTLCache(maxsize=10_000, ttl=ttl)
         self._users = TTLCache(maxsize=10_000, ttl=ttl)
         self._contacts = TTLCache(maxsize=size, ttl=chat_ttl)
-        self._resuming: dict[int, list] = {}  # org -> [(chat ID, future)] asked for this turn
-        self._reads: set[asyncio.Task] = set()
+        self._resumes = TurnBatch(self._read_urns)
 
     async def channel(self, channel_uuid: str):
         """The active CHP channel with this UUID, or None."""
@@ -56,37 +56,25 @@ class Lookups:
         The URNs asked for in one turn of the loop are read with one query: after a restart every
         widget resumes at once, and a query each through the thread pool was 0.7 of the 1.7 ms of
         CPU a resume cost (BENCHMARKS.md)."""
-        loop = asyncio.get_running_loop()
-        if not self._resuming:
-            loop.call_soon(self._read_urns)
-        future = loop.create_future()
-        self._resuming.setdefault(org_id, []).append((chat_id, future))
-        urn = await future
+        urn = await self._resumes.add((org_id, chat_id))
         if urn is not None:
             self._contacts[(org_id, chat_id)] = urn.contact_id
         return urn
 
-    def _read_urns(self):
-        batches, self._resuming = self._resuming, {}
-        for org_id, waiting in batches.items():
-            for start in range(0, len(waiting), URN_BATCH):
-                task = asyncio.get_running_loop().create_task(self._read(org_id, waiting[start:start + URN_BATCH]))
-                self._reads.add(task)
-                task.add_done_callback(self._reads.discard)
-
-    async def _read(self, org_id: int, waiting: list):
-        found = error = None
-        try:
-            found = await self.db.run(ContactURN.for_chats, org_id, list({chat_id for chat_id, _ in waiting}))
-        except Exception as e:  # noqa: BLE001 - Unavailable, usually: every resume waiting on the read gets it
-            error = e
-        finally:
-            for chat_id, future in waiting:
-                if future.done():  # its resume was cancelled meanwhile (the socket closed)
-                    continue
-                if found is not None:
-                    future.set_result(found.get(chat_id))
-                elif error is not None:
-                    future.set_exception(error)
-                else:  # this read was cancelled (the loop is closing): no resume waits for ever
-                    future.cancel()
+    async def _read_urns(self, asked: list) -> list:
+        """The URNs of (org, chat ID) pairs, in order: a query per org and per URN_BATCH chats, each
+        failing only the resumes it was to answer."""
+        chats: dict[int, dict] = {}  # org -> its chat IDs, once each, in order
+        for org_id, chat_id in asked:
+            chats.setdefault(org_id, {})[chat_id] = None
+        reads = []
+        for org_id, ids in chats.items():
+            ids = list(ids)
+            reads += [(org_id, ids[start:start + URN_BATCH]) for start in range(0, len(ids), URN_BATCH)]
+        found = await asyncio.gather(*[self.db.run(ContactURN.for_chats, org_id, ids) for org_id, ids in reads],
+                                     return_exceptions=True)
+        answers = {}
+        for (org_id, ids), urns in zip(reads, found):
+            for chat_id in ids:
+                answers[(org_id, chat_id)] = urns if isinstance(urns, Exception) else urns.get(chat_id)
+        return [answers[pair] for pair in asked]

@@ -3,7 +3,7 @@ Redis in one pipeline (one write, one read for all of them) instead of a round t
 
 Under load, one turn of the loop handles many requests and frames, and each wants a script (queue,
 ack, Courier's lock); redis-py would send each on its own. Each call is still its own atomic
-script, and the calls of one turn run in the order they were made.
+script, and the calls of one turn run in the order they were made (services/batching.py).
 """
 
 import asyncio
@@ -12,6 +12,8 @@ import logging
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
+
+from services.batching import TurnBatch
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +36,7 @@ class Scripts:
     def __init__(self, redis: aioredis.Redis):
         self.redis = redis
         self._registered: list[BatchedScript] = []
-        self._calls: list = []  # (script, keys, args, future) made this turn
-        self._runs: set[asyncio.Task] = set()
+        self._batch = TurnBatch(self._execute)
 
     def register(self, source: str) -> BatchedScript:
         script = BatchedScript(self, source)
@@ -43,38 +44,7 @@ class Scripts:
         return script
 
     def call(self, script: BatchedScript, keys, args) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        if not self._calls:
-            loop.call_soon(self._send)
-        self._calls.append((script, keys, args, future))
-        return future
-
-    def _send(self):
-        calls, self._calls = self._calls, []
-        task = asyncio.get_running_loop().create_task(self._run(calls))
-        self._runs.add(task)
-        task.add_done_callback(self._runs.discard)
-
-    async def _run(self, calls: list):
-        try:
-            results = await self._execute(calls)
-        except Exception as e:  # noqa: BLE001 - every caller gets the failure (a lost connection, say)
-            for *_, future in calls:
-                if not future.done():
-                    future.set_exception(e)
-            return
-        except BaseException:
-            for *_, future in calls:
-                future.cancel()
-            raise
-        for (*_, future), result in zip(calls, results):
-            if future.done():
-                continue  # its caller was cancelled meanwhile
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        return self._batch.add((script, keys, args))
 
     async def _execute(self, calls: list) -> list:
         results = await self._pipeline(calls)
@@ -95,11 +65,10 @@ class Scripts:
 
     async def _pipeline(self, calls: list) -> list:
         pipe = self.redis.pipeline(transaction=False)
-        for script, keys, args, _ in calls:
+        for script, keys, args in calls:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
         return await pipe.execute(raise_on_error=False)
 
     async def stop(self):
         """Wait for the batches already sent (their callers are waiting for the answers)."""
-        if self._runs:
-            await asyncio.wait(list(self._runs), timeout=2)
+        await self._batch.wait(2)
