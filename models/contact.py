@@ -39,13 +39,12 @@ class ContactURN(BaseModel):
     @classmethod
     def for_chat(cls, org_id: int, chat_id: str):
         """The chat's URN in this org, if it belongs to a contact; None otherwise."""
-        return cls.get_or_none(
-            (cls.org == org_id) & (cls.identity == cls.identity_for(chat_id)) & cls.contact.is_null(False)
-        )
+        return cls.for_chats(org_id, [chat_id]).get(chat_id)
 
     @classmethod
     def for_chats(cls, org_id: int, chat_ids: list) -> dict:
-        """for_chat() of many chats of one org in one query: chat ID -> URN, for those found."""
+        """The URNs of these chats in this org that belong to a contact, in one query: chat ID -> URN.
+        (org, identity) is unique, so each chat has one at most."""
         chats = {cls.identity_for(chat_id): chat_id for chat_id in chat_ids}
         query = cls.select().where((cls.org == org_id) & cls.identity.in_(list(chats)) & cls.contact.is_null(False))
         return {chats[urn.identity]: urn for urn in query}
