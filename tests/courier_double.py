@@ -9,6 +9,7 @@ import asyncio
 import json
 
 from demo.courier import Courier
+from tests.polling import wait_until
 
 
 class CourierDouble(Courier):
@@ -34,8 +35,5 @@ class CourierDouble(Courier):
         return [e for c, e in self.events if e["type"] == kind and (chat_id is None or c == chat_id)]
 
     async def wait_for(self, predicate, timeout: float = 5.0):
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not predicate():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"courier double: condition not met in {timeout}s; events={self.events}")
-            await asyncio.sleep(0.01)
+        if not await wait_until(predicate, timeout, interval=0.01):
+            raise AssertionError(f"courier double: condition not met in {timeout}s; events={self.events}")

@@ -3,10 +3,10 @@
 import asyncio
 
 
-async def wait_until(predicate, timeout=5.0) -> bool:
-    """Whether predicate() came true within `timeout` seconds, looking every 50 ms."""
-    for _ in range(int(timeout / 0.05)):
+async def wait_until(predicate, timeout=5.0, interval=0.05) -> bool:
+    """Whether predicate() came true within `timeout` seconds, looking every `interval` seconds."""
+    for _ in range(int(timeout / interval)):
         if predicate():
             return True
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)
     return predicate()

@@ -13,6 +13,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.websocket import websocket_connect
 
 from demo.embedded import free_port
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -74,10 +75,8 @@ async def test_make_demo_runs_a_chat_on_embedded_servers_and_stops_them(tmp_path
 
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
-        for _ in range(50):  # the postmaster exits just after pg_ctl reports it stopped
-            if not any(alive(pid) for pid in pids):
-                break
-            await asyncio.sleep(0.1)
+        # the postmaster exits just after pg_ctl reports it stopped
+        await wait_until(lambda: not any(alive(pid) for pid in pids), interval=0.1)
         assert not any(alive(pid) for pid in pids), "an embedded server outlived the demo"
         assert (data / "pg" / "PG_VERSION").exists()  # the data stays for the next run
     finally:

@@ -6,6 +6,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from tornado.testing import bind_unused_port
 
+from tests.polling import wait_until
+
 
 async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound, start_chip, channel, connect, post_msg,
                                                                           caplog):
@@ -19,10 +21,7 @@ async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound
     await visitor.silent(1.0)
     # the give-up is told to the operator once, in the log and in /metrics, at the retry loop's
     # next tick (once a second) after the last attempt's timeout
-    for _ in range(40):
-        if "stopped pushing" in caplog.text:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: "stopped pushing" in caplog.text, timeout=2)
     await visitor.silent(0.3)
     assert caplog.text.count("stopped pushing") == 1
     assert server.services.metrics.registry.get_sample_value("chip_messages_failed_total") == 1
@@ -122,10 +121,7 @@ async def test_a_slow_sweep_leaves_alone_the_lock_another_process_took_since(sto
     await asyncio.sleep(0.4)
     sweep = asyncio.ensure_future(server.services.expiry.sweep())
     lock = f"chip:expire:{channel['uuid']}:{stale_chat}"
-    for _ in range(50):
-        if store.exists(lock):
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: store.exists(lock), timeout=1, interval=0.02)
     # as if this sweep's lock had run out and another process had taken the chat
     store.set(lock, "another process", px=10_000)
     assert await sweep == 1

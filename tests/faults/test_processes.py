@@ -6,6 +6,8 @@ import signal
 
 from tornado.websocket import websocket_connect
 
+from tests.polling import wait_until
+
 
 class Widget:
     """A visitor on a real socket that records every chat_out it sees."""
@@ -49,10 +51,8 @@ async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(store, c
             await post_all(http, two, channel["uuid"], widget.chat_id, range(1, 21))
             await widget.read(20, ack_upto=10)  # acks the first half, then the process dies
         client = store
-        for _ in range(100):  # the acks have reached Redis
-            if all(client.zcard(f"chip:out:{channel['uuid']}:{w.chat_id}:order") == 10 for w in widgets):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(  # the acks have reached Redis
+            lambda: all(client.zcard(f"chip:out:{channel['uuid']}:{w.chat_id}:order") == 10 for w in widgets))
         one.proc.kill()
         one.proc.wait()
         resumed = [await Widget.open(two, channel["uuid"], w.chat_id) for w in widgets]
