@@ -26,6 +26,7 @@ from tornado.websocket import websocket_connect
 
 import chip
 from demo.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
+from models import MODELS, Database
 from services.config import Config
 from tests.courier_double import CourierDouble
 from tests.rows import Rows, create_database, drop_database
@@ -116,6 +117,14 @@ def database_down(pg_url):
                 cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             admin.close()
     return outage
+
+
+@pytest.fixture
+async def database(pg_url):
+    """chip's Database (peewee on a pool of two worker threads) on the tests' database."""
+    db = Database(pg_url, MODELS, pool_size=2)
+    yield db
+    db.close()
 
 
 @pytest.fixture

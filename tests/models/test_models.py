@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from models import MODELS, Channel, ContactURN, Database
+from models import Channel, ContactURN
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHARED_SCHEMA = ROOT.parent / "shared" / "spec" / "rapidpro-tables.sql"
@@ -15,13 +15,6 @@ def test_schema_copy_matches_the_contract():
     if not SHARED_SCHEMA.exists():
         pytest.skip("../shared is not beside this checkout")
     assert (ROOT / "models" / "rapidpro-tables.sql").read_text() == SHARED_SCHEMA.read_text()
-
-
-@pytest.fixture
-async def database(pg_url):
-    db = Database(pg_url, MODELS, pool_size=2)
-    yield db
-    db.close()
 
 
 async def test_channel_lookup_takes_only_active_chp_channels(database, rows, channel):

@@ -11,10 +11,8 @@ from services.lookups import Lookups
 
 
 @pytest.fixture
-async def lookups(pg_url):
-    db = Database(pg_url, MODELS, pool_size=2)
-    yield Lookups(db)
-    db.close()
+def lookups(database):
+    return Lookups(database)
 
 
 @pytest.fixture
