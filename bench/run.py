@@ -350,6 +350,11 @@ def main():
     except ValueError:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # ...unless a sandbox forbids it
 
+    run(opts, out)
+
+
+def run(opts, out: pathlib.Path) -> dict:
+    """The parts of the run that opts.parts names; with all three, the report is written too."""
     bench = Bench(opts, out)
     results = {"mode": "quick" if opts.quick else "full", "command": " ".join(sys.argv),
                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
@@ -366,3 +371,4 @@ def main():
     results["seconds"] = time.monotonic() - started
     if parts >= {"baseline", "chip", "idle"}:
         report.write(results, out, pathlib.Path(opts.plot) if opts.plot else out / "latency.png")
+    return results

@@ -1,0 +1,45 @@
+"""`make bench`, shrunk to seconds: both servers measured with every figure the report needs, the
+report and plot written, and every process and the bench database gone afterwards."""
+
+import types
+
+import psutil
+import psycopg2
+
+from bench import run as bench_run
+
+TINY = dict(quick=True, loads=[40], duration=1.0, chats=20, idle=[20], clients=1, in_flight=8,
+            log_level="warning", profile=None, plot=None, parts="baseline,chip,idle")
+
+
+def test_a_tiny_run_measures_both_servers_reports_and_leaves_nothing_behind(tmp_path, monkeypatch, test_db,
+                                                                            redis_url):
+    monkeypatch.setattr(bench_run, "ADMIN_DB", test_db)
+    monkeypatch.setattr(bench_run, "VALKEY", redis_url)
+    ours = psutil.Process()
+    before = set(ours.children(recursive=True))
+
+    results = bench_run.run(types.SimpleNamespace(out=str(tmp_path), **TINY), tmp_path)
+
+    for kind in ("chip", "baseline"):
+        for step in results[kind]["steps"] + [results[kind]["saturation"]]:
+            assert step["sent"] > 0 and step["delivered"] == step["sent"] and step["lost"] == 0, (kind, step)
+            assert step["p50_ms"] <= step["p99_ms"] and step["server_cpu_s_per_1000"] > 0
+    for step in results["chip"]["steps"] + [results["chip"]["saturation"]]:
+        # every message made the full cycle: its ack reached Courier as a status
+        assert step["statuses_to_courier"] == step["delivered"]
+    assert all(step["statuses_to_courier"] == 0 for step in results["baseline"]["steps"])
+    pair = results["chip_two_processes"]["saturation"]
+    assert pair["delivered"] == pair["sent"] > 0 and pair["lost"] == 0
+    assert [row["sockets"] for row in results["idle"]["chip"]] == [20]
+    assert results["idle"]["baseline"][0]["kb_per_socket"] > 0
+
+    report = (tmp_path / "results.md").read_text()
+    assert "| two processes >= 1.7 x one |" in report
+    assert "| lost messages = 0 | 0 | yes |" in report
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert set(ours.children(recursive=True)) <= before  # stub, servers and client workers all stopped
+    with psycopg2.connect(test_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'chip_bench_%'")
+        assert cur.fetchone() == (0,)
