@@ -9,11 +9,11 @@ import dataclasses
 import gc
 import logging
 import signal
+import sys
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import uvloop
-from redis.exceptions import RedisError
 from tornado.web import Application
 
 import handlers
@@ -26,19 +26,19 @@ from services.config import Config
 from services.courier import CourierClient
 from services.courier_queue import CourierQueue
 from services.delivery import Delivery
-from services.errors import Unavailable
 from services.expiry import Expiry
 from services.limits import Limits
 from services.lookups import Lookups
 from services.mailer import Mailer
 from services.metrics import Metrics
 from services.outbox import Outbox
+from services.readiness import Readiness, Stopping
 from services.registry import Registry
 from services.scripts import Scripts
 
 logger = logging.getLogger("chip")
 
-SHUTDOWN_GRACE = 5.0  # seconds in-flight Courier calls get to finish at shutdown
+SHUTDOWN_GRACE = 5.0  # seconds in-flight Courier calls and /wc/send requests get to finish at shutdown
 
 
 @dataclasses.dataclass
@@ -57,12 +57,18 @@ class Services:
     chats: Chats
     limits: Limits
     metrics: Metrics
+    readiness: Readiness
 
     async def start(self):
+        """Wait until the database and then Redis answer (retrying with backoff, logged), start the
+        loops and become ready; Stopping if a stop is asked for while waiting."""
+        await self.readiness.until_answers("the database", self.db.check, _safe(self.config.db))
+        await self.readiness.until_answers("valkey/redis", self.redis.ping, _safe(self.config.valkey))
         await self.courier.start()
         await self.delivery.start()
         self.courier_queue.start()
         self.expiry.start()
+        self.readiness.set_ready()
 
     async def stop(self):
         """Close sockets (1001), let Courier calls finish, stop the loops, close Redis and the database."""
@@ -77,20 +83,9 @@ class Services:
 
 
 async def build(config: Config) -> Services:
-    """Connect to the database and Redis (Unavailable if either does not answer) and build the services."""
+    """Build the services. Nothing is connected yet: start() waits for the stores."""
     db = Database(config.db, MODELS, pool_size=config.db_pool_size)
     redis = valkey.client(config.redis_url)
-    try:
-        await db.check()
-    except Unavailable:
-        db.close()
-        raise Unavailable(f"cannot reach the database at {_safe(config.db)}") from None
-    try:
-        await redis.ping()
-    except (RedisError, OSError):
-        db.close()
-        await redis.aclose()
-        raise Unavailable(f"cannot reach valkey/redis at {_safe(config.valkey)}") from None
     metrics = Metrics()
     courier = CourierClient(config.courier_url, metrics=metrics)
     lookups = Lookups(db)
@@ -106,7 +101,7 @@ async def build(config: Config) -> Services:
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier, lookups, outbox, registry, delivery, courier_queue,
-                    expiry, chats, limits, metrics)
+                    expiry, chats, limits, metrics, Readiness())
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:
@@ -120,6 +115,7 @@ def make_app(services: Services, routes=(), **extra) -> Application:
         delivery=services.delivery,
         registry=services.registry,
         limits=services.limits,
+        readiness=services.readiness,
         websocket_ping_interval=services.config.ping_interval,
         websocket_ping_timeout=services.config.ping_timeout,
         websocket_max_message_size=services.config.max_message_bytes,
@@ -148,11 +144,23 @@ def tune_collector():
     gc.set_threshold(10_000, 10, 10)
 
 
-async def serve(config: Config):
+def reload(config: Config, argv):
+    """SIGHUP: read the settings again (flags, environment, --env-file) and apply --log-level, the one
+    setting that changes without touching a socket; the others changed are logged as needing a restart."""
     try:
-        services = await build(config)
-    except Unavailable as e:
-        settings.fail(e.message)
+        fresh = settings.parse(argv)
+    except settings.ConfigError as e:
+        logger.error("reload: settings not changed: %s", e)
+        return
+    settings.set_log_level(fresh.log_level)
+    later = [f.name for f in dataclasses.fields(Config)
+             if f.name != "log_level" and getattr(fresh, f.name) != getattr(config, f.name)]
+    logger.warning("reload: log level %s%s", fresh.log_level,
+                   f"; these take a restart: {', '.join(later)}" if later else "")
+
+
+async def serve(config: Config, argv=None):
+    services = await build(config)
     app = make_app(services)
     try:
         # no xheaders: they would trust anyone's X-Forwarded-For; Limits.client_ip trusts only
@@ -166,24 +174,32 @@ async def serve(config: Config):
         await services.redis.aclose()
         settings.fail(f"cannot listen on {config.address}:{config.port} (metrics {config.metrics_port}): "
                       f"{e.strerror}")
-    await services.start()
-    tune_collector()
-    logger.info("chip listening on %s:%d instance=%s courier=%s", config.address, config.port,
-                config.instance_id, _safe(config.courier_url))
-
-    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
+        loop.add_signal_handler(sig, services.readiness.stop)
+    loop.add_signal_handler(signal.SIGHUP, reload, config, argv)
+    # listening already: until start() returns, /ready and every socket or /wc/send answer 503
+    try:
+        await services.start()
+    except Stopping:
+        pass
+    else:
+        tune_collector()
+        logger.info("chip ready, listening on %s:%d instance=%s courier=%s", config.address, config.port,
+                    config.instance_id, _safe(config.courier_url))
+        await services.readiness.stopped()
 
     logger.info("shutting down: %d open socket(s)", services.registry.open_count)
     server.stop()
     if metrics_server is not None:
         metrics_server.stop()
-    # sockets get their 1001 first; then no HTTP request may still be running when Redis,
-    # the database and the Courier client close
+    # sockets get their 1001 first; requests already received (a /wc/send Courier is waiting on)
+    # are answered; then no HTTP request may still be running when Redis, the database and the
+    # Courier client close
     services.registry.close_all(1001, "server shutting down")
+    unanswered = await services.readiness.drain(SHUTDOWN_GRACE)
+    if unanswered:
+        logger.warning("shutting down with %d request(s) unanswered after %.0f s", unanswered, SHUTDOWN_GRACE)
     await server.close_all_connections()
     if metrics_server is not None:
         await metrics_server.close_all_connections()
@@ -198,7 +214,7 @@ def main(argv=None):
         import sentry_sdk
         sentry_sdk.init(dsn=config.sentry_dsn)
     # uvloop: the same asyncio loop Tornado runs on, with less overhead per socket operation
-    uvloop.run(serve(config))
+    uvloop.run(serve(config, sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

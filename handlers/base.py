@@ -12,6 +12,7 @@ from services.delivery import Delivery
 from services.errors import ChipError, NotFound, Unavailable
 from services.limits import Limits
 from services.lookups import Lookups
+from services.readiness import Readiness
 from services.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,14 @@ class ServicesMixin:
     def limits(self) -> Limits:
         return self.settings["limits"]
 
+    @property
+    def readiness(self) -> Readiness:
+        return self.settings["readiness"]
+
+    def set_default_headers(self):
+        # Tornado's default names itself and its version to anyone (issue 11): say nothing
+        self.clear_header("Server")
+
     def write_json(self, body: dict, status: int = 200):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -76,9 +85,21 @@ class ServicesMixin:
 
 
 class JSONHandler(ServicesMixin, RequestHandler):
-    pass
+    """A plain HTTP request, counted in flight until answered so that a graceful stop lets it finish."""
+
+    _counted = False
+
+    def prepare(self):
+        self.readiness.begin()
+        self._counted = True
+
+    def on_finish(self):
+        if self._counted:
+            self._counted = False
+            self.readiness.end()
 
 
 class NotFoundHandler(JSONHandler):
     def prepare(self):
+        super().prepare()
         raise NotFound("no such endpoint")

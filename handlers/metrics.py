@@ -1,7 +1,10 @@
-"""Prometheus scrapes: GET /metrics on the separate --metrics-port (never on the public port)."""
+"""Prometheus scrapes: GET /metrics on the separate --metrics-port (never on the public port), and
+GET /version for load balancers and operators, which the public port keeps to itself."""
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from tornado.web import RequestHandler
+
+from services.config import VERSION
 
 
 class MetricsHandler(RequestHandler):
@@ -11,4 +14,10 @@ class MetricsHandler(RequestHandler):
         self.finish(body)
 
 
-routes = [(r"/metrics", MetricsHandler)]
+class VersionHandler(RequestHandler):
+    def get(self):
+        """GET /version -> 200 {"version": ...}."""
+        self.finish({"version": VERSION})
+
+
+routes = [(r"/metrics", MetricsHandler), (r"/version", VersionHandler)]

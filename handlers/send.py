@@ -14,7 +14,8 @@ class SendHandler(JSONHandler):
     async def post(self, channel_uuid: str):
         """Body {chat_id, secret, msg: {id | uuid, text, origin, attachments?, quick_replies?, user_id?}}
         -> 200 {"status": "queued"} once the message is in Redis; 400 {"error"} for anything Courier
-        must not retry; 503 {"error"} when it cannot be stored (Courier retries)."""
+        must not retry; 503 {"error"} when it cannot be stored or chip is not ready (Courier retries)."""
+        self.readiness.require()
         channel = await self.lookups.channel(channel_uuid)
         if channel is None:
             raise InvalidCommand("no such channel")

@@ -46,6 +46,7 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
                 or "upgrade" not in headers.get("Connection", "").lower()
                 or not headers.get("Sec-WebSocket-Key") or not headers.get("Sec-WebSocket-Version")):
             raise InvalidCommand("this endpoint takes WebSocket connections only")
+        self.readiness.require()
         self.limits.check_origin(headers.get("Origin"))
         channel = await self.lookups.channel(channel_uuid)
         if channel is None:

@@ -13,6 +13,8 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
+import dotenv
+
 VERSION = "1.0.0"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -51,6 +53,8 @@ class Config:
     max_sockets_per_ip: int = 50
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     metrics_port: int = 0
+    public_version: bool = False
+    env_file: str = ""
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -197,6 +201,9 @@ SETTINGS = [
     ("trusted-proxies", _networks,
      "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For/X-Real-IP name the client (default: none)"),
     ("metrics-port", _port_or_off, "serve Prometheus /metrics on localhost at this port (0: off)"),
+    ("public-version", _bool, "GET / names chip's version (default off; /version on the metrics port always does)"),
+    ("env-file", str, "read CHIP_* settings from this file of NAME=value lines; the environment and flags "
+                      "win over it"),
 ]
 
 
@@ -233,6 +240,10 @@ def _parser() -> argparse.ArgumentParser:
 def parse(argv=None, environ=None) -> Config:
     """Build the Config from flags and CHIP_* variables; raises ConfigError on a bad value."""
     environ = os.environ if environ is None else environ
+    flags = vars(_parser().parse_args(argv))
+    env_file = flags.get("env_file") or environ.get("CHIP_ENV_FILE", "")
+    if env_file:
+        environ = {**read_env_file(env_file), **environ}
     values = {}
     kinds = {name.replace("-", "_"): kind for name, kind, _ in SETTINGS}
     for attr, kind in kinds.items():
@@ -242,13 +253,27 @@ def parse(argv=None, environ=None) -> Config:
                 values[attr] = kind(environ[env])
             except argparse.ArgumentTypeError as e:
                 raise ConfigError(f"{env}: {e}") from None
-    flags = vars(_parser().parse_args(argv))
     values.update(flags)
     config = Config(**values)
     if config.ping_timeout > config.ping_interval:
         raise ConfigError(f"--ping-timeout ({config.ping_timeout:g}) cannot be longer than "
                           f"--ping-interval ({config.ping_interval:g})")
     return config
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """The CHIP_* settings of an environment file (NAME=value lines, # comments, as systemd's
+    EnvironmentFile reads them); ConfigError if it cannot be read or names an unknown setting."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            values = dotenv.dotenv_values(stream=stream, interpolate=False)
+    except OSError as e:
+        raise ConfigError(f"--env-file {path}: {e.strerror}") from None
+    known = {"CHIP_" + name.replace("-", "_").upper() for name, _, _ in SETTINGS}
+    for name in values:
+        if name not in known:
+            raise ConfigError(f"--env-file {path}: {name} is not a chip setting (CHIP_<NAME>; see --help)")
+    return {name: value or "" for name, value in values.items()}
 
 
 def load(argv=None) -> Config:
@@ -265,10 +290,11 @@ def fail(message: str):
 
 
 def setup_logging(config: Config):
-    logging.basicConfig(
-        level=getattr(logging, config.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    set_log_level(config.log_level)
+
+
+def set_log_level(level: str):
+    logging.root.setLevel(getattr(logging, level.upper()))
     # access lines for every WebSocket upgrade and Courier call would drown the notable events
     logging.getLogger("tornado.access").setLevel(max(logging.WARNING, logging.root.level))

@@ -82,18 +82,25 @@ class ChipProcess:
             [sys.executable, str(ROOT / "chip.py"), "--address", "127.0.0.1", "--port", str(self.port), *args],
             cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    async def ready(self, http):
-        for _ in range(200):
+    async def ready(self, http, path="/ready", timeout=10.0):
+        """Return once GET `path` answers 200: /ready once the stores have answered, / once listening."""
+        for _ in range(int(timeout / 0.05)):
             if self.proc.poll() is not None:
                 raise AssertionError(f"chip exited {self.proc.returncode}: {self.proc.stderr.read()}")
             try:
-                status, _ = await http(self.url + "/", request_timeout=1)
+                status, _ = await http(self.url + path, request_timeout=1)
                 if status == 200:
                     return self
             except OSError:
                 pass
             await asyncio.sleep(0.05)
-        raise AssertionError("chip did not start")
+        raise AssertionError(f"chip did not answer 200 at {path} within {timeout:g} s")
+
+    def terminate(self, timeout=15) -> tuple[int, str]:
+        """SIGTERM, as supervisord stops it: the exit status and everything chip wrote on stderr."""
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err
 
     def stop(self):
         if self.proc.poll() is None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+import redis
+from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 
 from tests.servers import ROOT
@@ -26,7 +28,7 @@ def test_help_lists_settings():
 @pytest.mark.parametrize("args, env, message", [
     (["--port", "nope"], {}, "chip: error: argument --port: 'nope' is not a number"),
     ([], {"CHIP_DB": "sqlite:///x"}, "chip: error: CHIP_DB: 'sqlite:///x' is not a URL"),
-    (["--db", "postgres://postgres@127.0.0.1:1/x"], {}, "chip: error: cannot reach the database at"),
+    (["--env-file", "/nonexistent/chip.env"], {}, "chip: error: --env-file /nonexistent/chip.env: No such file"),
 ])
 def test_bad_configuration_is_one_line_and_status_2(args, env, message):
     result = run(*args, env=env)
@@ -35,14 +37,46 @@ def test_bad_configuration_is_one_line_and_status_2(args, env, message):
     assert "Traceback" not in result.stderr
 
 
-def test_unreachable_redis_is_one_line_and_status_2(pg_url):
-    result = run("--db", pg_url, "--valkey", "redis://127.0.0.1:1/0")
-    assert result.returncode == 2 and result.stderr == "chip: error: cannot reach valkey/redis at redis://127.0.0.1:1/0\n"
+def test_a_misspelt_setting_in_the_env_file_is_one_line_and_status_2(tmp_path):
+    (tmp_path / "chip.env").write_text("CHIP_DOMAIN=chat.example.com\nCHIP_VALKY=redis://localhost/1\n")
+    result = run("--env-file", str(tmp_path / "chip.env"))
+    assert result.returncode == 2
+    assert result.stderr == (f"chip: error: --env-file {tmp_path / 'chip.env'}: CHIP_VALKY is not a chip setting "
+                             "(CHIP_<NAME>; see --help)\n")
 
 
-def test_password_is_not_printed(pg_url):
-    result = run("--db", "postgres://temba:hunter2@127.0.0.1:1/temba")
-    assert "hunter2" not in result.stderr and "***" in result.stderr
+async def test_a_store_down_at_start_is_retried_until_it_answers(chip_process, spare_redis, http, channel, connect):
+    """As under supervisord: chip started while Redis is down does not exit; it listens, says it is
+    not ready (and refuses sockets and /wc/send with 503), and becomes ready when Redis comes back."""
+    spare_redis.stop()
+    process = await chip_process("--valkey", spare_redis.url).ready(http, path="/")
+    assert await http(process.url + "/ready") == (503, {"ready": False, "error": "starting: waiting for valkey/redis"})
+    body = json.dumps({"chat_id": "a" * 24, "secret": "sesame", "msg": {"id": 1, "text": "hi", "origin": "flow"}})
+    assert await http(f"{process.url}/wc/send/{channel['uuid']}/", method="POST", body=body) == \
+        (503, {"error": "starting: waiting for valkey/redis"})
+    with pytest.raises(HTTPClientError) as refused:
+        await connect(process, channel["uuid"])
+    assert refused.value.code == 503
+
+    spare_redis.start()
+    await process.ready(http, timeout=10)  # the retries are capped at 5 s apart
+    visitor = await connect(process, channel["uuid"])
+    assert (await visitor.start())["type"] == "chat_started"
+    status, stderr = process.terminate()
+    assert status == 0
+    assert f"valkey/redis at {spare_redis.url} does not answer" in stderr and "not ready, trying again in" in stderr
+    assert f"valkey/redis at {spare_redis.url} answers after" in stderr
+
+
+async def test_the_database_down_at_start_is_logged_without_its_password(chip_process, http):
+    process = await chip_process("--db", "postgres://temba:hunter2@127.0.0.1:1/temba").ready(http, path="/")
+    status, body = await http(process.url + "/ready")
+    assert (status, body) == (503, {"ready": False, "error": "starting: waiting for the database"})
+    await asyncio.sleep(0.5)  # at least one try has failed and been logged
+    status, stderr = process.terminate(timeout=10)  # a stop while waiting ends the wait at once
+    assert status == 0
+    assert "the database at postgres://temba:***@127.0.0.1:1/temba does not answer" in stderr
+    assert "hunter2" not in stderr
 
 
 async def test_two_processes_send_to_one_receive_on_the_other(chip_process, http, channel, courier):
@@ -72,3 +106,40 @@ async def test_sigterm_closes_sockets_with_1001_and_exits_0(chip_process, http, 
     assert conn.close_code == 1001
     assert await asyncio.get_running_loop().run_in_executor(None, process.proc.wait, 15) == 0
     conn.close()
+
+
+async def test_sighup_reloads_the_log_level_and_keeps_every_socket(chip_process, http, channel, connect, tmp_path):
+    env_file = tmp_path / "chip.env"
+    env_file.write_text("CHIP_LOG_LEVEL=info\n")
+    process = await chip_process("--env-file", str(env_file)).ready(http)
+    visitor = await connect(process, channel["uuid"])
+    chat_id = (await visitor.start())["chat_id"]
+    env_file.write_text("CHIP_LOG_LEVEL=debug\nCHIP_ACK_TIMEOUT=3\n")
+    process.proc.send_signal(signal.SIGHUP)
+    await asyncio.sleep(0.3)
+    assert process.proc.poll() is None
+    await visitor.send({"type": "get_history", "before": "2030-01-01T00:00:00Z"})
+    assert (await visitor.recv())["type"] == "history"  # the same socket, still served
+    visitor.close()
+    await asyncio.sleep(0.2)  # at debug level, the closed socket is logged
+    status, stderr = process.terminate()
+    assert status == 0
+    assert "reload: log level debug; these take a restart: ack_timeout" in stderr
+    assert f"socket closed channel={channel['uuid']} chat={chat_id}" in stderr
+
+
+async def test_a_wc_send_received_before_sigterm_is_answered(chip_process, spare_redis, http, channel, rows):
+    process = await chip_process("--valkey", spare_redis.url).ready(http)
+    chat_id = "p" * 24
+    rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    body = json.dumps({"chat_id": chat_id, "secret": "sesame", "msg": {"id": 1, "text": "hi", "origin": "flow"}})
+    send = f"{process.url}/wc/send/{channel['uuid']}/"
+    assert (await http(send, method="POST", body=body))[0] == 200  # the channel and chat are looked up
+    # Redis holds every command for 1.5 s: the next /wc/send is received and waits on it
+    redis.Redis.from_url(spare_redis.url).execute_command("CLIENT", "PAUSE", 1500, "ALL")
+    in_flight = asyncio.ensure_future(http(send, method="POST", body=body.replace('"id": 1', '"id": 2'),
+                                           request_timeout=10))
+    await asyncio.sleep(0.3)
+    process.proc.send_signal(signal.SIGTERM)
+    assert await in_flight == (200, {"status": "queued"})
+    assert await asyncio.get_running_loop().run_in_executor(None, process.proc.wait, 15) == 0
