@@ -1,19 +1,28 @@
 # make demo: create .venv if missing, install, run chip end to end on embedded servers (python -m demo).
 # make test: create .venv if missing, install requirements, run the test suite.
 # make run:  start chip with the configuration in the environment (CHIP_*; see python chip.py --help).
+# make install-prod: .venv with the runtime requirements only (what make run uses; README "Deploying").
 # make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
+PROD_STAMP := $(VENV)/.installed-prod
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test run bench bench-quick clean
+.PHONY: demo test run install-prod bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
+
+$(PROD_STAMP): $(PY) requirements.txt
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(PROD_STAMP)
+
+install-prod: $(PROD_STAMP)
 
 $(DEMO_STAMP): $(PY) requirements.txt requirements-demo.txt
 	$(PY) -m pip install --quiet --upgrade pip
@@ -30,7 +39,7 @@ demo: $(DEMO_STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-run: $(STAMP)
+run: $(PROD_STAMP)
 	$(PY) chip.py
 
 $(BENCH_STAMP): $(STAMP) requirements-bench.txt

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import resource
 import signal
 import sys
 from urllib.parse import urlsplit
@@ -159,6 +160,18 @@ def reload(config: Config, argv):
                    f"; these take a restart: {', '.join(later)}" if later else "")
 
 
+def raise_file_limit():
+    """Raise the soft limit on open files to the hard one, as Go does for the server chip replaces:
+    a socket per visitor needs far more than the usual soft 1024, and supervisord's minfds cannot
+    raise it where the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as e:  # an unlimited hard limit is more than the kernel allows
+            logger.warning("open files stay limited to %d: %s", soft, e)
+
+
 async def serve(config: Config, argv=None):
     services = await build(config)
     app = make_app(services)
@@ -185,8 +198,9 @@ async def serve(config: Config, argv=None):
         pass
     else:
         tune_collector()
-        logger.info("chip ready, listening on %s:%d instance=%s courier=%s", config.address, config.port,
-                    config.instance_id, _safe(config.courier_url))
+        logger.info("chip ready, listening on %s:%d instance=%s courier=%s open files<=%d", config.address,
+                    config.port, config.instance_id, _safe(config.courier_url),
+                    resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         await services.readiness.stopped()
 
     logger.info("shutting down: %d open socket(s)", services.registry.open_count)
@@ -210,6 +224,7 @@ async def serve(config: Config, argv=None):
 def main(argv=None):
     config = settings.load(argv)
     settings.setup_logging(config)
+    raise_file_limit()
     if config.sentry_dsn:
         import sentry_sdk
         sentry_sdk.init(dsn=config.sentry_dsn)
