@@ -132,12 +132,19 @@ http {{
         return subprocess.run([sys.executable, str(ROOT / "deploy" / "rolling-restart"), "--restart", restart,
                                "--timeout", "30", *map(str, self.ports)], capture_output=True, text=True, timeout=90)
 
+    def logrotate(self) -> subprocess.CompletedProcess:
+        """deploy/logrotate/chip, forced, with a state file of its own."""
+        conf = self.dir / "logrotate.conf"
+        conf.write_text(self._rewrite((ROOT / "deploy" / "logrotate" / "chip").read_text()))
+        return subprocess.run(["logrotate", "--force", "--state", str(self.dir / "logrotate.state"), str(conf)],
+                              capture_output=True, text=True, timeout=30)
+
     def nginx_log(self) -> str:
         path = self.dir / "log" / "nginx-error.log"
         return path.read_text() if path.exists() else ""
 
-    def chip_log(self, port: int) -> str:
-        return (self.dir / "log" / f"chip-{port}.log").read_text()
+    def chip_log(self, port: int, suffix: str = "") -> str:
+        return (self.dir / "log" / f"chip-{port}.log{suffix}").read_text()
 
     def stop(self):
         """End what this deployment started, by PID: supervisord (which stops chip with TERM), then

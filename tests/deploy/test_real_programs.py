@@ -187,3 +187,18 @@ async def test_a_store_down_at_start_is_waited_for_without_a_restart(deployment,
     for port in deployment.ports:
         log = deployment.chip_log(port)
         assert "valkey/redis at" in log and "not ready, trying again in" in log and "answers after" in log
+
+
+@pytest.mark.skipif(not shutil.which("logrotate"), reason="needs logrotate")
+async def test_log_rotation_and_sighup_through_supervisorctl_keep_chip_running(deployment, session):
+    deployment.start()
+    assert await all_ready(session, deployment, within=15)
+    before = deployment.pids()
+    rotated = deployment.logrotate()
+    assert rotated.returncode == 0, rotated.stderr
+    assert "chip:chip-" in deployment.ctl("signal", "HUP", "chip:*")
+    for port in deployment.ports:
+        assert await wait_until(lambda: "reload: log level info" in deployment.chip_log(port), timeout=5)
+        assert "chip ready" in deployment.chip_log(port, ".1")  # what was logged before the rotation
+    assert deployment.pids() == before
+    assert await all_ready(session, deployment)
