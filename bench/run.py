@@ -97,7 +97,8 @@ class Bench:
                 "chip.py", "--address", "127.0.0.1", "--port", str(port), "--db", self.db_url, "--valkey", VALKEY,
                 "--courier-url", self.stub_url, "--instance-id", name, "--log-level", self.opts.log_level,
                 *PER_IP_LIMITS_OFF])
-        self.wait_up(f"http://127.0.0.1:{port}/", process)
+        # chip listens before its stores have answered: /ready says when it serves (the baseline has only /)
+        self.wait_up(f"http://127.0.0.1:{port}/" + ("" if kind == "baseline" else "ready"), process)
         return process, port
 
     def start_workers(self):
