@@ -220,7 +220,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="chip.py",
         description="Chip: webchat server between chat widgets and RapidPro's Courier.",
         epilog="Every setting can also be given as an environment variable CHIP_<NAME>, "
-               "for example CHIP_DB or CHIP_COURIER_URL; a flag wins over the environment.",
+               "for example CHIP_DB or CHIP_COURIER_URL, or written in --env-file; a flag wins over the "
+               "environment, which wins over the file.",
     )
     for name, kind, text in SETTINGS:
         attr = name.replace("-", "_")
