@@ -35,6 +35,7 @@ from services.metrics import Metrics
 from services.outbox import Outbox
 from services.registry import Registry
 from services.scripts import Scripts
+from services.shutdown import settle
 
 logger = logging.getLogger("chip")
 
@@ -72,7 +73,8 @@ class Services:
         await self.delivery.stop()
         await self.scripts.stop()
         await self.courier.close()
-        await self.redis.aclose()
+        await settle([self.redis.aclose()], SHUTDOWN_GRACE, "closing Redis connections",
+                     "the process's exit closes them")
         self.db.close()
 
 
