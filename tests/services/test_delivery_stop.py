@@ -8,6 +8,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from tornado.testing import bind_unused_port
 
+from services import valkey
+from services.delivery import Delivery
+from services.metrics import Metrics
+from services.outbox import Outbox
+from services.registry import Registry
+from services.scripts import Scripts
 from tests.polling import wait_until
 
 STOP_BOUND = 15.0  # seconds: Delivery's own bounds are 2 s a step; this only turns a hang into a failure
@@ -124,3 +130,24 @@ async def test_stopping_chip_ends_even_if_the_listener_misses_its_cancellation(r
         return server
 
     await _stop_mid_read(redis_proxy, start_chip_missing_one_cancel, bound, channel, http)
+
+
+async def test_stopping_delivery_while_its_listener_connects_ends_every_time(redis_url):
+    """The race itself, unaided: stopped within a few turns of the loop after its start, the wake
+    listener is still connecting (writing its handshake through redis-py's wait_for); the old
+    stop() hung in about one run in ten, the listener looping for ever with its socket open."""
+    metrics = Metrics()
+    for turns in range(60):
+        redis = valkey.client(redis_url)
+        delivery = Delivery(redis, Outbox(redis, Scripts(redis)), Registry(), metrics=metrics)
+        await delivery.start()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        stopping = asyncio.ensure_future(delivery.stop())
+        done, _ = await asyncio.wait([stopping], timeout=5)
+        listener_done = delivery._listener.done()
+        if not done:
+            delivery._listener.cancel()  # a second cancel gets through; then the stop can end
+            await asyncio.wait([stopping], timeout=5)
+        await redis.aclose()
+        assert done and listener_done, f"Delivery.stop() {turns} turns after its start did not end within 5 s"
