@@ -47,3 +47,17 @@ async def test_a_sweep_gives_up_the_stale_messages_of_a_chat_and_keeps_its_fresh
     # the chat is due again when its fresh message turns stale, not before
     assert store.zscore(keys.OUTBOXES, key) >= fresh_from
     assert await server.services.expiry.sweep() == 0
+
+
+async def test_a_sweep_leaves_alone_a_chat_another_process_is_sweeping(store, start_chip, channel, rows, post_msg,
+                                                                      courier):
+    chat_id = "l" * 24
+    key = keys.chat_key(channel["uuid"], chat_id)
+    rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    server = await start_chip(msg_expiry=0.3)
+    await post_msg(channel["uuid"], chat_id, {"id": 1, "text": "stale", "origin": "flow"}, server=server)
+    await asyncio.sleep(0.4)
+    store.set(keys.expire_lock(key), "another process", px=10_000)
+    assert await server.services.expiry.sweep() == 0, "a sweep took a chat whose lock another process holds"
+    assert store.zcard(keys.outbox_order(key)) == 1
+    assert store.get(keys.expire_lock(key)) == b"another process"

@@ -34,3 +34,15 @@ async def test_a_uuid_acked_in_upper_case_leaves_the_outbox_and_is_reported_deli
     await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id))
     assert courier.of_type("msg_status", visitor.chat_id) == [
         {"type": "msg_status", "status": {"msg_uuid": MSG_UUID, "status": "delivered"}}]
+
+
+async def test_a_chat_whose_last_message_is_acked_no_longer_counts_as_waiting(store, chip_server, channel, bound,
+                                                                             post_msg):
+    visitor = await bound(chip_server, channel)
+    key = keys.chat_key(channel["uuid"], visitor.chat_id)
+    await post_msg(channel["uuid"], visitor.chat_id, {"id": 3, "text": "hi", "origin": "flow"})
+    await visitor.expect("chat_out")
+    assert store.zscore(keys.OUTBOXES, key) is not None  # /metrics: chip_outboxes_waiting counts it
+    await visitor.send({"type": "ack_chat", "msg_id": 3})
+    assert await wait_until(lambda: store.zcard(keys.outbox_order(key)) == 0)
+    assert store.zscore(keys.OUTBOXES, key) is None, "an emptied outbox still counts as a chat with messages waiting"
