@@ -2,6 +2,7 @@
 # make test: create .venv if missing, install requirements, run the test suite.
 # make run:  start chip with the configuration in the environment (CHIP_*; see python chip.py --help).
 # make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md).
+# make mutate: plant known bugs one at a time in a copy of the tree and print the tests' kill rate (TESTING.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test run bench bench-quick clean
+.PHONY: demo test run bench bench-quick mutate clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ bench: $(BENCH_STAMP)
 # about a minute: shorter steps, fewer sockets
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench --quick $(BENCH_ARGS)
+
+# about 15 minutes, one mutant at a time; MUTATE_ARGS passes options (python -m tests.mutation --help)
+mutate: $(STAMP)
+	$(PY) -m tests.mutation $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
