@@ -46,7 +46,7 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
-# about 15 minutes, one mutant at a time; MUTATE_ARGS passes options (python -m tests.mutation --help)
+# about 10 minutes, one mutant at a time; MUTATE_ARGS passes options (python -m tests.mutation --help)
 mutate: $(STAMP)
 	$(PY) -m tests.mutation $(MUTATE_ARGS)
 

@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         killed = survived = 0
         for m in mutants:
             if m not in applicable:
-                print(f"not applicable  {m.name} (its text is no longer in {m.path})", flush=True)
+                print(f"not applicable  {m.name} (its text is not in {m.path} exactly once)", flush=True)
                 continue
             path = tree / m.path
             original = path.read_text()
