@@ -30,14 +30,18 @@ async def test_a_running_chip_gives_up_stale_messages_by_itself(pg_url, redis_ur
         await services.stop()
 
 
+async def _chat_with_a_stale_message(start_chip, channel, rows, post_msg, chat_id: str, expiry: float):
+    """A chip with --msg-expiry `expiry`, and a chat whose message 1 has just turned stale."""
+    rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    server = await start_chip(msg_expiry=expiry)
+    await post_msg(channel["uuid"], chat_id, {"id": 1, "text": "stale", "origin": "flow"}, server=server)
+    await asyncio.sleep(expiry + 0.1)
+    return server, chat_id, keys.chat_key(channel["uuid"], chat_id)
+
+
 async def test_a_sweep_gives_up_the_stale_messages_of_a_chat_and_keeps_its_fresh_ones(store, start_chip, channel,
                                                                                      rows, post_msg, courier):
-    chat_id = "f" * 24
-    key = keys.chat_key(channel["uuid"], chat_id)
-    rows.contact(channel["org_id"], channel["uuid"], chat_id)
-    server = await start_chip(msg_expiry=1.0)
-    await post_msg(channel["uuid"], chat_id, {"id": 1, "text": "stale", "origin": "flow"}, server=server)
-    await asyncio.sleep(1.1)
+    server, chat_id, key = await _chat_with_a_stale_message(start_chip, channel, rows, post_msg, "f" * 24, 1.0)
     fresh_from = time.time()
     await post_msg(channel["uuid"], chat_id, {"id": 2, "text": "fresh", "origin": "flow"}, server=server)
     assert await server.services.expiry.sweep() == 1, "the sweep gave up a message still within --msg-expiry"
@@ -51,12 +55,7 @@ async def test_a_sweep_gives_up_the_stale_messages_of_a_chat_and_keeps_its_fresh
 
 async def test_a_sweep_leaves_alone_a_chat_another_process_is_sweeping(store, start_chip, channel, rows, post_msg,
                                                                       courier):
-    chat_id = "l" * 24
-    key = keys.chat_key(channel["uuid"], chat_id)
-    rows.contact(channel["org_id"], channel["uuid"], chat_id)
-    server = await start_chip(msg_expiry=0.3)
-    await post_msg(channel["uuid"], chat_id, {"id": 1, "text": "stale", "origin": "flow"}, server=server)
-    await asyncio.sleep(0.4)
+    server, _, key = await _chat_with_a_stale_message(start_chip, channel, rows, post_msg, "l" * 24, 0.3)
     store.set(keys.expire_lock(key), "another process", px=10_000)
     assert await server.services.expiry.sweep() == 0, "a sweep took a chat whose lock another process holds"
     assert store.zcard(keys.outbox_order(key)) == 1
