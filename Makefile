@@ -3,6 +3,7 @@
 # make run:  start chip with the configuration in the environment (CHIP_*; see python chip.py --help).
 # make install-prod: .venv with the runtime requirements only (what make run uses; README "Deploying").
 # make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md).
+# make mutate: plant known bugs one at a time in a copy of the tree and print the tests' kill rate (TESTING.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ PROD_STAMP := $(VENV)/.installed-prod
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test run install-prod bench bench-quick clean
+.PHONY: demo test run install-prod bench bench-quick mutate clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,10 @@ bench: $(BENCH_STAMP)
 # about a minute: shorter steps, fewer sockets
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench --quick $(BENCH_ARGS)
+
+# about 10 minutes, one mutant at a time; MUTATE_ARGS passes options (python -m tests.mutation --help)
+mutate: $(STAMP)
+	$(PY) -m tests.mutation $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

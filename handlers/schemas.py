@@ -7,7 +7,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 REQUIRED = {"required": "field is required", "null": "field may not be null"}
 NOT_BLANK = validate.Length(min=1, error="field may not be blank")
-COURIER_CHAT_ID = r"^[a-zA-Z0-9]{24}(:[^\s@]+@[^\s@]+)?$"
+COURIER_CHAT_ID = r"^[a-zA-Z0-9]{24}(:[^\s@]+@[^\s@]+)?\Z"  # \Z: "$" would let a trailing newline through
 ORIGINS = ("flow", "broadcast", "ticket", "chat")
 
 

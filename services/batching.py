@@ -7,6 +7,8 @@ URN reads of resuming visitors in Lookups).
 
 import asyncio
 
+from services.shutdown import settle
+
 
 class TurnBatch:
     """`await batch.add(item)` answers with the item's result. `run(items)` gets every item added in
@@ -50,6 +52,6 @@ class TurnBatch:
                 future.set_result(result)
 
     async def wait(self, timeout: float):
-        """Wait up to `timeout` seconds for the runs already started (their callers want the answers)."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        """Wait up to `timeout` seconds for the runs already started (their callers want the answers);
+        a run still going then is left to finish, or not, on its own."""
+        await settle(list(self._tasks), timeout, "batched calls", "their callers may get no answer")

@@ -24,6 +24,7 @@ from services.courier import CourierClient, Outcome
 from services.errors import Unavailable
 from services.lookups import Lookups
 from services.scripts import Scripts
+from services.shutdown import settle
 
 logger = logging.getLogger(__name__)
 
@@ -276,9 +277,10 @@ class CourierQueue:
             self._kick_if_due(key.decode())
 
     async def stop(self, timeout: float):
-        """Stop the due loop and give in-flight posts up to `timeout` seconds to finish."""
+        """Stop the due loop and give in-flight posts up to `timeout` seconds to finish. A post still
+        running then is given up: its events stay queued in Redis, and once its lock expires any
+        chip process posts them (Courier may then get some twice)."""
         if self._loop is not None:
             self._loop.stop()
         pending = [t for t in list(self._flushing.values()) + [self._tick_task] if t and not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
+        await settle(pending, timeout, "Courier posts", "their events stay queued in Redis for the next poster")

@@ -22,6 +22,7 @@ from services.events import queued_at
 from services.metrics import Metrics
 from services.outbox import Outbox
 from services.registry import Registry, Session
+from services.shutdown import settle
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Delivery:
         self._pumping: dict[str, bool] = {}  # chat key -> another pump was asked for meanwhile
         self._deep: set[str] = set()  # chats whose outbox holds more than one window
         self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
 
     async def start(self):
         self._pubsub = self.redis.pubsub()
@@ -55,16 +57,28 @@ class Delivery:
         self._retry = PeriodicCallback(self._retry_due, self.retry_interval * 1000)
         self._retry.start()
 
-    async def stop(self):
+    async def stop(self, timeout: float = 2.0):
+        """Stop the retry loop, the wake listener and the pumps under way, then close the pub/sub
+        connection, waiting at most `timeout` seconds for each. A bound hit gives up only pushing
+        (every message stays in its outbox for the chat's next socket) and, at worst, leaves the
+        listener task behind to die with the loop.
+
+        The listener is told to stop by a flag as well as cancelled: redis-py writes each command
+        through asyncio.wait_for, which on Python 3.11 swallows a cancellation that arrives just as
+        the write completes, and a listener relying on the cancellation alone then ran for ever,
+        hanging this stop (and chip's SIGTERM)."""
+        self._stopping = True
         if self._retry is not None:
             self._retry.stop()
         if self._listener is not None:
             self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+            await settle([self._listener], timeout, "the wake listener",
+                         "closing its pub/sub connection under it")
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=2)
+            await settle(list(self._tasks), timeout, "pushes", "their messages stay in the outboxes")
         if self._pubsub is not None:
-            await self._pubsub.aclose()
+            await settle([self._pubsub.aclose()], timeout, "closing the pub/sub connection",
+                         "the socket is left to the process's exit")
 
     # binding
 
@@ -238,7 +252,7 @@ class Delivery:
     async def _listen(self):
         pause = 0.1
         await self._subscribe_held()
-        while True:
+        while not self._stopping:
             try:
                 if not self._pubsub.subscribed:
                     # nothing held, or the subscriptions failed while Redis was away: try them again
@@ -257,6 +271,8 @@ class Delivery:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as e:
+                if self._stopping:
+                    return  # stop() closed the connection under a listener that outlived its bound
                 logger.warning("lost the wake channel, reconnecting in %.1f s: %s", pause, e)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)

@@ -42,7 +42,7 @@ class SparePostgres:
             shutil.chown(self.data, "postgres")
         self.user = "postgres" if os.geteuid() == 0 else None
         subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"],
-                       user=self.user, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       user=self.user, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
 
     def start(self):
         self.process = subprocess.Popen(
@@ -105,6 +105,6 @@ class ChipProcess:
     def stop(self):
         if self.proc.poll() is None:
             self.proc.kill()
-        self.proc.wait()
+        self.proc.wait(10)
         self.proc.stdout.close()
         self.proc.stderr.close()

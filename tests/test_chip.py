@@ -85,7 +85,7 @@ async def test_two_processes_send_to_one_receive_on_the_other(chip_process, http
     conn = await websocket_connect(f"{two.ws_url}/wc/connect/{channel['uuid']}/")
     try:
         await conn.write_message(json.dumps({"type": "start_chat"}))
-        chat_id = json.loads(await conn.read_message())["chat_id"]
+        chat_id = json.loads(await asyncio.wait_for(conn.read_message(), 5))["chat_id"]
         for i in (1, 2):
             body = {"chat_id": chat_id, "secret": "sesame", "msg": {"id": i, "text": f"m{i}", "origin": "flow"}}
             status, _ = await http(f"{one.url}/wc/send/{channel['uuid']}/", method="POST", body=json.dumps(body))
@@ -100,7 +100,7 @@ async def test_sigterm_closes_sockets_with_1001_and_exits_0(chip_process, http, 
     process = await chip_process().ready(http)
     conn = await websocket_connect(f"{process.ws_url}/wc/connect/{channel['uuid']}/")
     await conn.write_message(json.dumps({"type": "start_chat"}))
-    await conn.read_message()
+    await asyncio.wait_for(conn.read_message(), 5)
     process.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(conn.read_message(), 10) is None
     assert conn.close_code == 1001

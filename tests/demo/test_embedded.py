@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from tornado.httpclient import AsyncHTTPClient
 from tornado.websocket import websocket_connect
 
@@ -59,7 +60,7 @@ async def test_make_demo_runs_a_chat_on_embedded_servers_and_stops_them(tmp_path
         conn = await websocket_connect(f"ws://127.0.0.1:{port}/wc/connect/c0ffee00-5eed-4c4a-8d3e-000000000001/")
         try:
             await conn.write_message(json.dumps({"type": "start_chat"}))
-            assert json.loads(await conn.read_message())["type"] == "chat_started"
+            assert json.loads(await asyncio.wait_for(conn.read_message(), 10))["type"] == "chat_started"
             await conn.write_message(json.dumps({"type": "send_msg", "text": "hello"}))
             welcome = [json.loads(await asyncio.wait_for(conn.read_message(), 10))["msg_out"] for _ in range(2)]
             assert [m["origin"] for m in welcome] == ["flow", "flow"]
@@ -83,6 +84,7 @@ async def test_make_demo_runs_a_chat_on_embedded_servers_and_stops_them(tmp_path
         stop(process, pids)
 
 
+@pytest.mark.timeout(400)  # above the inner run's own 300 s, so that one reports first
 def test_suite_falls_back_to_embedded_servers(tmp_path):
     """A run with nothing configured and local servers ignored starts, uses and stops its own."""
     env = {k: v for k, v in os.environ.items() if k not in ("CHIP_TEST_DB", "CHIP_TEST_VALKEY")}

@@ -19,7 +19,7 @@ class Widget:
     async def open(cls, server, channel_uuid, chat_id=None):
         conn = await websocket_connect(f"{server.ws_url}/wc/connect/{channel_uuid}/")
         await conn.write_message(json.dumps({"type": "start_chat", **({"chat_id": chat_id} if chat_id else {})}))
-        reply = json.loads(await conn.read_message())
+        reply = json.loads(await asyncio.wait_for(conn.read_message(), 10))
         return cls(conn, reply["chat_id"])
 
     async def read(self, count: int, ack_upto: int = 0, timeout: float = 10):
@@ -54,7 +54,7 @@ async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(store, c
         await wait_until(  # the acks have reached Redis
             lambda: all(client.zcard(f"chip:out:{channel['uuid']}:{w.chat_id}:order") == 10 for w in widgets))
         one.proc.kill()
-        one.proc.wait()
+        one.proc.wait(10)
         resumed = [await Widget.open(two, channel["uuid"], w.chat_id) for w in widgets]
         lost = duplicates = 0
         for widget in resumed:
@@ -85,7 +85,7 @@ async def test_courier_down_then_chip_killed_visitor_messages_still_arrive(store
     key = f"chip:courier:{channel['uuid']}:{widget.chat_id}"
     await courier.wait_for(lambda: client.llen(key) == 20)  # all accepted, none taken by Courier
     one.proc.kill()
-    one.proc.wait()
+    one.proc.wait(10)
     widget.close()
     courier.fail_with = 0
     await chip_process("--instance-id", "two").ready(http)  # its due loop picks the chat up

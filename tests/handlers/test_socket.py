@@ -283,7 +283,7 @@ async def test_any_origin_may_connect(chip_server, channel):
     conn = await websocket_connect(request)
     try:
         await conn.write_message('{"type": "start_chat"}')
-        assert b"chat_started" in (await conn.read_message()).encode()
+        assert b"chat_started" in (await asyncio.wait_for(conn.read_message(), 5)).encode()
     finally:
         conn.close()
 

@@ -1,0 +1,107 @@
+"""The planted bugs: plausible mistakes in the code that owns delivery, the Courier queue, expiry,
+limits and history (and the /wc/send checks of issue 16). Each replaces one exact piece of text;
+when the code has changed so that the text is no longer there, the mutant is "not applicable"."""
+
+from typing import NamedTuple
+
+
+class Mutant(NamedTuple):
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple  # the pytest arguments that should catch it
+
+
+DELIVERY = ("tests/services/test_delivery.py", "tests/services/test_outbox.py", "tests/handlers/test_send.py",
+            "tests/faults/test_outgoing.py")
+COURIER = ("tests/services/test_courier_queue.py", "tests/services/test_courier_queue_lock.py",
+           "tests/handlers/test_send.py")
+EXPIRY = ("tests/services/test_expiry.py", "tests/faults/test_outgoing.py")
+LIMITS = ("tests/services/test_limits.py", "tests/handlers/test_limits.py")
+HISTORY = ("tests/models/", "tests/handlers/test_socket.py")
+SEND = ("tests/handlers/test_send.py", "tests/handlers/test_send_refusals.py",
+        "tests/security/test_secrets.py::test_the_channel_secret_never_reaches_the_logs")
+
+MUTANTS = [
+    # delivery: the outbox and pushing
+    Mutant("outbox: a repeated message overwrites the queued one (HSET for HSETNX)", "services/outbox.py",
+           "redis.call('HSETNX', KEYS[2]", "redis.call('HSET', KEYS[2]", DELIVERY),
+    Mutant("outbox: entries ordered by message key, not by arrival", "services/outbox.py",
+           "redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])",
+           "redis.call('ZADD', KEYS[1], 0, ARGV[1])", DELIVERY),
+    Mutant("outbox: an ack queues no delivered status for Courier", "services/outbox.py",
+           "redis.call('RPUSH', KEYS[4], ARGV[3])\n", "", DELIVERY),
+    Mutant("outbox: an emptied outbox stays on the expiry index", "services/outbox.py",
+           "if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) end\n", "",
+           DELIVERY + EXPIRY),
+    Mutant("keys: message keys no longer lower-cased", "services/keys.py",
+           "return str(msg_id).lower()", "return str(msg_id)", DELIVERY),
+    Mutant("delivery: an acked message is pushed again", "services/delivery.py",
+           "            if msg_key in session.acked:\n                continue\n", "", DELIVERY),
+    Mutant("delivery: an ack does not stop the re-pushes", "services/delivery.py",
+           "state = session.pushed.pop(msg_key, None)", "state = session.pushed.get(msg_key)", DELIVERY),
+    Mutant("delivery: one push more than --max-attempts", "services/delivery.py",
+           "elif state[1] >= self.max_attempts:", "elif state[1] > self.max_attempts:", DELIVERY),
+    Mutant("delivery: a pump reads one message a time", "services/delivery.py",
+           "entries = await self.outbox.window(key, self.window)", "entries = await self.outbox.window(key, 1)",
+           DELIVERY),
+    Mutant("delivery: an unacked message is never pushed again", "services/delivery.py",
+           "now + self.ack_timeout if state[1] == 1 else", "now + 1e9 if state[1] == 1 else", DELIVERY),
+    # the Courier queue
+    Mutant("courier queue: a commit ignores who holds the lock", "services/courier_queue.py",
+           "if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -1 end\n", "", COURIER),
+    Mutant("courier queue: events queued in reverse (LPUSH)", "services/courier_queue.py",
+           "redis.call('RPUSH', KEYS[1], ARGV[1])", "redis.call('LPUSH', KEYS[1], ARGV[1])", COURIER),
+    Mutant("courier queue: the lock is taken even when held (no NX)", "services/courier_queue.py",
+           "'NX', 'PX', ARGV[2]) then return false end", "'PX', ARGV[2]) then return false end", COURIER),
+    Mutant("courier queue: a failed post is not put back on the due set", "services/courier_queue.py",
+           "            if outcome is Outcome.FAILED:\n                await self._defer(key)\n",
+           "            if outcome is Outcome.FAILED:\n", COURIER),
+    Mutant("courier queue: fresh events given up instead of stale ones", "services/courier_queue.py",
+           'if now - stored["t"] > self.expiry:', 'if now - stored["t"] < self.expiry:', COURIER),
+    # expiry
+    Mutant("chip: the expiry loop is never started", "chip.py",
+           "        self.expiry.start()\n", "", EXPIRY),
+    Mutant("expiry: a chat's fresh messages go with its stale ones", "services/expiry.py",
+           "                if queued < cutoff:\n", "                if queued < cutoff or stale:\n", EXPIRY),
+    Mutant("expiry: emailed messages reported failed, others sent", "services/expiry.py",
+           'status = "sent" if await self._email(key, [out for _, out in stale]) else "failed"',
+           'status = "failed" if await self._email(key, [out for _, out in stale]) else "sent"', EXPIRY),
+    Mutant("expiry: the sweep lock is taken even when held (no NX)", "services/expiry.py",
+           "await self.redis.set(lock, token, nx=True, px=60_000)", "await self.redis.set(lock, token, px=60_000)",
+           EXPIRY),
+    # limits
+    Mutant("limits: one new chat more than --new-chats-per-ip", "services/limits.py",
+           "if count > self.new_chats_per_ip:", "if count > self.new_chats_per_ip + 1:", LIMITS),
+    Mutant("limits: the new-chat window never expires", "services/limits.py",
+           "if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n", "", LIMITS),
+    Mutant("limits: the command bucket never runs dry", "services/limits.py",
+           "if self.tokens < 1:", "if self.tokens < -1e9:", LIMITS),
+    Mutant("limits: one socket more than --max-sockets-per-ip", "services/limits.py",
+           "if held >= self.max_sockets_per_ip:", "if held > self.max_sockets_per_ip:", LIMITS),
+    Mutant("limits: text one character over --max-text-length accepted", "services/limits.py",
+           "if len(text) > self.max_text_length:", "if len(text) > self.max_text_length + 1:", LIMITS),
+    Mutant("limits: X-Forwarded-For believed from anyone", "services/limits.py",
+           "if not self._trusted(_address(peer)):", "if False:", LIMITS),
+    Mutant("limits: the farthest X-Forwarded-For hop believed", "services/limits.py",
+           'for hop in reversed(forwarded_for.split(",")):', 'for hop in forwarded_for.split(","):', LIMITS),
+    # history
+    Mutant("history: non-text messages shown (msg_type filter dropped)", "models/msg.py",
+           '                & (cls.msg_type == "T")\n', "", HISTORY),
+    Mutant("history: archived messages left out", "models/msg.py",
+           'cls.visibility.in_(["V", "A"])', 'cls.visibility.in_(["V"])', HISTORY),
+    Mutant("history: the message at `before` included", "models/msg.py",
+           "(cls.created_on < before)", "(cls.created_on <= before)", HISTORY),
+    Mutant("history: oldest first", "models/msg.py",
+           ".order_by(cls.created_on.desc(), cls.id.desc())", ".order_by(cls.created_on, cls.id)", HISTORY),
+    Mutant("history: pages of 26", "models/msg.py", "HISTORY_SIZE = 25", "HISTORY_SIZE = 26", HISTORY),
+    # /wc/send's checks
+    Mutant("send: an empty secret accepted", "services/chats.py",
+           "secret_matches = hmac.compare_digest(secret.encode(), channel.secret.encode())",
+           "secret_matches = (not secret or hmac.compare_digest(secret.encode(), channel.secret.encode()))", SEND),
+    Mutant("send: a channel without a secret accepts an empty one", "services/chats.py",
+           "channel.secret.encode()) and bool(channel.secret)", "channel.secret.encode())", SEND),
+    Mutant("send: a 23-character chat ID accepted", "handlers/schemas.py",
+           'COURIER_CHAT_ID = r"^[a-zA-Z0-9]{24}', 'COURIER_CHAT_ID = r"^[a-zA-Z0-9]{23,24}', SEND),
+]

@@ -1,0 +1,62 @@
+"""Giving up stale messages (services/expiry.py): a running chip sweeps by itself, and a chat's
+fresh messages stay when its stale ones go."""
+
+import asyncio
+import time
+
+import chip
+from services import keys
+from services.config import Config
+
+
+async def test_a_running_chip_gives_up_stale_messages_by_itself(pg_url, redis_url, courier, rows, channel, store):
+    chat_id = "t" * 24
+    rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    services = await chip.build(Config(db=pg_url, valkey=redis_url, courier_url=courier.url, msg_expiry=0.3))
+    services.expiry.interval = 0.2  # a sweep every 0.2 s instead of every minute
+    await services.start()
+    try:
+        found = await services.lookups.channel(channel["uuid"])
+        await services.chats.queue_msg_out(found, chat_id, "sesame", {"id": 7, "text": "anyone?", "origin": "flow"})
+        try:
+            await courier.wait_for(lambda: courier.of_type("msg_status", chat_id), timeout=5)
+        except AssertionError:
+            raise AssertionError("a running chip never gave up a stale message by itself "
+                                 "(is the expiry loop started?)") from None
+        assert courier.of_type("msg_status", chat_id) == [
+            {"type": "msg_status", "status": {"msg_id": 7, "status": "failed"}}]
+        assert store.zcard(keys.outbox_order(keys.chat_key(channel["uuid"], chat_id))) == 0
+    finally:
+        await services.stop()
+
+
+async def _chat_with_a_stale_message(start_chip, channel, rows, post_msg, chat_id: str, expiry: float):
+    """A chip with --msg-expiry `expiry`, and a chat whose message 1 has just turned stale."""
+    rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    server = await start_chip(msg_expiry=expiry)
+    await post_msg(channel["uuid"], chat_id, {"id": 1, "text": "stale", "origin": "flow"}, server=server)
+    await asyncio.sleep(expiry + 0.1)
+    return server, chat_id, keys.chat_key(channel["uuid"], chat_id)
+
+
+async def test_a_sweep_gives_up_the_stale_messages_of_a_chat_and_keeps_its_fresh_ones(store, start_chip, channel,
+                                                                                     rows, post_msg, courier):
+    server, chat_id, key = await _chat_with_a_stale_message(start_chip, channel, rows, post_msg, "f" * 24, 1.0)
+    fresh_from = time.time()
+    await post_msg(channel["uuid"], chat_id, {"id": 2, "text": "fresh", "origin": "flow"}, server=server)
+    assert await server.services.expiry.sweep() == 1, "the sweep gave up a message still within --msg-expiry"
+    assert [k.decode() for k in store.zrange(keys.outbox_order(key), 0, -1)] == ["2"]
+    await courier.wait_for(lambda: courier.of_type("msg_status", chat_id))
+    assert courier.of_type("msg_status", chat_id) == [{"type": "msg_status", "status": {"msg_id": 1, "status": "failed"}}]
+    # the chat is due again when its fresh message turns stale, not before
+    assert store.zscore(keys.OUTBOXES, key) >= fresh_from
+    assert await server.services.expiry.sweep() == 0
+
+
+async def test_a_sweep_leaves_alone_a_chat_another_process_is_sweeping(store, start_chip, channel, rows, post_msg,
+                                                                      courier):
+    server, _, key = await _chat_with_a_stale_message(start_chip, channel, rows, post_msg, "l" * 24, 0.3)
+    store.set(keys.expire_lock(key), "another process", px=10_000)
+    assert await server.services.expiry.sweep() == 0, "a sweep took a chat whose lock another process holds"
+    assert store.zcard(keys.outbox_order(key)) == 1
+    assert store.get(keys.expire_lock(key)) == b"another process"
