@@ -193,6 +193,9 @@ async def test_a_store_down_at_start_is_waited_for_without_a_restart(deployment,
 async def test_log_rotation_and_sighup_through_supervisorctl_keep_chip_running(deployment, session):
     deployment.start()
     assert await all_ready(session, deployment, within=15)
+    # ready can come before supervisord's startsecs have passed; compare PIDs once it says RUNNING
+    assert await wait_until(lambda: all(state == "RUNNING" for state, _ in deployment.pids().values()),
+                            timeout=10), deployment.ctl("status")
     before = deployment.pids()
     rotated = deployment.logrotate()
     assert rotated.returncode == 0, rotated.stderr
