@@ -92,7 +92,7 @@ async def build(config: Config) -> Services:
         await redis.aclose()
         raise Unavailable(f"cannot reach valkey/redis at {_safe(config.valkey)}") from None
     metrics = Metrics()
-    courier = CourierClient(config.courier_url, metrics=metrics)
+    courier = CourierClient(config.courier_url, metrics=metrics, timeout=config.courier_timeout)
     lookups = Lookups(db)
     registry = Registry()
     metrics.watch(registry, redis)

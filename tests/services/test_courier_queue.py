@@ -3,6 +3,8 @@
 import asyncio
 import logging
 
+import pytest
+
 from tests.polling import wait_until
 
 
@@ -136,3 +138,46 @@ async def test_an_ack_while_another_process_posts_the_chat_is_posted_once_it_is_
     # chip commits once Courier's 200 reaches it, a moment after the double has recorded the post
     assert await wait_until(lambda: store.llen(f"chip:courier:{channel['uuid']}:{visitor.chat_id}") == 0)
     assert store.get(lock) is None
+
+
+
+async def test_a_400_that_is_courier_failing_is_retried_and_the_message_arrives_once(bound, chip_server, channel,
+                                                                                    courier, caplog):
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    courier.fail_with, courier.fail_error, courier.fail_times = 400, "unable to queue message", 2
+    with caplog.at_level(logging.WARNING):
+        await visitor.send({"type": "send_msg", "text": "keep me"})
+        await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+        await asyncio.sleep(0.5)  # time for a wrong post again, with retries 50-200 ms apart
+    assert courier.of_type("msg_in", visitor.chat_id) == [{"type": "msg_in", "msg": {"text": "keep me"}}]
+    assert [r["events"] for r in courier.requests[1:]] == [[{"type": "msg_in", "msg": {"text": "keep me"}}]] * 3
+    assert caplog.text.count("courier refused 1 event(s) for now, will retry") == 2
+    assert "courier rejected" not in caplog.text
+
+
+@pytest.mark.parametrize("error", [
+    "unable to find channel with type: CHP and uuid: 8eb23e93-5ecb-45ba-b726-3b064e0c56ab",  # Courier's DB lookup
+    "channel not found",
+    "error writing msg: context deadline exceeded",
+    "pq: sorry, too many clients already",
+])
+async def test_other_400s_are_retried_too(bound, chip_server, channel, courier, error):
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    courier.fail_with, courier.fail_error, courier.fail_times = 400, error, 1
+    await visitor.send({"type": "send_msg", "text": "again"})
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+    assert len(courier.requests) == 3  # chat_started, the refused post, the accepted one
+
+
+async def test_a_slow_courier_is_waited_for_not_posted_to_twice(bound, chip_server, channel, courier):
+    """Courier allows itself 30 s; one that takes 12 s still gets each message once."""
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    courier.delay = 12.0
+    await visitor.send({"type": "send_msg", "text": "slowly"})
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id), timeout=20)
+    await asyncio.sleep(0.5)  # a post chip made again would be recorded at once
+    assert courier.of_type("msg_in", visitor.chat_id) == [{"type": "msg_in", "msg": {"text": "slowly"}}]
+    assert len(courier.requests) == 2
