@@ -101,7 +101,8 @@ class CourierQueue:
         self.interval = interval
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        # a crashed flusher's lock expires, and its chats fall due, a little after Courier's timeout
+        # a crashed flusher's lock expires, and its chats fall due, a little after its post would
+        # have timed out (--courier-timeout, itself longer than Courier's own limit)
         self.grace = client.timeout + 5.0
         self._push = scripts.register(PUSH)
         self._take = scripts.register(TAKE)
