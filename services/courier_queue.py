@@ -91,7 +91,7 @@ def encode_event(event: dict) -> bytes:
 class CourierQueue:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, client: CourierClient, lookups: Lookups,
                  metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50, interval: float = 1.0,
-                 backoff_base: float = 1.0, backoff_cap: float = 300.0):
+                 backoff_base: float = 1.0, backoff_cap: float = 300.0, answer_wait: float = 10.0):
         self.redis = redis
         self.client = client
         self.lookups = lookups
@@ -101,6 +101,7 @@ class CourierQueue:
         self.interval = interval
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.answer_wait = answer_wait
         # a crashed flusher's lock expires, and its chats fall due, a little after its post would
         # have timed out (--courier-timeout, itself longer than Courier's own limit)
         self.grace = client.timeout + 5.0
@@ -139,10 +140,15 @@ class CourierQueue:
             self.kick(key)
 
     async def deliver(self, key: str, event: dict) -> Outcome:
-        """Queue an event and wait for Courier's answer (it stays queued if Courier fails)."""
+        """Queue an event and wait for Courier's answer (it stays queued if Courier fails), for
+        `answer_wait` seconds at most: a slow Courier is given --courier-timeout to answer, a widget
+        waiting for chat_started is not; the post goes on, and this says FAILED (queued, not yet taken)."""
         if await self.push(key, event):
             return Outcome.FAILED
-        return await asyncio.shield(self.kick(key))
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.kick(key)), self.answer_wait)
+        except TimeoutError:
+            return Outcome.FAILED
 
     def _posting(self, key: str) -> bool:
         # a finished task stays in _flushing until its done-callback runs on a later turn

@@ -278,3 +278,16 @@ async def test_a_single_event_over_courier_limit_is_given_up_and_the_next_one_go
     assert len(courier.requests) == 2  # chat_started, then "after": the large one was never posted
     assert given_up(server, "too_large") == 1
     assert "more than courier reads of a request" in caplog.text
+
+
+async def test_a_widget_does_not_wait_for_a_slow_courier_to_start_its_chat(chip_server, channel, connect, courier):
+    """chip waits --courier-timeout for Courier's answer, but a widget gets chat_started after answer_wait."""
+    chip_server.services.courier_queue.answer_wait = 0.5
+    courier.delay = 3.0
+    visitor = await connect(chip_server, channel["uuid"])
+    await visitor.send({"type": "start_chat"})
+    event = await visitor.expect("chat_started", timeout=2.5)
+    await courier.wait_for(lambda: courier.of_type("chat_started", event["chat_id"]), timeout=5)
+    await asyncio.sleep(0.5)
+    assert courier.of_type("chat_started", event["chat_id"]) == [{"type": "chat_started"}]
+    assert len(courier.requests) == 1
