@@ -90,7 +90,7 @@ async def build(config: Config) -> Services:
     db = Database(config.db, MODELS, pool_size=config.db_pool_size)
     redis = valkey.client(config.redis_url)
     metrics = Metrics()
-    courier = CourierClient(config.courier_url, metrics=metrics)
+    courier = CourierClient(config.courier_url, metrics=metrics, timeout=config.courier_timeout)
     lookups = Lookups(db)
     registry = Registry()
     metrics.watch(registry, redis)
@@ -98,7 +98,7 @@ async def build(config: Config) -> Services:
     outbox = Outbox(redis, scripts)
     delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
                         max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics)
-    courier_queue = CourierQueue(redis, scripts, courier, lookups, expiry=config.inbound_expiry)
+    courier_queue = CourierQueue(redis, scripts, courier, lookups, metrics, expiry=config.inbound_expiry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, scripts, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
     limits = Limits(config, scripts)

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import dotenv
 
+from services.courier import COURIER_TIMEOUT
+
 VERSION = "1.0.0"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -29,6 +31,7 @@ class Config:
     db: str = "postgres://temba:temba@localhost/temba"
     valkey: str = "valkey://localhost:6379/5"
     courier_url: str = ""
+    courier_timeout: float = 40.0
     storage_url: str = ""
     instance_id: str = ""
     ack_timeout: float = 15.0
@@ -165,6 +168,9 @@ SETTINGS = [
     ("valkey", _url(["valkey", "valkeys", "redis", "rediss", "unix"]),
      "Valkey/Redis URL for outboxes and delivery state (valkey://, redis:// or unix://)"),
     ("courier-url", _url(["http", "https"]), "Courier's base URL (default: http(s)://<domain>)"),
+    ("courier-timeout", _positive(float), "seconds chip waits for Courier's answer before posting again; "
+                                          f"more than Courier's own {COURIER_TIMEOUT:g} s, or a slow Courier "
+                                          "records a visitor's message twice"),
     ("storage-url", _url(["http", "https"]),
      "URL prefixed to users' avatar paths (default: http(s)://<domain>/media)"),
     ("instance-id", str, "name of this process in its logs (default: the hostname)"),
@@ -256,6 +262,9 @@ def parse(argv=None, environ=None) -> Config:
                 raise ConfigError(f"{env}: {e}") from None
     values.update(flags)
     config = Config(**values)
+    if config.courier_timeout <= COURIER_TIMEOUT:
+        raise ConfigError(f"--courier-timeout ({config.courier_timeout:g}) must be longer than Courier's own "
+                          f"{COURIER_TIMEOUT:g} s, or a slow Courier records a visitor's message twice")
     if config.ping_timeout > config.ping_interval:
         raise ConfigError(f"--ping-timeout ({config.ping_timeout:g}) cannot be longer than "
                           f"--ping-interval ({config.ping_interval:g})")

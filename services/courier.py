@@ -1,4 +1,9 @@
-"""The HTTP client for Courier's receive endpoint: POST {courier}/c/chp/{channel}/receive."""
+"""The HTTP client for Courier's receive endpoint: POST {courier}/c/chp/{channel}/receive.
+
+Courier answers 400 for every error of its handler, the ones a retry cannot fix (a wrong secret or
+chat ID, a body that fails validation) and its own failures alike (it could not write an event,
+could not load the channel); the error text in the body tells them apart.
+"""
 
 import enum
 import logging
@@ -11,17 +16,58 @@ from services.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
+# Courier reads at most this much of a request body (handlers.maxBodyReadBytes); the rest is cut
+# off and the JSON fails to parse, so a larger batch could never succeed
+MAX_BODY = 1024 * 1024
+
+# Courier allows itself this long per request (its handler's context and chi's Timeout middleware)
+COURIER_TIMEOUT = 30.0
+
+# The errors of a 400 that the same request would get again (Courier's chip handler and its JSON
+# decoding): the events are dropped. Any other 400 is Courier failing, and is retried.
+PERMANENT_ERRORS = (
+    "secret incorrect",
+    "invalid chat id",
+    "unable to parse request JSON",
+    "request JSON doesn't match required schema",
+    "Field validation for",
+)
+
+# Not Courier's answers, but a proxy's in front of it saying "later"
+RETRY_LATER = (408, 429)
+
 
 class Outcome(enum.Enum):
     OK = "ok"              # Courier handled the events
-    REJECTED = "rejected"  # Courier said 4xx: retrying cannot help
-    FAILED = "failed"      # 5xx, a timeout or no connection: try again later
+    REJECTED = "rejected"  # Courier refused them for good: retrying cannot help
+    FAILED = "failed"      # 5xx, a timeout, no connection or Courier's own failure: try again later
+
+
+def errors_of(answer: bytes) -> list[str]:
+    """The error texts of Courier's error body, {"message": "Error", "data": [{"type": "error",
+    "error": "..."}]}; none when the body is not of that shape (a proxy's page, say)."""
+    try:
+        data = orjson.loads(answer).get("data")
+    except (orjson.JSONDecodeError, AttributeError):
+        return []
+    if not isinstance(data, list):
+        return []
+    return [item["error"] for item in data if isinstance(item, dict) and isinstance(item.get("error"), str)]
+
+
+def is_permanent(status: int, answer: bytes) -> bool:
+    """Whether a 4xx answer means the same request can never succeed."""
+    if status in RETRY_LATER:
+        return False
+    if status != 400:
+        return True  # 404, 401, 413...: the URL or a proxy refuses it, and would again
+    return any(marker in text for text in errors_of(answer) for marker in PERMANENT_ERRORS)
 
 
 class CourierClient:
     """Posts a chat's events to Courier over one pooled, keep-alive HTTP session."""
 
-    def __init__(self, base_url: str, metrics: Metrics, timeout: float = 10.0, connections: int = 100):
+    def __init__(self, base_url: str, metrics: Metrics, timeout: float, connections: int = 100):
         self.base_url = base_url.rstrip("/")
         self.metrics = metrics
         self.timeout = timeout
@@ -42,32 +88,42 @@ class CourierClient:
     def receive_url(self, channel_uuid: str) -> str:
         return f"{self.base_url}/c/chp/{channel_uuid}/receive"
 
+    @staticmethod
+    def body(chat_id: str, secret: str, events: list) -> bytes:
+        return orjson.dumps({"chat_id": chat_id, "secret": secret, "events": events})
+
     async def post_events(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> Outcome:
         started = time.perf_counter()
-        outcome = await self._post(channel_uuid, secret, chat_id, events)
+        outcome, label = await self._post(channel_uuid, secret, chat_id, events)
         self.metrics.courier_latency.observe(time.perf_counter() - started)
         if outcome is not Outcome.OK:
-            self.metrics.courier_errors.labels(outcome.value).inc()
+            self.metrics.courier_errors.labels(label).inc()
         return outcome
 
-    async def _post(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> Outcome:
-        body = orjson.dumps({"chat_id": chat_id, "secret": secret, "events": events})
+    async def _post(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> tuple[Outcome, str]:
+        """The outcome, and how it is counted in chip_courier_errors: `refused` is a 400 that is
+        retried, `failed` a 5xx or no answer."""
         try:
-            async with self._session.post(self.receive_url(channel_uuid), data=body) as response:
+            async with self._session.post(self.receive_url(channel_uuid), data=self.body(chat_id, secret, events)) \
+                    as response:
                 answer = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             logger.warning("courier unreachable channel=%s chat=%s: %s", channel_uuid, chat_id,
                            type(e).__name__ + (f" {e}" if str(e) else ""))
-            return Outcome.FAILED
+            return Outcome.FAILED, Outcome.FAILED.value
         if 200 <= status < 300:
-            return Outcome.OK
+            return Outcome.OK, Outcome.OK.value
         text = answer.decode(errors="replace")
         # Courier's error body never echoes the secret, so it is safe to log a prefix of it
-        if 400 <= status < 500:
+        if 400 <= status < 500 and is_permanent(status, answer):
             logger.error("courier rejected %d event(s) channel=%s chat=%s status=%d: %s",
                          len(events), channel_uuid, chat_id, status, text[:200])
-            return Outcome.REJECTED
+            return Outcome.REJECTED, Outcome.REJECTED.value
+        if 400 <= status < 500:
+            logger.warning("courier refused %d event(s) for now, will retry channel=%s chat=%s status=%d: %s",
+                           len(events), channel_uuid, chat_id, status, text[:200])
+            return Outcome.FAILED, "refused"
         logger.warning("courier failed channel=%s chat=%s status=%d: %s",
                        channel_uuid, chat_id, status, text[:200])
-        return Outcome.FAILED
+        return Outcome.FAILED, Outcome.FAILED.value

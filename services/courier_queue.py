@@ -1,9 +1,14 @@
 """Events bound for Courier (chat_started, msg_in, msg_status), kept in Redis until Courier takes them.
 
 Each chat has a list of events; whoever holds the chat's lock posts them in order, several per
-request. A 5xx or no answer leaves them queued and puts the chat on the due set with a capped,
-jittered backoff; the due loop of any chip process (this one after a restart, or another) picks
-them up. A 4xx drops them with an error line: Courier has said that retrying cannot help.
+request. A 5xx, no answer, or a 400 that is Courier's own failure (services/courier.py tells them
+apart) leaves them queued and puts the chat on the due set with a capped, jittered backoff; the
+due loop of any chip process (this one after a restart, or another) picks them up, until
+--inbound-expiry gives them up. A 4xx that retrying cannot help drops them with an error line.
+
+A request stays within Courier's body limit, and ends with the first event that Courier must not
+get twice (anything but a msg_status): Courier writes the events before the one it fails on, then
+answers 400, and the whole request is posted again.
 """
 
 import asyncio
@@ -20,13 +25,17 @@ from tornado.ioloop import PeriodicCallback
 
 from services import keys
 from services.backoff import backoff
-from services.courier import CourierClient, Outcome
+from services.courier import MAX_BODY, CourierClient, Outcome
 from services.errors import Unavailable
 from services.lookups import Lookups
+from services.metrics import Metrics
 from services.scripts import Scripts
 from services.shutdown import settle
 
 logger = logging.getLogger(__name__)
+
+# the only event that Courier may be given twice without harm: it sets a status again
+REPEATABLE = frozenset({"msg_status"})
 
 # Append an event and make sure the chat is on the due set (without moving a backoff forward).
 # Returns the chat's failed attempts in a row (nil when it is not backing off).
@@ -81,18 +90,21 @@ def encode_event(event: dict) -> bytes:
 
 
 class CourierQueue:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, client: CourierClient, lookups: Lookups, *,
-                 expiry: float = 86400.0, batch: int = 50, interval: float = 1.0,
-                 backoff_base: float = 1.0, backoff_cap: float = 300.0):
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, client: CourierClient, lookups: Lookups,
+                 metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50, interval: float = 1.0,
+                 backoff_base: float = 1.0, backoff_cap: float = 300.0, answer_wait: float = 10.0):
         self.redis = redis
         self.client = client
         self.lookups = lookups
+        self.metrics = metrics
         self.expiry = expiry
         self.batch = batch
         self.interval = interval
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        # a crashed flusher's lock expires, and its chats fall due, a little after Courier's timeout
+        self.answer_wait = answer_wait
+        # a crashed flusher's lock expires, and its chats fall due, a little after its post would
+        # have timed out (--courier-timeout, itself longer than Courier's own limit)
         self.grace = client.timeout + 5.0
         self._push = scripts.register(PUSH)
         self._take = scripts.register(TAKE)
@@ -129,10 +141,15 @@ class CourierQueue:
             self.kick(key)
 
     async def deliver(self, key: str, event: dict) -> Outcome:
-        """Queue an event and wait for Courier's answer (it stays queued if Courier fails)."""
+        """Queue an event and wait for Courier's answer (it stays queued if Courier fails), for
+        `answer_wait` seconds at most: a slow Courier is given --courier-timeout to answer, a widget
+        waiting for chat_started is not; the post goes on, and this says FAILED (queued, not yet taken)."""
         if await self.push(key, event):
             return Outcome.FAILED
-        return await asyncio.shield(self.kick(key))
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.kick(key)), self.answer_wait)
+        except TimeoutError:
+            return Outcome.FAILED
 
     def _posting(self, key: str) -> bool:
         # a finished task stays in _flushing until its done-callback runs on a later turn
@@ -197,36 +214,33 @@ class CourierQueue:
         this flusher still holds the lock (COMMIT lets it go once the list is empty)."""
         channel_uuid, chat_id = keys.split_chat_key(key)
         channel = await self.lookups.channel(channel_uuid)
-        size, first = self.batch, None
+        room = MAX_BODY - len(self.client.body(chat_id, channel.secret, [])) if channel else 0
+        first = None
         while True:
             if raw is None:
-                raw = await self.redis.lrange(keys.courier_events(key), 0, size - 1)
-            events = self._fresh(key, raw)
+                raw = await self.redis.lrange(keys.courier_events(key), 0, self.batch - 1)
             if not raw:
-                outcome = Outcome.OK
+                handled, outcome = 0, Outcome.OK
             elif channel is None:
                 logger.error("dropping %d courier event(s) of a channel that is gone channel=%s chat=%s",
                              len(raw), channel_uuid, chat_id)
-                outcome = Outcome.REJECTED
-            elif not events:
-                outcome = Outcome.OK
+                self.metrics.courier_given_up.labels("channel_gone").inc(len(raw))
+                handled, outcome = len(raw), Outcome.REJECTED
             else:
-                outcome = await self.client.post_events(channel_uuid, channel.secret, chat_id, events)
+                handled, events = self._next_request(key, raw, room)
+                outcome = Outcome.OK
+                if events:
+                    outcome = await self.client.post_events(channel_uuid, channel.secret, chat_id, events)
+                if outcome is Outcome.REJECTED:
+                    # every refusal Courier makes for good is of the whole request, never of one event
+                    self.metrics.courier_given_up.labels("rejected").inc(len(events))
             if outcome is Outcome.FAILED:
                 await self._defer(key)
                 return outcome, True
-            if outcome is Outcome.REJECTED and len(events) > 1:
-                # find the one event Courier refuses and keep the others; renew the lock meanwhile
-                if await self._commit_handled(key, lock, 0) < 0:
-                    return Outcome.FAILED, False
-                size, raw = 1, raw[:1]
-                continue
             first = first or outcome
-            left = await self._commit_handled(key, lock, len(raw))
+            left = await self._commit_handled(key, lock, handled)
             if left <= 0:
                 return (first if left == 0 else Outcome.FAILED), False
-            if size == 1 and outcome is not Outcome.REJECTED:
-                size = self.batch
             raw = None
 
     async def _commit_handled(self, key: str, lock: Lock, handled: int) -> int:
@@ -235,17 +249,32 @@ class CourierQueue:
             args=[handled, key, lock.token, lock.ms],
         )
 
-    def _fresh(self, key: str, raw: list) -> list:
-        """The events still worth posting; those older than the expiry are given up, loudly."""
-        now, events = time.time(), []
-        for item in raw:
+    def _next_request(self, key: str, raw: list, room: int) -> tuple[int, list]:
+        """How many of the events read (`raw`, oldest first) the next request covers, and those of
+        them to post: as many as fit in `room` bytes, up to the first one that is not REPEATABLE.
+        Events older than the expiry, and one too large for any request, are given up, loudly."""
+        now, events, used = time.time(), [], 0
+        for count, item in enumerate(raw, 1):
             stored = orjson.loads(item)
+            event = stored["e"]
+            size = len(orjson.dumps(event))
             if now - stored["t"] > self.expiry:
                 logger.error("giving up a %s event for chat %s after %.0f s: courier never took it",
-                             stored["e"].get("type"), key, now - stored["t"])
-            else:
-                events.append(stored["e"])
-        return events
+                             event.get("type"), key, now - stored["t"])
+                self.metrics.courier_given_up.labels("expired").inc()
+                continue
+            if size > room:
+                logger.error("giving up a %s event for chat %s: %d bytes, more than courier reads of a request",
+                             event.get("type"), key, size)
+                self.metrics.courier_given_up.labels("too_large").inc()
+                continue
+            used += size + (1 if events else 0)  # and the comma between two events
+            if used > room:
+                return count - 1, events
+            events.append(event)
+            if event.get("type") not in REPEATABLE:
+                return count, events
+        return len(raw), events
 
     async def _defer(self, key: str):
         attempts = await self.redis.hincrby(keys.COURIER_ATTEMPTS, key, 1)

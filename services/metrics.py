@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 
 # delivery is a few milliseconds when all is well, and up to the ack timeout and beyond when not
 DELIVERY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, 60, 300)
-COURIER_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
+# and up to Courier's own 30 s limit when Courier is slow
+COURIER_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30)
 
 
 class Metrics:
@@ -44,8 +45,13 @@ class Metrics:
                                   buckets=DELIVERY_BUCKETS, registry=r)
         self.courier_latency = Histogram("chip_courier_request_seconds", "Courier receive requests",
                                          buckets=COURIER_BUCKETS, registry=r)
-        self.courier_errors = Counter("chip_courier_errors", "Courier requests that failed or were refused",
-                                      ["outcome"], registry=r)
+        self.courier_errors = Counter("chip_courier_errors",
+                                      "Courier requests not handled: failed (5xx, no answer), refused (a 400 "
+                                      "that is retried) or rejected (a 4xx that is not)", ["outcome"], registry=r)
+        self.courier_given_up = Counter("chip_courier_events_given_up",
+                                        "visitors' events never handed to Courier: rejected, expired (retried "
+                                        "for --inbound-expiry), too_large (over Courier's body limit alone) "
+                                        "or channel_gone", ["reason"], registry=r)
         self._registry = None
         self._redis = None
 

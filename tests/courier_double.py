@@ -1,8 +1,11 @@
 """The Courier double: demo/courier.py's Courier (a real HTTP server on loopback doing what
 Courier's CHP handler does to the database), plus what tests need to watch and break it.
 
-It records every body received and every event handled; `fail_with` makes it answer every request
-with that status, to fake an outage; `delay` makes it slow, like a busy Courier.
+It records every body received and every event handled. `fail_with` makes it answer with that
+status and Courier's error body naming `fail_error` (by default the 400 of a wrong secret), for
+`fail_times` requests and then as usual, or every request while `fail_times` is None; `delay`
+makes it slow, like a busy Courier. Like Courier, it reads no more than MAX_BODY bytes of a body,
+and its refusals always have Courier's own error body.
 """
 
 import asyncio
@@ -11,6 +14,15 @@ import json
 from demo.courier import Courier
 from tests.polling import wait_until
 
+# what Courier reads of a request body (handlers.maxBodyReadBytes); a fact of its own here, not
+# chip's constant, so that a wrong one in chip shows
+MAX_BODY = 1024 * 1024
+
+
+def error_body(error: str) -> dict:
+    """Courier's answer to a request it refuses (courier.WriteError)."""
+    return {"message": "Error", "data": [{"type": "error", "error": error}]}
+
 
 class CourierDouble(Courier):
     def __init__(self, dsn: str):
@@ -18,15 +30,24 @@ class CourierDouble(Courier):
         self.requests: list = []   # every body received
         self.events: list = []     # (chat_id, event) for every event handled
         self.fail_with = 0
+        self.fail_error = "secret incorrect"
+        self.fail_times = None
         self.delay = 0.0
 
     async def receive(self, channel_uuid: str, raw: bytes) -> tuple:
         self.requests.append(json.loads(raw or b"null"))
         if self.delay:
             await asyncio.sleep(self.delay)
-        if self.fail_with:
-            return self.fail_with, {"error": "courier is having a bad day"}
-        return await super().receive(channel_uuid, raw)
+        if self.fail_with and self.fail_times != 0:
+            if self.fail_times is not None:
+                self.fail_times -= 1
+            return self.fail_with, error_body(self.fail_error)
+        if len(raw) > MAX_BODY:  # what Courier reads of it is cut off mid-JSON
+            return 400, error_body("unable to parse request JSON: unexpected end of JSON input")
+        status, reply = await super().receive(channel_uuid, raw)
+        if status >= 400 and "data" not in reply:
+            reply = error_body(reply.get("error", ""))
+        return status, reply
 
     async def handled(self, channel_uuid: str, chat_id: str, events: list):
         self.events.extend((chat_id, event) for event in events)

@@ -99,7 +99,7 @@ async def test_courier_down_then_chip_killed_visitor_messages_still_arrive(store
 async def test_sigterm_finishes_courier_calls_in_flight(chip_process, http, channel, courier, tally):
     process = await chip_process().ready(http)
     widget = await Widget.open(process, channel["uuid"])
-    courier.delay = 1.0
+    courier.delay = 0.5  # each message is a request of its own: five of them fit in chip's 5 s shutdown grace
     for i in range(5):
         await widget.conn.write_message(json.dumps({"type": "send_msg", "text": f"bye{i}"}))
     await courier.wait_for(lambda: any(r["events"][0]["type"] == "msg_in" for r in courier.requests))

@@ -56,3 +56,14 @@ def test_every_setting_is_a_flag_and_a_variable(capsys):
     for name, _, _ in SETTINGS:
         assert f"--{name}" in text
         assert "CHIP_" + name.replace("-", "_").upper() in text.replace("\n", "").replace(" ", "")
+
+
+def test_courier_timeout_outlasts_courier_own():
+    """Courier allows itself 30 s per request; giving up sooner and posting again records a message twice."""
+    assert parse([], {}).courier_timeout == 40
+    assert parse([], {"CHIP_COURIER_TIMEOUT": "31"}).courier_timeout == 31
+    assert parse(["--courier-timeout", "45"], {"CHIP_COURIER_TIMEOUT": "31"}).courier_timeout == 45
+    with pytest.raises(ConfigError) as e:
+        parse(["--courier-timeout", "30"], {})
+    assert str(e.value) == ("--courier-timeout (30) must be longer than Courier's own 30 s, "
+                            "or a slow Courier records a visitor's message twice")

@@ -1,7 +1,10 @@
 """Events for Courier survive Courier's failures, keep their order, and are batched per chat."""
 
 import asyncio
+import json
 import logging
+
+import pytest
 
 from tests.polling import wait_until
 
@@ -136,3 +139,155 @@ async def test_an_ack_while_another_process_posts_the_chat_is_posted_once_it_is_
     # chip commits once Courier's 200 reaches it, a moment after the double has recorded the post
     assert await wait_until(lambda: store.llen(f"chip:courier:{channel['uuid']}:{visitor.chat_id}") == 0)
     assert store.get(lock) is None
+
+
+def given_up(server, reason: str) -> float:
+    return server.services.metrics.registry.get_sample_value("chip_courier_events_given_up_total",
+                                                            {"reason": reason}) or 0
+
+
+async def test_a_400_that_is_courier_failing_is_retried_and_the_message_arrives_once(bound, chip_server, channel,
+                                                                                    courier, caplog):
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    courier.fail_with, courier.fail_error, courier.fail_times = 400, "unable to queue message", 2
+    with caplog.at_level(logging.WARNING):
+        await visitor.send({"type": "send_msg", "text": "keep me"})
+        await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+        await asyncio.sleep(0.5)  # time for a wrong post again, with retries 50-200 ms apart
+    assert courier.of_type("msg_in", visitor.chat_id) == [{"type": "msg_in", "msg": {"text": "keep me"}}]
+    assert [r["events"] for r in courier.requests[1:]] == [[{"type": "msg_in", "msg": {"text": "keep me"}}]] * 3
+    assert caplog.text.count("courier refused 1 event(s) for now, will retry") == 2
+    assert "courier rejected" not in caplog.text
+
+
+@pytest.mark.parametrize("error", [
+    "unable to find channel with type: CHP and uuid: 8eb23e93-5ecb-45ba-b726-3b064e0c56ab",  # Courier's DB lookup
+    "channel not found",
+    "error writing msg: context deadline exceeded",
+    "pq: sorry, too many clients already",
+])
+async def test_other_400s_are_retried_too(bound, chip_server, channel, courier, error):
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    courier.fail_with, courier.fail_error, courier.fail_times = 400, error, 1
+    await visitor.send({"type": "send_msg", "text": "again"})
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+    assert len(courier.requests) == 3  # chat_started, the refused post, the accepted one
+
+
+@pytest.mark.parametrize("error", [
+    "secret incorrect",
+    "invalid chat id",
+    "unable to parse request JSON: unexpected end of JSON input",
+    "request JSON doesn't match required schema: Key: 'receivePayload.ChatID' Error:Field validation for "
+    "'ChatID' failed on the 'required' tag",
+])
+async def test_400s_that_cannot_succeed_are_dropped_after_one_post(bound, chip_server, channel, courier, caplog,
+                                                                   error):
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    courier.fail_with, courier.fail_error = 400, error
+    with caplog.at_level(logging.ERROR):
+        await visitor.send({"type": "send_msg", "text": "doomed"})
+        assert await wait_until(lambda: given_up(chip_server, "rejected") == 1)
+        await asyncio.sleep(0.5)
+    assert len(courier.requests) == 2
+    assert "courier rejected 1 event(s)" in caplog.text and error[:40] in caplog.text
+
+
+async def test_a_400_that_never_clears_is_given_up_after_the_inbound_expiry(bound, start_chip, store, channel,
+                                                                           courier, caplog):
+    server = await start_chip(inbound_expiry=2.0)
+    fast_retries(server)
+    visitor = await bound(server, channel)
+    courier.fail_with, courier.fail_error = 400, "unable to queue message"
+    with caplog.at_level(logging.ERROR):
+        await visitor.send({"type": "send_msg", "text": "too late"})
+        assert await wait_until(lambda: given_up(server, "expired") == 1, timeout=8)
+    assert len(courier.requests) > 3  # it was retried meanwhile
+    assert "giving up a msg_in event for chat" in caplog.text
+    assert store.llen(f"chip:courier:{channel['uuid']}:{visitor.chat_id}") == 0
+    courier.fail_with = 0
+    await visitor.send({"type": "send_msg", "text": "in time"})
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["in time"]
+
+
+async def test_a_slow_courier_is_waited_for_not_posted_to_twice(bound, chip_server, channel, courier):
+    """Courier allows itself 30 s; one that takes 12 s still gets each message once."""
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    courier.delay = 12.0
+    await visitor.send({"type": "send_msg", "text": "slowly"})
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id), timeout=20)
+    await asyncio.sleep(0.5)  # a post chip made again would be recorded at once
+    assert courier.of_type("msg_in", visitor.chat_id) == [{"type": "msg_in", "msg": {"text": "slowly"}}]
+    assert len(courier.requests) == 2
+
+
+async def test_no_request_is_larger_than_courier_reads(bound, chip_server, channel, courier):
+    """Control characters take six bytes each in JSON: 50 texts of 4,096 of them are 1.2 MB."""
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    courier.fail_with = 503
+    texts = [f"{i:02d}" + "\x01" * 4094 for i in range(50)]
+    for text in texts:
+        await visitor.send({"type": "send_msg", "text": text})
+    await courier.wait_for(lambda: len(courier.requests) >= 3)
+    courier.fail_with = 0
+    await courier.wait_for(lambda: len(courier.of_type("msg_in", visitor.chat_id)) == 50, timeout=15)
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == texts
+    assert max(len(json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode()) for r in courier.requests) \
+        <= 1024 * 1024
+
+
+async def test_statuses_share_a_request_with_the_next_message_but_two_messages_never_do(
+        bound, chip_server, channel, courier, post_msg):
+    """Courier writes a request's events up to the one it fails on, then answers 400, and chip posts the
+    request again: only statuses may come before a message in one request, since setting them twice is harmless."""
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    for i in (1, 2):
+        await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})
+        await visitor.expect("chat_out")
+    courier.fail_with = 503
+    await visitor.send({"type": "ack_chat", "msg_id": 1})
+    await visitor.send({"type": "ack_chat", "msg_id": 2})
+    await visitor.send({"type": "send_msg", "text": "a"})
+    await visitor.send({"type": "send_msg", "text": "b"})
+    await courier.wait_for(lambda: len(courier.requests) >= 3)
+    courier.fail_with, courier.fail_error, courier.fail_times = 400, "unable to queue message", 1
+    await courier.wait_for(lambda: len(courier.of_type("msg_in", visitor.chat_id)) == 2)
+    kinds = [[e["type"] for e in r["events"]] for r in courier.requests[1:]]
+    assert kinds[-2:] == [["msg_status", "msg_status", "msg_in"], ["msg_in"]]
+    assert all(k.count("msg_in") <= 1 and k.index("msg_in") == len(k) - 1 for k in kinds if "msg_in" in k)
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["a", "b"]
+
+
+async def test_a_single_event_over_courier_limit_is_given_up_and_the_next_one_goes(bound, start_chip, channel,
+                                                                                  courier, caplog):
+    server = await start_chip(max_text_length=2_000_000, max_message_bytes=4 * 1024 * 1024)
+    fast_retries(server)
+    visitor = await bound(server, channel)
+    with caplog.at_level(logging.ERROR):
+        await visitor.send({"type": "send_msg", "text": "x" * (1024 * 1024)})
+        await visitor.send({"type": "send_msg", "text": "after"})
+        await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["after"]
+    assert len(courier.requests) == 2  # chat_started, then "after": the large one was never posted
+    assert given_up(server, "too_large") == 1
+    assert "more than courier reads of a request" in caplog.text
+
+
+async def test_a_widget_does_not_wait_for_a_slow_courier_to_start_its_chat(chip_server, channel, connect, courier):
+    """chip waits --courier-timeout for Courier's answer, but a widget gets chat_started after answer_wait."""
+    chip_server.services.courier_queue.answer_wait = 0.5
+    courier.delay = 3.0
+    visitor = await connect(chip_server, channel["uuid"])
+    await visitor.send({"type": "start_chat"})
+    event = await visitor.expect("chat_started", timeout=2.5)
+    await courier.wait_for(lambda: courier.of_type("chat_started", event["chat_id"]), timeout=5)
+    await asyncio.sleep(0.5)
+    assert courier.of_type("chat_started", event["chat_id"]) == [{"type": "chat_started"}]
+    assert len(courier.requests) == 1
