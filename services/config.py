@@ -51,6 +51,12 @@ class Config:
     max_sockets_per_ip: int = 50
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     metrics_port: int = 0
+    max_connections_per_ip: int = 100
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_body_bytes: int = 1024 * 1024
+    max_list_items: int = 50
+    max_outbox: int = 1000
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -197,6 +203,17 @@ SETTINGS = [
     ("trusted-proxies", _networks,
      "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For/X-Real-IP name the client (default: none)"),
     ("metrics-port", _port_or_off, "serve Prometheus /metrics on localhost at this port (0: off)"),
+    ("max-connections-per-ip", _positive(int),
+     "HTTP connections one client IP (IPv6: its /64) may hold open on this process before its sockets are "
+     "upgraded; more are answered 429 and closed (--trusted-proxies are not counted)"),
+    ("header-timeout", _positive(float), "seconds a connection may take to send a request's headers, counted "
+                                         "from connect or from the previous answer (so also the keep-alive "
+                                         "idle limit); then it is closed"),
+    ("body-timeout", _positive(float), "seconds a request may take to send its body; then it is closed"),
+    ("max-body-bytes", _positive(int), "largest /wc/send body; a larger one gets 413 without being read"),
+    ("max-list-items", _positive(int), "most attachments, and most quick replies, in one /wc/send message; "
+                                       "more get 400"),
+    ("max-outbox", _positive(int), "most messages waiting for one chat's visitor; /wc/send past it gets 413"),
 ]
 
 
