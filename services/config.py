@@ -54,8 +54,8 @@ class Config:
     max_connections_per_ip: int = 100
     header_timeout: float = 10.0
     body_timeout: float = 30.0
-    max_body_bytes: int = 1024 * 1024
-    max_list_items: int = 50
+    max_body_bytes: int = 256 * 1024
+    max_list_items: int = 10
     max_outbox: int = 1000
 
     def __post_init__(self):

@@ -109,7 +109,7 @@ def test_ipv4_clients_are_counted_by_address_and_ipv6_ones_by_their_64(ip, key):
 def test_the_hardening_limits_are_settings_with_defaults():
     config = parse([], environ={})
     assert (config.max_connections_per_ip, config.header_timeout, config.body_timeout, config.max_body_bytes,
-            config.max_list_items, config.max_outbox) == (100, 10.0, 30.0, 1024 * 1024, 50, 1000)
+            config.max_list_items, config.max_outbox) == (100, 10.0, 30.0, 256 * 1024, 10, 1000)
     env = {"CHIP_MAX_CONNECTIONS_PER_IP": "7", "CHIP_HEADER_TIMEOUT": "2.5", "CHIP_BODY_TIMEOUT": "4",
            "CHIP_MAX_BODY_BYTES": "5000", "CHIP_MAX_LIST_ITEMS": "3", "CHIP_MAX_OUTBOX": "9"}
     config = parse(["--max-outbox", "11"], environ=env)
