@@ -19,6 +19,7 @@ from tornado.web import Application
 
 import handlers
 from handlers import metrics as metrics_handlers
+from handlers.server import make_server
 from models import MODELS, Database
 from services import config as settings
 from services import valkey
@@ -180,7 +181,8 @@ async def serve(config: Config, argv=None):
     try:
         # no xheaders: they would trust anyone's X-Forwarded-For; Limits.client_ip trusts only
         # --trusted-proxies
-        server = app.listen(config.port, config.address)
+        server = make_server(app, config)
+        server.listen(config.port, config.address)
         metrics_server = None
         if config.metrics_port:
             metrics_server = make_metrics_app(services).listen(config.metrics_port, "localhost")

@@ -24,7 +24,7 @@ from demo.embedded import free_port
 
 logger = logging.getLogger(__name__)
 
-CHAT_ID = re.compile(r"^[a-zA-Z0-9]{24}(:[^\s@]+@[^\s@]+)?$")
+CHAT_ID = re.compile(r"[a-zA-Z0-9]{24}(:[^\s@]+@[^\s@]+)?")
 STATUS_CODES = {"sent": "S", "delivered": "D", "failed": "F"}
 
 
@@ -58,7 +58,7 @@ class CourierStore:
         if body.get("secret") != config.get("secret"):
             return 400, {"error": "secret incorrect"}, []
         chat_id = body.get("chat_id", "")
-        if not CHAT_ID.match(chat_id):
+        if not CHAT_ID.fullmatch(chat_id):
             return 400, {"error": "invalid chat id"}, []
         events = body.get("events", [])
         for event in events:

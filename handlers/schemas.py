@@ -7,23 +7,47 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 REQUIRED = {"required": "field is required", "null": "field may not be null"}
 NOT_BLANK = validate.Length(min=1, error="field may not be blank")
-COURIER_CHAT_ID = r"^[a-zA-Z0-9]{24}(:[^\s@]+@[^\s@]+)?\Z"  # \Z: "$" would let a trailing newline through
+# Courier's own pattern, which RE2 applies to the whole text; chip also refuses control characters
+# in the email part, which no database column or log line should carry
+COURIER_CHAT_ID = re.compile(r"[a-zA-Z0-9]{24}(:[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+)?")
 ORIGINS = ("flow", "broadcast", "ticket", "chat")
+LISTS = ("attachments", "quick_replies")
+# the widest column RapidPro keeps an attachment (msgs_msg.attachments varchar(2048)[]) or a quick
+# reply in; Courier cannot have read a longer one from it
+MAX_ITEM_LENGTH = 2048
+MAX_PROBLEMS = 3  # an error names this many problems at most, however many elements failed
 
 
-def describe(messages, prefix: str = "") -> str:
-    """marshmallow's error dict as one line a developer can act on: 'text: field may not be blank'."""
-    parts = []
+def describe(messages) -> str:
+    """marshmallow's error dict as one line a developer can act on: 'text: field may not be blank'.
+    Bounded: the first few problems, then how many more there were."""
+    problems = list(_problems(messages, ""))
+    shown = "; ".join(problems[:MAX_PROBLEMS])
+    return shown + (f"; and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else "")
+
+
+def _problems(messages, prefix: str):
     for field, problem in sorted(messages.items(), key=lambda item: str(item[0])):
         name = f"{prefix}{field}"
         if isinstance(problem, dict):
-            parts.append(describe(problem, name + "."))
+            yield from _problems(problem, name + ".")
         else:
-            parts.append(f"{name}: {' '.join(str(p) for p in problem)}")
-    return "; ".join(parts)
+            yield f"{name}: {' '.join(str(p) for p in problem)}"
 
 
-MSG_ID_TEXT = re.compile(r"^(?:[0-9]{1,18}|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})$")
+def check_list_lengths(body: dict, most: int):
+    """Refuse a /wc/send body whose msg has a list of more than `most` items, before any item is
+    validated (so that a million bad items cost no more than one)."""
+    msg = body.get("msg")
+    if not isinstance(msg, dict):
+        return
+    for name in LISTS:
+        items = msg.get(name)
+        if isinstance(items, list) and len(items) > most:
+            raise ValidationError({"msg": {name: [f"more than {most} items"]}})
+
+
+MSG_ID_TEXT = re.compile(r"[0-9]{1,18}|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 class MsgId(fields.Field):
@@ -35,7 +59,7 @@ class MsgId(fields.Field):
             raise ValidationError("must be a message id (integer) or uuid (string)")
         if isinstance(value, int) and not 0 < value < 2 ** 63:
             raise ValidationError("must be a positive 64-bit integer")
-        if isinstance(value, str) and not MSG_ID_TEXT.match(value):
+        if isinstance(value, str) and not MSG_ID_TEXT.fullmatch(value):
             raise ValidationError("must be a message id (integer) or uuid (string)")
         return value
 
@@ -84,8 +108,16 @@ class GetHistory(Command):
         return data
 
 
+def _printable(text: str):
+    # a quoted local part may hold control characters ("a\u000bb"@x.com is a valid address), and
+    # they break whatever carries the address on: an email header, a log line
+    if not text.isprintable():
+        raise ValidationError("may not contain control or invisible characters")
+
+
 class SetEmail(Command):
-    email = fields.Email(required=True, validate=validate.Length(max=128, error="longer than 128 characters"),
+    email = fields.Email(required=True, validate=[validate.Length(max=128, error="longer than 128 characters"),
+                                                  _printable],
                          error_messages={**REQUIRED, "invalid": "not a valid email address"})
 
 
@@ -96,8 +128,10 @@ class OutgoingMsg(Schema):
     id = fields.Integer(strict=True, validate=validate.Range(min=1))
     uuid = fields.UUID()
     text = fields.String(required=True, error_messages=REQUIRED)
-    attachments = fields.List(fields.String())
-    quick_replies = fields.List(fields.String())
+    attachments = fields.List(fields.String(validate=validate.Length(
+        max=MAX_ITEM_LENGTH, error=f"longer than {MAX_ITEM_LENGTH} characters")))
+    quick_replies = fields.List(fields.String(validate=validate.Length(
+        max=MAX_ITEM_LENGTH, error=f"longer than {MAX_ITEM_LENGTH} characters")))
     origin = fields.String(required=True, error_messages=REQUIRED,
                            validate=validate.OneOf(ORIGINS, error="must be one of " + ", ".join(ORIGINS)))
     user_id = fields.Integer(strict=True)
@@ -114,11 +148,16 @@ class OutgoingMsg(Schema):
         return data
 
 
+def _chat_id(value: str):
+    if not COURIER_CHAT_ID.fullmatch(value):
+        raise ValidationError("not a valid chat ID")
+
+
 class Send(Schema):
     class Meta:
         unknown = EXCLUDE
 
     chat_id = fields.String(required=True, error_messages=REQUIRED,
-                            validate=validate.Regexp(COURIER_CHAT_ID, error="not a valid chat ID"))
+                            validate=_chat_id)
     secret = fields.String(required=True, error_messages=REQUIRED)
     msg = fields.Nested(OutgoingMsg, required=True, error_messages=REQUIRED)

@@ -23,7 +23,7 @@ from services.registry import Session
 
 logger = logging.getLogger(__name__)
 
-CHAT_ID = re.compile(r"^[a-zA-Z0-9]{24}$")
+CHAT_ID = re.compile(r"[a-zA-Z0-9]{24}")
 CHAT_ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -54,7 +54,7 @@ class Chats:
         if session.bound:
             urn = await self.lookups.urn(session.channel.org_id, session.chat_id)
             return events.chat_resumed(session.chat_id, urn.display if urn else "")
-        if chat_id and CHAT_ID.match(chat_id):
+        if chat_id and CHAT_ID.fullmatch(chat_id):
             urn = await self.lookups.urn(session.channel.org_id, chat_id)
             if urn is not None:
                 session.bind(chat_id)
@@ -119,9 +119,10 @@ class Chats:
     async def queue_msg_out(self, channel, chat_id: str, secret: str, msg: dict) -> bool:
         """Queue a message from Courier's /wc/send for the chat; True if new, False if a repeat.
 
-        Raises InvalidCommand for a wrong secret, an unknown chat or an unknown user. The chat and the
-        user are looked up before the secret decides, so that a wrong secret takes as long to refuse
-        as a right one and the time of the answer tells nothing about the secret."""
+        Raises InvalidCommand for a wrong secret, an unknown chat or an unknown user, TooLarge when
+        the chat's outbox is full (--max-outbox). The chat and the user are looked up before the
+        secret decides, so that a wrong secret takes as long to refuse as a right one and the time
+        of the answer tells nothing about the secret."""
         secret_matches = hmac.compare_digest(secret.encode(), channel.secret.encode()) and bool(channel.secret)
         contact_id = await self.lookups.contact_id(channel.org_id, chat_id)
         found = await self.lookups.user(msg["user_id"]) if msg.get("user_id") else None
@@ -136,7 +137,8 @@ class Chats:
         out = events.msg_out(msg_id, msg["text"], msg["origin"], datetime.now(timezone.utc), user,
                              msg.get("attachments"), msg.get("quick_replies"))
         key = keys.chat_key(channel.uuid, chat_id)
-        added = await self.outbox.queue(key, keys.msg_key(msg_id), orjson.dumps(events.chat_out(out)))
+        added = await self.outbox.queue(key, keys.msg_key(msg_id), orjson.dumps(events.chat_out(out)),
+                                        self.limits.max_outbox)
         if added:
             self.metrics.queued.inc()
         logger.debug("msg out queued channel=%s chat=%s msg=%s%s", channel.uuid, chat_id, msg_id,

@@ -58,6 +58,12 @@ class Config:
     metrics_port: int = 0
     public_version: bool = False
     env_file: str = ""
+    max_connections_per_ip: int = 100
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_body_bytes: int = 256 * 1024
+    max_list_items: int = 10
+    max_outbox: int = 1000
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -210,6 +216,17 @@ SETTINGS = [
     ("public-version", _bool, "GET / names chip's version (default off; /version on the metrics port always does)"),
     ("env-file", str, "read CHIP_* settings from this file of NAME=value lines; the environment and flags "
                       "win over it"),
+    ("max-connections-per-ip", _positive(int),
+     "HTTP connections one client IP (IPv6: its /64) may hold open on this process before its sockets are "
+     "upgraded; more are answered 429 and closed (--trusted-proxies are not counted)"),
+    ("header-timeout", _positive(float), "seconds a connection may take to send a request's headers, counted "
+                                         "from connect or from the previous answer (so also the keep-alive "
+                                         "idle limit); then it is closed"),
+    ("body-timeout", _positive(float), "seconds a request may take to send its body; then it is closed"),
+    ("max-body-bytes", _positive(int), "largest /wc/send body; a larger one gets 413 without being read"),
+    ("max-list-items", _positive(int), "most attachments, and most quick replies, in one /wc/send message; "
+                                       "more get 400"),
+    ("max-outbox", _positive(int), "most messages waiting for one chat's visitor; /wc/send past it gets 413"),
 ]
 
 

@@ -18,7 +18,7 @@ from services import events, keys
 from services.courier_queue import RELEASE, CourierQueue, encode_event
 from services.errors import Unavailable
 from services.lookups import Lookups
-from services.mailer import Mailer
+from services.mailer import Mailer, one_line
 from services.outbox import Outbox
 from services.scripts import Scripts
 
@@ -64,7 +64,15 @@ class Expiry:
         stale_chats = await self.redis.zrangebyscore(keys.OUTBOXES, "-inf", cutoff, start=0, num=100)
         given_up = 0
         for key in stale_chats:
-            given_up += await self._expire_chat(key.decode(), cutoff)
+            try:
+                given_up += await self._expire_chat(key.decode(), cutoff)
+            except (RedisError, OSError, Unavailable):
+                raise  # a store is down: every chat would fail alike, so the whole sweep waits
+            except Exception:  # noqa: BLE001 - one chat's bad data must not stop the sweep for every other
+                logger.exception("could not give up the stale messages of chat=%s; trying it again after "
+                                 "--msg-expiry", key.decode())
+                # to the back of the sweep order, so that chats that always fail never hold up the rest
+                await self.outbox.reindex(key.decode(), time.time())
         return given_up
 
     async def _expire_chat(self, key: str, cutoff: float) -> int:
@@ -106,7 +114,7 @@ class Expiry:
             return False
         lines = []
         for out in messages:
-            sender = out.get("user", {}).get("name") or channel.name or "us"
+            sender = one_line(out.get("user", {}).get("name") or channel.name or "us")
             lines.append(f"{sender}: {out['text']}")
             lines.extend(f"  {attachment.split(':', 1)[-1]}" for attachment in out.get("attachments", []))
         body = ("While you were away, you were sent these messages:\n\n" + "\n".join(lines) +

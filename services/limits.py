@@ -1,5 +1,8 @@
 """What one client may do to a public endpoint: which pages may open a socket, who the client is
-behind a proxy, and how many sockets, commands, characters and new chats it gets."""
+behind a proxy, and how many connections, sockets, commands, characters and new chats it gets.
+
+A client is an IPv4 address, or an IPv6 /64: one subscriber is usually given a whole /64 and can
+pick any address in it, so counting IPv6 addresses one by one would limit no one."""
 
 import contextlib
 import ipaddress
@@ -28,6 +31,42 @@ def _address(text: str):
         return ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+
+
+def client_key(ip: str) -> str:
+    """What the per-client limits count: the IPv4 address (an IPv4-mapped IPv6 one included), or the
+    IPv6 address's /64 network; anything that is no address (a Unix socket's peer) as it is."""
+    address = _address(ip)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address) if address is not None else ip
+
+
+class PerClient:
+    """How many of something each client holds, against a cap; held counts only (no history)."""
+
+    __slots__ = ("cap", "_held")
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self._held: dict[str, int] = {}
+
+    def take(self, key: str) -> bool:
+        """Count one more for the client; False (and nothing counted) when it already holds the cap."""
+        held = self._held.get(key, 0)
+        if held >= self.cap:
+            return False
+        self._held[key] = held + 1
+        return True
+
+    def give(self, key: str):
+        left = self._held[key] - 1
+        if left:
+            self._held[key] = left
+        else:
+            del self._held[key]
 
 
 class CommandBucket:
@@ -61,7 +100,10 @@ class Limits:
         self.new_chats_per_ip = config.new_chats_per_ip
         self.new_chats_window = config.new_chats_window
         self.max_sockets_per_ip = config.max_sockets_per_ip
-        self._sockets: dict[str, int] = {}
+        self.max_connections_per_ip = config.max_connections_per_ip
+        self.max_outbox = config.max_outbox
+        self._sockets = PerClient(config.max_sockets_per_ip)
+        self._connections = PerClient(config.max_connections_per_ip)
         self._count_new_chat = scripts.register(COUNT_NEW_CHAT)
 
     def check_origin(self, origin: str | None):
@@ -100,19 +142,29 @@ class Limits:
     def socket(self, client_ip: str):
         """Hold one of the client's sockets on this process while the block runs; RateLimited when it
         already holds --max-sockets-per-ip. Counted per process: a crashed process's count dies with it."""
-        held = self._sockets.get(client_ip, 0)
-        if held >= self.max_sockets_per_ip:
-            logger.info("socket refused ip=%s: %d already open", client_ip, held)
+        key = client_key(client_ip)
+        if not self._sockets.take(key):
+            logger.info("socket refused ip=%s: %d already open", key, self.max_sockets_per_ip)
             raise RateLimited(f"more than {self.max_sockets_per_ip} open sockets from this address")
-        self._sockets[client_ip] = held + 1
         try:
             yield
         finally:
-            left = self._sockets[client_ip] - 1
-            if left:
-                self._sockets[client_ip] = left
-            else:
-                del self._sockets[client_ip]
+            self._sockets.give(key)
+
+    def open_connection(self, peer: str) -> str | None:
+        """Count an HTTP connection from `peer` (the TCP peer: no header has been read yet) until
+        close_connection(the key returned); RateLimited past --max-connections-per-ip. Connections
+        from --trusted-proxies are not counted (None): nginx holds many for many visitors."""
+        if self._trusted(_address(peer)):
+            return None
+        key = client_key(peer)
+        if not self._connections.take(key):
+            raise RateLimited(f"more than {self.max_connections_per_ip} open connections from this address")
+        return key
+
+    def close_connection(self, key: str | None):
+        if key is not None:
+            self._connections.give(key)
 
     def command_bucket(self) -> CommandBucket:
         return CommandBucket(self.command_rate, self.command_burst)
@@ -125,7 +177,7 @@ class Limits:
     async def count_new_chat(self, channel_uuid: str, client_ip: str):
         """Count a new chat for the client on the channel, in Redis so that every process shares the
         count; RateLimited past --new-chats-per-ip in the window."""
-        count, left = await self._count_new_chat(keys=[keys.new_chats(channel_uuid, client_ip)],
+        count, left = await self._count_new_chat(keys=[keys.new_chats(channel_uuid, client_key(client_ip))],
                                                  args=[self.new_chats_window])
         if count > self.new_chats_per_ip:
             logger.info("new chat refused channel=%s ip=%s: %d in the window", channel_uuid, client_ip, count)

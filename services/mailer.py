@@ -9,6 +9,12 @@ import aiosmtplib
 logger = logging.getLogger(__name__)
 
 
+def one_line(text: str) -> str:
+    """The text fit for a header: control characters and line breaks (a channel's name may hold
+    them) as single spaces."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 class Mailer:
     """Sends through the server of --smtp-url: smtp:// (STARTTLS when offered) or smtps:// (TLS)."""
 
@@ -23,12 +29,13 @@ class Mailer:
         self.timeout = timeout
 
     async def send(self, to: str, subject: str, body: str) -> bool:
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = to
-        message["Subject"] = subject
-        message.set_content(body)
+        """Email `body`; False, with a warning logged, when it cannot be (a bad address included)."""
         try:
+            message = EmailMessage()
+            message["From"] = self.sender
+            message["To"] = to
+            message["Subject"] = one_line(subject)
+            message.set_content(body)
             await aiosmtplib.send(message, hostname=self.hostname, port=self.port, username=self.username,
                                   password=self.password, use_tls=self.use_tls, timeout=self.timeout)
         except (aiosmtplib.SMTPException, OSError, ValueError) as e:

@@ -13,16 +13,19 @@ from redis.exceptions import RedisError
 
 from services import keys
 from services.courier_queue import Lock
-from services.errors import Unavailable
+from services.errors import TooLarge, Unavailable
 from services.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 
-# Queue a frame unless the same message is already queued (Courier may post a message twice),
-# then wake whichever process holds the chat's sockets, with the message itself ("key\nframe"), so
-# that it can push it without reading the outbox back.
+# Queue a frame unless the same message is already queued (Courier may post a message twice) or
+# the outbox already holds ARGV[6] messages (-1), then wake whichever process holds the chat's
+# sockets, with the message itself ("key\nframe"), so that it can push it without reading the
+# outbox back.
 QUEUE = """
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then return -1 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
 redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5])
 redis.call('PUBLISH', ARGV[3], ARGV[1] .. '\\n' .. ARGV[2])
@@ -80,12 +83,15 @@ class Outbox:
         self._remove = scripts.register(REMOVE)
 
     @redis_errors("queueing a message")
-    async def queue(self, key: str, msg_key: str, frame: bytes) -> bool:
-        """Queue a frame for the chat; False if that message was already queued."""
+    async def queue(self, key: str, msg_key: str, frame: bytes, most: int) -> bool:
+        """Queue a frame for the chat; False if that message was already queued, TooLarge if the
+        outbox already holds `most` messages."""
         added = await self._queue(
             keys=[keys.outbox_order(key), keys.outbox_frames(key), keys.SEQ, keys.OUTBOXES],
-            args=[msg_key, frame, keys.wake_channel(key), time.time(), key],
+            args=[msg_key, frame, keys.wake_channel(key), time.time(), key, most],
         )
+        if added == -1:
+            raise TooLarge(f"the chat's outbox is full: {most} messages wait for the visitor")
         return bool(added)
 
     @redis_errors("reading an outbox")

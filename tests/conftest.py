@@ -20,12 +20,12 @@ import psycopg2
 import pytest
 import redis
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
 import chip
 from demo.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
+from handlers.server import make_server
 from models import MODELS, Database
 from services.config import Config
 from tests.courier_double import CourierDouble
@@ -210,7 +210,7 @@ async def start_chip(pg_url, redis_url, courier, rows):  # rows: emptied only on
         values.update(overrides)
         services = await chip.build(Config(**values))
         sock, port = bind_unused_port()
-        server = HTTPServer(chip.make_app(services))
+        server = make_server(chip.make_app(services), services.config)
         server.add_sockets([sock])
         await services.start()
         started.append(ChipServer(services, server, port))

@@ -1,6 +1,8 @@
 """Outgoing messages under faults: a widget that never acks, a visitor who never comes back."""
 
 import asyncio
+import time
+from email import message_from_string
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -126,3 +128,58 @@ async def test_a_slow_sweep_leaves_alone_the_lock_another_process_took_since(sto
     store.set(lock, "another process", px=10_000)
     assert await asyncio.wait_for(sweep, 10) == 1
     assert store.get(lock) == b"another process"
+
+
+async def test_a_visitor_email_with_control_characters_affects_only_its_chat(start_chip, channel, rows, post_msg,
+                                                                            courier, smtp_server):
+    """Issue 11 finding 2: such an address (stored before set_email refused them) made building the
+    email raise and stopped every sweep at that chat. Now only that chat's messages fail."""
+    rows.contact(channel["org_id"], channel["uuid"], "c" * 24, email='"a\x0bb"@x.com')
+    rows.contact(channel["org_id"], channel["uuid"], "d" * 24, email="visitor@example.com")
+    server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
+    for msg_id, chat_id in [(1, "c" * 24), (2, "d" * 24)]:  # the bad chat is swept first
+        assert (await post_msg(channel["uuid"], chat_id, {"id": msg_id, "text": "hi", "origin": "flow"},
+                               server=server))[0] == 200
+    await asyncio.sleep(0.4)
+    assert await server.services.expiry.sweep() == 2
+    await courier.wait_for(lambda: courier.of_type("msg_status", "c" * 24) and courier.of_type("msg_status", "d" * 24))
+    assert courier.of_type("msg_status", "c" * 24)[0]["status"] == {"msg_id": 1, "status": "failed"}
+    assert courier.of_type("msg_status", "d" * 24)[0]["status"] == {"msg_id": 2, "status": "sent"}
+    assert [to for to, _ in smtp_server.messages] == [["visitor@example.com"]]
+
+
+async def test_a_chat_that_cannot_be_swept_is_logged_and_the_others_are_swept(store, start_chip, channel, rows,
+                                                                             post_msg, courier, caplog):
+    rows.contact(channel["org_id"], channel["uuid"], "e" * 24)
+    rows.contact(channel["org_id"], channel["uuid"], "f" * 24)
+    server = await start_chip(msg_expiry=0.3)
+    for msg_id, chat_id in [(1, "e" * 24), (2, "f" * 24)]:
+        await post_msg(channel["uuid"], chat_id, {"id": msg_id, "text": "hi", "origin": "flow"}, server=server)
+    broken = f"{channel['uuid']}:{'e' * 24}"
+    store.hset(f"chip:out:{broken}:frames", "1", b"not a frame")
+    await asyncio.sleep(0.4)
+    swept_at = time.time()
+    assert await server.services.expiry.sweep() == 1
+    await courier.wait_for(lambda: courier.of_type("msg_status", "f" * 24))
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == [
+        f"could not give up the stale messages of chat={broken}; trying it again after --msg-expiry"]
+    # it waits another expiry, behind every chat that went stale before the sweep
+    assert store.zscore("chip:outboxes", broken) >= swept_at
+    assert await server.services.expiry.sweep() == 0
+
+
+async def test_a_channel_name_with_a_newline_keeps_the_subject_one_line(start_chip, channel, stale_chat, post_msg,
+                                                                       courier, rows, smtp_server):
+    rows.one("UPDATE channels_channel SET name = %s WHERE uuid = %s RETURNING id",
+             "Shop\r\nBcc: everyone@example.com", channel["uuid"])
+    server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
+    await post_msg(channel["uuid"], stale_chat, {"id": 5, "text": "Your order", "origin": "flow"}, server=server)
+    await asyncio.sleep(0.4)
+    assert await server.services.expiry.sweep() == 1
+    await courier.wait_for(lambda: courier.of_type("msg_status", stale_chat))
+    assert courier.of_type("msg_status", stale_chat)[0]["status"] == {"msg_id": 5, "status": "sent"}
+    [(to, content)] = smtp_server.messages
+    assert to == ["visitor@example.com"]
+    email = message_from_string(content)
+    assert email["Subject"] == "Your messages from Shop Bcc: everyone@example.com"
+    assert email["Bcc"] is None

@@ -6,7 +6,7 @@ import re
 import pytest
 import redis
 
-TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 MSG_UUID = "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 
 
@@ -25,7 +25,7 @@ async def test_queued_message_is_pushed_with_exact_shape(visitor, channel, post_
     event = await visitor.expect("chat_out")
     assert set(event["msg_out"]) == {"id", "text", "origin", "time"}
     assert event["msg_out"]["id"] == 10 and event["msg_out"]["text"] == "Simple message ☺"
-    assert event["msg_out"]["origin"] == "flow" and TIME.match(event["msg_out"]["time"])
+    assert event["msg_out"]["origin"] == "flow" and TIME.fullmatch(event["msg_out"]["time"])
 
 
 async def test_attachments_quick_replies_and_user_pass_through(visitor, channel, post_msg, rows):

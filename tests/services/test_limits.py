@@ -7,7 +7,7 @@ import redis.asyncio as aioredis
 
 from services.config import Config, ConfigError, parse
 from services.errors import RateLimited
-from services.limits import CommandBucket, Limits
+from services.limits import CommandBucket, Limits, client_key
 from services.scripts import Scripts
 
 
@@ -93,3 +93,25 @@ def test_socket_slots_are_released_when_the_block_ends_even_by_an_error():
                 pass
         with rule.socket("198.51.100.2"):
             pass
+
+
+@pytest.mark.parametrize("ip, key", [
+    ("198.51.100.1", "198.51.100.1"),
+    ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+    ("2001:DB8:1:2::", "2001:db8:1:2::/64"),
+    ("::ffff:198.51.100.1", "198.51.100.1"),   # an IPv4 client on a dual-stack socket
+    ("::1", "::/64"),
+])
+def test_ipv4_clients_are_counted_by_address_and_ipv6_ones_by_their_64(ip, key):
+    assert client_key(ip) == key
+
+
+def test_the_hardening_limits_are_settings_with_defaults():
+    config = parse([], environ={})
+    assert (config.max_connections_per_ip, config.header_timeout, config.body_timeout, config.max_body_bytes,
+            config.max_list_items, config.max_outbox) == (100, 10.0, 30.0, 256 * 1024, 10, 1000)
+    env = {"CHIP_MAX_CONNECTIONS_PER_IP": "7", "CHIP_HEADER_TIMEOUT": "2.5", "CHIP_BODY_TIMEOUT": "4",
+           "CHIP_MAX_BODY_BYTES": "5000", "CHIP_MAX_LIST_ITEMS": "3", "CHIP_MAX_OUTBOX": "9"}
+    config = parse(["--max-outbox", "11"], environ=env)
+    assert (config.max_connections_per_ip, config.header_timeout, config.body_timeout, config.max_body_bytes,
+            config.max_list_items, config.max_outbox) == (7, 2.5, 4.0, 5000, 3, 11)
