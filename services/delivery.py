@@ -44,6 +44,7 @@ class Delivery:
         self.metrics = metrics
         self._pubsub = None
         self._listener = None
+        self._stopping = False
         self._retry = None
         self._pumping: dict[str, bool] = {}  # chat key -> another pump was asked for meanwhile
         self._deep: set[str] = set()  # chats whose outbox holds more than one window
@@ -59,6 +60,7 @@ class Delivery:
         if self._retry is not None:
             self._retry.stop()
         if self._listener is not None:
+            self._stopping = True  # redis-py's get_message can swallow a cancellation: the loop ends anyway
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
         if self._tasks:
@@ -238,7 +240,7 @@ class Delivery:
     async def _listen(self):
         pause = 0.1
         await self._subscribe_held()
-        while True:
+        while not self._stopping:
             try:
                 if not self._pubsub.subscribed:
                     # nothing held, or the subscriptions failed while Redis was away: try them again
