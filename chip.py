@@ -18,7 +18,7 @@ from tornado.web import Application
 
 import handlers
 from handlers import metrics as metrics_handlers
-from models import MODELS, Database
+from models import MODELS, Database, SchemaError
 from services import config as settings
 from services import valkey
 from services.chats import Chats
@@ -85,6 +85,12 @@ async def build(config: Config) -> Services:
     except Unavailable:
         db.close()
         raise Unavailable(f"cannot reach the database at {_safe(config.db)}") from None
+    try:
+        await db.load_schema()  # which generation of RapidPro's tables; SchemaError if chip cannot serve it
+    except SchemaError as e:
+        db.close()
+        await redis.aclose()
+        settings.fail(str(e))
     try:
         await redis.ping()
     except (RedisError, OSError):
