@@ -85,7 +85,7 @@ def smtp_server():
 
 async def test_stale_messages_are_emailed_and_reported_sent(start_chip, channel, stale_chat, post_msg, courier, rows,
                                                             smtp_server):
-    user_id = rows.user()
+    user_id = rows.user(org_id=channel["org_id"])
     server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
     await post_msg(channel["uuid"], stale_chat, {"uuid": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "text": "Your order",
                                                  "origin": "chat", "user_id": user_id,
