@@ -65,7 +65,7 @@ class Database:
         columns = await loop.run_in_executor(self._workers, self._unit, self._read_columns, (), False)
         columns.check()
         self.schema = columns
-        logger.info("RapidPro schema: %s", columns.describe())
+        logger.debug("RapidPro schema: %s", columns.describe())
         return columns
 
     def _read_columns(self) -> Columns:

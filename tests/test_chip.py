@@ -3,13 +3,16 @@
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 
+import psycopg2
 import pytest
 from tornado.websocket import websocket_connect
 
+from tests.rows import create_database, drop_database
 from tests.servers import ROOT
 
 
@@ -72,3 +75,18 @@ async def test_sigterm_closes_sockets_with_1001_and_exits_0(chip_process, http, 
     assert conn.close_code == 1001
     assert await asyncio.get_running_loop().run_in_executor(None, process.proc.wait, 15) == 0
     conn.close()
+
+
+def test_a_schema_chip_cannot_serve_is_one_line_and_status_2(test_db, redis_url):
+    url = create_database(test_db, f"chip_old_{secrets.token_hex(4)}")
+    try:
+        conn = psycopg2.connect(url)
+        with conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE orgs_orgmembership; ALTER TABLE msgs_msg DROP COLUMN ticket_uuid")
+        conn.close()
+        result = run("--db", url, "--valkey", redis_url)
+    finally:
+        drop_database(test_db, url)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("chip: error: RapidPro's database lacks table orgs_orgmembership, "
+                                    "msgs_msg.ticket_uuid or ticket_id")

@@ -126,3 +126,24 @@ async def test_a_slow_sweep_leaves_alone_the_lock_another_process_took_since(sto
     store.set(lock, "another process", px=10_000)
     assert await sweep == 1
     assert store.get(lock) == b"another process"
+
+
+async def test_the_email_survives_courier_resetting_the_urn_and_reaches_stale_messages(
+        start_chip, channel, bound, connect, post_msg, courier, rows, smtp_server):
+    server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
+    visitor = await bound(server, channel)
+    chat_id = visitor.chat_id
+    await visitor.send({"type": "set_email", "email": "ann@example.com"})
+    await visitor.send({"type": "send_msg", "text": "hello"})
+    await courier.wait_for(lambda: courier.of_type("msg_in", chat_id))
+    # Courier rewrote the URN when it handled the msg_in, as it does on every incoming message
+    assert rows.one("SELECT display FROM contacts_contacturn WHERE path = %s", chat_id) == (None,)
+    visitor.close()
+    again = await connect(server, channel["uuid"])
+    assert await again.start(chat_id) == {"type": "chat_resumed", "chat_id": chat_id, "email": "ann@example.com"}
+    again.close()
+    await post_msg(channel["uuid"], chat_id, {"id": 31, "text": "We replied", "origin": "flow"}, server=server)
+    await asyncio.sleep(0.4)
+    assert await server.services.expiry.sweep() == 1
+    [(to, content)] = smtp_server.messages
+    assert to == ["ann@example.com"] and "We replied" in content
