@@ -65,7 +65,8 @@ class Chats:
         bind() only sends the subscription; pushing starts on a later turn of the loop, so the
         reply, written as soon as this returns, always precedes the chat's first chat_out."""
         if session.bound:
-            return events.chat_resumed(session.chat_id, await visitor_email(self.outbox, self.lookups, session.channel, session.chat_id))
+            email = await visitor_email(self.outbox, self.lookups, session.channel, session.chat_id)
+            return events.chat_resumed(session.chat_id, email)
         if chat_id and CHAT_ID.match(chat_id):
             key = keys.chat_key(session.channel.uuid, chat_id)
             urn, email = await asyncio.gather(self.lookups.urn(session.channel.org_id, chat_id),

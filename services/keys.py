@@ -45,7 +45,7 @@ def chat_from_wake(channel: str) -> str:
 
 
 def visitor_email(key: str) -> str:
-    return f"{PREFIX}:email:{key}"         # string: the email the visitor gave (set_email), kept a year past their last visit
+    return f"{PREFIX}:email:{key}"         # string: the email the visitor gave (set_email), kept a year
 
 
 def courier_events(key: str) -> str:

@@ -20,7 +20,7 @@ from services.scripts import Scripts
 logger = logging.getLogger(__name__)
 
 # The visitor's email is kept here and not only as their URN's display, which Courier resets on every
-# incoming message; it lives this long after the visitor's last visit (set_email, resume, stale email)
+# incoming message; it lives this long after the visitor last gave it (set_email)
 EMAIL_TTL = 365 * 86400
 
 # Queue a frame unless the same message is already queued (Courier may post a message twice),
@@ -126,10 +126,15 @@ class Outbox:
     async def keep_visitor_email(self, key: str, email: str):
         await self.redis.set(keys.visitor_email(key), email, ex=EMAIL_TTL)
 
-    @redis_errors("reading an email")
     async def visitor_email(self, key: str) -> str | None:
-        """The email the visitor of this chat gave, if any (and another year for it)."""
-        email = await self.redis.getex(keys.visitor_email(key), ex=EMAIL_TTL)
+        """The email the visitor of this chat gave, if any. None while Redis is down: a resume must not
+        fail over it, and its outbox waits for Redis anyway. A plain read, so that Redis holding up
+        writes (CLIENT PAUSE WRITE, a failover) does not hold up resumes."""
+        try:
+            email = await self.redis.get(keys.visitor_email(key))
+        except (RedisError, OSError) as e:
+            logger.warning("redis unavailable while reading an email: %s", e)
+            return None
         return email.decode() if email is not None else None
 
     @redis_errors("measuring an outbox")
