@@ -20,7 +20,7 @@ from tornado.web import Application
 import handlers
 from handlers import metrics as metrics_handlers
 from handlers.server import make_server
-from models import MODELS, Database
+from models import MODELS, Database, SchemaError
 from services import config as settings
 from services import valkey
 from services.chats import Chats
@@ -28,6 +28,7 @@ from services.config import Config
 from services.courier import CourierClient
 from services.courier_queue import CourierQueue
 from services.delivery import Delivery
+from services.errors import Unavailable
 from services.expiry import Expiry
 from services.limits import Limits
 from services.lookups import Lookups
@@ -65,7 +66,15 @@ class Services:
     async def start(self):
         """Wait until the database and then Redis answer (retrying with backoff, logged), start the
         loops and become ready; Stopping if a stop is asked for while waiting."""
-        await self.readiness.until_answers("the database", self.db.check, _safe(self.config.db))
+        while True:
+            await self.readiness.until_answers("the database", self.db.check, _safe(self.config.db))
+            try:
+                # which generation of RapidPro's tables; SchemaError, which no retry mends, if chip
+                # cannot serve them
+                await self.db.load_schema()
+                break
+            except Unavailable:
+                continue  # lost again since it answered: wait for it once more
         await self.readiness.until_answers("valkey/redis", self.redis.ping, _safe(self.config.valkey))
         await self.courier.start()
         await self.delivery.start()
@@ -200,6 +209,11 @@ async def serve(config: Config, argv=None):
         await services.start()
     except Stopping:
         pass
+    except SchemaError as e:
+        server.stop()
+        services.db.close()
+        await services.redis.aclose()
+        settings.fail(str(e))
     else:
         tune_collector()
         logger.info("chip ready, listening on %s:%d instance=%s courier=%s open files<=%d", config.address,

@@ -1,8 +1,9 @@
 """Courier's side of protocol.md §3, for the demo's simulator and the tests' double.
 
-`CourierStore` does to RapidPro's tables what Courier's CHP handler does (every NOT NULL column of
-models/rapidpro-tables.sql filled): `chat_started` creates the contact and its webchat URN,
-`msg_in` inserts an incoming msgs_msg row, `msg_status` updates the outgoing row. It also inserts
+`CourierStore` does to RapidPro's tables what Courier's CHP handler does, in whichever generation
+the database has (models/schema.py), within RapidPro's constraints: `chat_started` creates the
+contact and its webchat URN, `msg_in` inserts an incoming msgs_msg row (with its channel and URN)
+and resets the URN's display, `msg_status` updates the outgoing row (stamping sent_on). It also inserts
 the outgoing rows that RapidPro would create before Courier sends them, so history shows both sides.
 
 `Courier` serves POST /c/chp/{channel}/receive over real HTTP on loopback; subclasses hear about
@@ -15,17 +16,23 @@ import logging
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 import psycopg2
 from tornado.httpserver import HTTPServer
 from tornado.web import Application, RequestHandler
 
 from demo.embedded import free_port
+from demo.seed import insert
+from models.schema import Columns
 
 logger = logging.getLogger(__name__)
 
 CHAT_ID = re.compile(r"[a-zA-Z0-9]{24}(:[^\s@]+@[^\s@]+)?")
 STATUS_CODES = {"sent": "S", "delivered": "D", "failed": "F"}
+# Courier stamps sent_on when a message is wired, sent or delivered (RapidPro's
+# no_sent_status_without_sent_on); its first parameter is the new status
+SENT_ON = "sent_on = CASE WHEN %s IN ('W', 'S', 'D') THEN COALESCE(sent_on, now()) ELSE sent_on END"
 
 
 class CourierStore:
@@ -33,11 +40,14 @@ class CourierStore:
 
     def __init__(self, dsn: str):
         self.dsn = dsn
+        self._columns = None
 
     def _transaction(self, work, *args):
         conn = psycopg2.connect(self.dsn)
         try:
             with conn, conn.cursor() as cur:
+                if self._columns is None:
+                    self._columns = Columns.read(cur)
                 return work(cur, *args)
         finally:
             conn.close()
@@ -49,8 +59,8 @@ class CourierStore:
     def _receive(self, cur, channel_uuid, body):
         if not isinstance(body, dict):
             return 400, {"error": "invalid request body"}, []
-        cur.execute("SELECT id, org_id, config FROM channels_channel WHERE uuid = %s AND is_active",
-                    (channel_uuid,))
+        cur.execute("SELECT id, org_id, config FROM channels_channel WHERE uuid = %s AND is_active"
+                    " AND org_id IS NOT NULL", (channel_uuid,))
         row = cur.fetchone()
         if row is None:
             return 400, {"error": "channel not found"}, []
@@ -70,27 +80,26 @@ class CourierStore:
         if event["type"] == "chat_started":
             cur.execute("SELECT id FROM contacts_contacturn WHERE org_id = %s AND identity = %s", (org_id, identity))
             if cur.fetchone() is None:
-                cur.execute(
-                    "INSERT INTO contacts_contact (uuid, org_id, is_active, status, ticket_count, created_on,"
-                    " modified_on) VALUES (%s, %s, true, 'A', 0, now(), now()) RETURNING id",
-                    (str(uuid.uuid4()), org_id))
-                contact_id = cur.fetchone()[0]
-                cur.execute(
-                    "INSERT INTO contacts_contacturn (identity, path, scheme, priority, channel_id, contact_id,"
-                    " org_id) VALUES (%s, %s, 'webchat', 1000, %s, %s, %s)",
-                    (identity, chat_id, channel_id, contact_id, org_id))
+                now = datetime.now(timezone.utc)
+                contact_id = insert(cur, self._columns, "contacts_contact", uuid=str(uuid.uuid4()), org_id=org_id,
+                                    is_active=True, status="A", ticket_count=0, created_on=now, modified_on=now)
+                insert(cur, self._columns, "contacts_contacturn", identity=identity, path=chat_id, scheme="webchat",
+                       priority=1000, channel_id=channel_id, contact_id=contact_id, org_id=org_id)
         elif event["type"] == "msg_in":
             urn_id, contact_id = self._urn(cur, org_id, chat_id)
-            self._insert_msg(cur, org_id, channel_id, contact_id, urn_id, event["msg"]["text"], "I", "H")
+            # Courier rewrites the URN on every incoming message: its display becomes the URN's own
+            # (none for webchat), so an email chip kept there is gone (protocol.md §3)
+            cur.execute("UPDATE contacts_contacturn SET display = NULL, channel_id = %s WHERE id = %s",
+                        (channel_id, urn_id))
+            msg_id = self._insert_msg(cur, org_id, channel_id, contact_id, urn_id, event["msg"]["text"], "I", "P")
+            # what mailroom does once it has handled it
+            cur.execute("UPDATE msgs_msg SET status = 'H', modified_on = now() WHERE id = %s", (msg_id,))
         elif event["type"] == "msg_status":
             status = event["status"]
             code = STATUS_CODES[status["status"]]
-            if "msg_uuid" in status:
-                cur.execute("UPDATE msgs_msg SET status = %s, modified_on = now() WHERE uuid = %s::uuid",
-                            (code, status["msg_uuid"]))
-            else:
-                cur.execute("UPDATE msgs_msg SET status = %s, modified_on = now() WHERE id = %s",
-                            (code, status["msg_id"]))
+            column, ref = ("uuid", status["msg_uuid"]) if "msg_uuid" in status else ("id", status["msg_id"])
+            cur.execute(f"UPDATE msgs_msg SET status = %s, {SENT_ON}, modified_on = now() WHERE {column} = %s",
+                        (code, code, ref))
 
     @staticmethod
     def _urn(cur, org_id, chat_id):
@@ -98,15 +107,17 @@ class CourierStore:
                     (org_id, f"webchat:{chat_id}"))
         return cur.fetchone()
 
-    @staticmethod
-    def _insert_msg(cur, org_id, channel_id, contact_id, urn_id, text, direction, status, **columns) -> int:
-        values = dict(uuid=str(uuid.uuid4()), org_id=org_id, channel_id=channel_id, contact_id=contact_id,
-                      contact_urn_id=urn_id, text=text, msg_type="T", direction=direction, status=status,
-                      visibility="V", msg_count=1, error_count=0, **columns)
-        cur.execute(f"INSERT INTO msgs_msg ({', '.join(values)}, created_on, modified_on)"
-                    f" VALUES ({', '.join(['%s'] * len(values))}, now(), now()) RETURNING id",
-                    list(values.values()))
-        return cur.fetchone()[0]
+    def _insert_msg(self, cur, org_id, channel_id, contact_id, urn_id, text, direction, status,
+                    quick_replies=None, **columns) -> int:
+        """A msgs_msg row as Courier (incoming) or mailroom (outgoing) writes it."""
+        now = datetime.now(timezone.utc)
+        return insert(cur, self._columns, "msgs_msg", uuid=str(uuid.uuid4()), org_id=org_id, channel_id=channel_id,
+                      contact_id=contact_id, contact_urn_id=urn_id, text=text, msg_type="T", direction=direction,
+                      status=status, visibility="V", msg_count=1, error_count=0, high_priority=False,
+                      is_android=False, created_on=now, modified_on=now,
+                      quick_replies=list(quick_replies) if quick_replies else None,
+                      quickreplies=json.dumps([{"type": "text", "text": q} for q in quick_replies])
+                      if quick_replies else None, **columns)
 
     def msg_out(self, channel_uuid: str, chat_id: str, text: str, attachments=None, quick_replies=None,
                 flow_id=None, user_id=None) -> int:
@@ -118,16 +129,15 @@ class CourierStore:
         cur.execute("SELECT id, org_id FROM channels_channel WHERE uuid = %s", (channel_uuid,))
         channel_id, org_id = cur.fetchone()
         urn_id, contact_id = self._urn(cur, org_id, chat_id)
-        return self._insert_msg(cur, org_id, channel_id, contact_id, urn_id, text, "O", "Q",
-                                attachments=attachments or None, quick_replies=quick_replies or None,
-                                flow_id=flow_id, created_by_id=user_id)
+        return self._insert_msg(cur, org_id, channel_id, contact_id, urn_id, text, "O", "Q", quick_replies,
+                                attachments=attachments or None, flow_id=flow_id, created_by_id=user_id)
 
     def set_status(self, msg_id: int, status: str):
         """Record what became of a send: W wired (chip queued it), E errored, F failed. Only a still
         queued row changes: the widget's `delivered` may have come back before chip's answer did."""
         self._transaction(lambda cur: cur.execute(
-            "UPDATE msgs_msg SET status = %s, sent_on = now(), modified_on = now() WHERE id = %s AND status = 'Q'",
-            (status, msg_id)))
+            f"UPDATE msgs_msg SET status = %s, {SENT_ON}, modified_on = now() WHERE id = %s AND status = 'Q'",
+            (status, status, msg_id)))
 
     def outgoing_count(self, channel_uuid: str, chat_id: str) -> int:
         return self._transaction(self._outgoing_count, channel_uuid, chat_id)

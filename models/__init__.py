@@ -4,9 +4,11 @@ from models.base import Database
 from models.channel import Channel
 from models.contact import Contact, ContactURN
 from models.msg import Msg
-from models.org import Org
+from models.org import Org, OrgMembership
+from models.schema import Columns, SchemaError
 from models.user import User
 
-MODELS = [Org, User, Channel, Contact, ContactURN, Msg]
+MODELS = [Org, OrgMembership, User, Channel, Contact, ContactURN, Msg]
 
-__all__ = ["MODELS", "Database", "Channel", "Contact", "ContactURN", "Msg", "Org", "User"]
+__all__ = ["MODELS", "Columns", "Database", "Channel", "Contact", "ContactURN", "Msg", "Org", "OrgMembership",
+           "SchemaError", "User"]

@@ -8,6 +8,7 @@ import peewee
 from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
+from models.schema import Columns
 from services.errors import Unavailable
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Database:
             name, max_connections=pool_size, stale_timeout=300, timeout=10,
             connect_timeout=connect_timeout, **params)
         self.db.bind(models)
+        self.schema: Columns | None = None  # load_schema() reads it
         self._workers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="db")
 
     async def run(self, work, *args):
@@ -55,6 +57,19 @@ class Database:
         """Fail with Unavailable unless the database answers (quietly: the caller reports it)."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._workers, self._unit, self._select_one, (), False)
+
+    async def load_schema(self) -> Columns:
+        """Read which of RapidPro's columns this database has, once: SchemaError when chip cannot
+        serve it, Unavailable when the database does not answer."""
+        loop = asyncio.get_running_loop()
+        columns = await loop.run_in_executor(self._workers, self._unit, self._read_columns, (), False)
+        columns.check()
+        self.schema = columns
+        logger.debug("RapidPro schema: %s", columns.describe())
+        return columns
+
+    def _read_columns(self) -> Columns:
+        return Columns.read(self.db.cursor())
 
     def _select_one(self):
         return self.db.execute_sql("SELECT 1").fetchone()

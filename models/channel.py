@@ -10,7 +10,7 @@ from models.org import Org
 class Channel(BaseModel):
     """A CHP channel: one webchat entry point of an org, with the secret it shares with Courier."""
 
-    uuid = peewee.CharField(unique=True)
+    uuid = peewee.CharField(unique=True)  # varchar(36) before RapidPro v26.3.27, then uuid: read as text
     org = peewee.ForeignKeyField(Org, column_name="org_id", lazy_load=False)
     is_active = peewee.BooleanField()
     channel_type = peewee.CharField()
@@ -26,16 +26,17 @@ class Channel(BaseModel):
 
     @classmethod
     def active_chp(cls, channel_uuid: str):
-        """The active CHP channel with this UUID in its canonical form (any case), or None."""
+        """The active CHP channel of an active org with this UUID in its canonical form (any case), or None."""
         try:
             normalized = str(uuid.UUID(channel_uuid))
         except ValueError:
             return None
         if normalized != channel_uuid.lower():
             return None
-        return cls.get_or_none(
+        return cls.select().join(Org).where(
             (cls.uuid == normalized) & (cls.channel_type == "CHP") & (cls.is_active == True)  # noqa: E712
-        )
+            & (Org.is_active == True)  # noqa: E712
+        ).first()
 
     def __repr__(self):
         return f"<Channel {self.uuid}>"

@@ -8,6 +8,10 @@ from models.org import Org
 
 
 class Contact(BaseModel):
+    """A visitor, as RapidPro sees them. A deleted contact stays as a row with is_active false."""
+
+    STATUS_GONE = {"B": "blocked", "S": "stopped"}  # A active and V archived may chat
+
     uuid = peewee.CharField(unique=True)
     org = peewee.ForeignKeyField(Org, column_name="org_id", lazy_load=False)
     is_active = peewee.BooleanField()
@@ -17,6 +21,11 @@ class Contact(BaseModel):
 
     class Meta:
         table_name = "contacts_contact"
+
+    @property
+    def gone(self) -> str | None:
+        """Why this contact's chat may not go on ('deleted', 'blocked', 'stopped'), or None if it may."""
+        return "deleted" if not self.is_active else self.STATUS_GONE.get(self.status)
 
 
 class ContactURN(BaseModel):
@@ -38,15 +47,16 @@ class ContactURN(BaseModel):
 
     @classmethod
     def for_chat(cls, org_id: int, chat_id: str):
-        """The chat's URN in this org, if it belongs to a contact; None otherwise."""
+        """The chat's URN in this org with its contact (urn.contact), if it has one; None otherwise."""
         return cls.for_chats(org_id, [chat_id]).get(chat_id)
 
     @classmethod
     def for_chats(cls, org_id: int, chat_ids: list) -> dict:
-        """The URNs of these chats in this org that belong to a contact, in one query: chat ID -> URN.
-        (org, identity) is unique, so each chat has one at most."""
+        """The URNs of these chats in this org that belong to a contact, with the contact, in one query:
+        chat ID -> URN. (org, identity) is unique, so each chat has one at most."""
         chats = {cls.identity_for(chat_id): chat_id for chat_id in chat_ids}
-        query = cls.select().where((cls.org == org_id) & cls.identity.in_(list(chats)) & cls.contact.is_null(False))
+        query = (cls.select(cls, Contact).join(Contact)
+                 .where((cls.org == org_id) & cls.identity.in_(list(chats))))
         return {chats[urn.identity]: urn for urn in query}
 
     @classmethod

@@ -1,15 +1,17 @@
 import peewee
 
 from models.base import BaseModel
+from models.org import OrgMembership
 
 
 class User(BaseModel):
-    """A RapidPro staff user: the agent behind an outgoing message of origin `chat`."""
+    """A RapidPro user: the agent behind an outgoing message of origin `chat`."""
 
     email = peewee.CharField()
     first_name = peewee.CharField(null=True)
     last_name = peewee.CharField(null=True)
     is_active = peewee.BooleanField()
+    is_staff = peewee.BooleanField()
     avatar = peewee.CharField(null=True)
 
     class Meta:
@@ -27,5 +29,15 @@ class User(BaseModel):
         return user
 
     @classmethod
-    def by_id(cls, user_id: int):
-        return cls.get_or_none(cls.id == user_id)
+    def shown_in(cls, org_id: int):
+        """Whether a widget of this org may show the user as a sender: an active user who is a member
+        of the org, or RapidPro staff (who act in any org). Anyone else's name and email stay private."""
+        member = OrgMembership.select(OrgMembership.id).where(
+            (OrgMembership.org == org_id) & (OrgMembership.user_id == cls.id))
+        return (cls.is_active == True) & ((cls.is_staff == True) | peewee.fn.EXISTS(member))  # noqa: E712
+
+    @classmethod
+    def for_org(cls, user_id: int, org_id: int):
+        """The user with this id, or None; its `shown` says whether this org's widgets may show it."""
+        return (cls.select(cls, cls.shown_in(org_id).alias("shown"))
+                .where(cls.id == user_id).objects().first())

@@ -45,11 +45,11 @@ class Delivery:
         self.metrics = metrics
         self._pubsub = None
         self._listener = None
+        self._stopping = False
         self._retry = None
         self._pumping: dict[str, bool] = {}  # chat key -> another pump was asked for meanwhile
         self._deep: set[str] = set()  # chats whose outbox holds more than one window
         self._tasks: set[asyncio.Task] = set()
-        self._stopping = False
 
     async def start(self):
         self._pubsub = self.redis.pubsub()

@@ -4,6 +4,8 @@ from datetime import datetime, timezone
 
 import orjson
 
+from models import User
+
 
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, as the widget expects: 2024-05-01T17:15:30.123456Z."""
@@ -56,9 +58,11 @@ def history(rows, storage_url: str) -> dict:
         if row.direction == "I":
             items.append({"msg_in": {"id": row.id, "text": row.text, "time": rfc3339(row.created_on)}})
         else:
-            user = row.created_by.as_json(storage_url) if row.created_by_id and row.created_by else None
+            sender = row.created_by if row.created_by_id else None
+            # Msg.history joins only a user the org may show: one it left out has no id here
+            user = sender.as_json(storage_url) if isinstance(sender, User) and sender.id else None
             items.append({"msg_out": msg_out(row.id, row.text, row.origin, row.created_on, user,
-                                             row.attachments, row.quick_replies)})
+                                             row.attachments, row.quick_reply_texts)})
     return {"type": "history", "history": items}
 
 

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
 from services import events, keys
+from services.chats import visitor_email
 from services.courier_queue import RELEASE, CourierQueue, encode_event
 from services.errors import Unavailable
 from services.lookups import Lookups
@@ -109,8 +110,8 @@ class Expiry:
             return False
         channel_uuid, chat_id = keys.split_chat_key(key)
         channel = await self.lookups.channel(channel_uuid)
-        urn = await self.lookups.urn(channel.org_id, chat_id) if channel else None
-        if urn is None or not urn.display:
+        email = await visitor_email(self.outbox, self.lookups, channel, chat_id) if channel else None
+        if not email:
             return False
         lines = []
         for out in messages:
@@ -119,4 +120,4 @@ class Expiry:
             lines.extend(f"  {attachment.split(':', 1)[-1]}" for attachment in out.get("attachments", []))
         body = ("While you were away, you were sent these messages:\n\n" + "\n".join(lines) +
                 "\n\nCome back to the chat to reply.\n")
-        return await self.mailer.send(urn.display, f"Your messages from {channel.name or 'our chat'}", body)
+        return await self.mailer.send(email, f"Your messages from {channel.name or 'our chat'}", body)

@@ -44,6 +44,10 @@ def chat_from_wake(channel: str) -> str:
     return channel[len(PREFIX) + len(":wake:"):]
 
 
+def visitor_email(key: str) -> str:
+    return f"{PREFIX}:email:{key}"         # string: the email the visitor gave (set_email), kept a year
+
+
 def courier_events(key: str) -> str:
     return f"{PREFIX}:courier:{key}"       # list: events waiting to be posted to Courier
 

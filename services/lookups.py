@@ -1,7 +1,11 @@
-"""Cached reads of RapidPro's tables: channels and users for about 30 s, known chats for longer.
+"""Cached reads of RapidPro's tables. None of them outlives a change in RapidPro by long:
 
-A chat's URN never moves to another contact, so a found one can be kept; a missing one is not
-cached, because Courier creates it a moment after `chat_started`.
+- a channel (its org's and its own is_active, its secret) for CHANNEL_TTL seconds, so a
+  deactivated channel or org, or a rotated secret, is noticed within 5 s;
+- a user, and whether the channel's org may show it (active, and a member or staff), for USER_TTL;
+- a chat's contact (its id, is_active and status) for CHAT_TTL: a deleted, blocked or stopped
+  contact is noticed within 30 s. A missing chat is not cached, because Courier creates it a
+  moment after `chat_started`; resumes read the chat afresh.
 """
 
 import asyncio
@@ -16,38 +20,42 @@ logger = logging.getLogger(__name__)
 
 _MISSING = object()
 URN_BATCH = 1000  # chats read with one query at most: a few thousand take a worker thread tens of ms
+CHANNEL_TTL = 5.0
+USER_TTL = 5.0
+CHAT_TTL = 30.0
 
 
 class Lookups:
-    def __init__(self, db: Database, ttl: float = 30.0, chat_ttl: float = 600.0, size: int = 100_000):
+    def __init__(self, db: Database, size: int = 100_000):
         self.db = db
-        self._channels = TTLCache(maxsize=10_000, ttl=ttl)
-        self._users = TTLCache(maxsize=10_000, ttl=ttl)
-        self._contacts = TTLCache(maxsize=size, ttl=chat_ttl)
+        self._channels = TTLCache(maxsize=10_000, ttl=CHANNEL_TTL)
+        self._users = TTLCache(maxsize=10_000, ttl=USER_TTL)
+        self._contacts = TTLCache(maxsize=size, ttl=CHAT_TTL)
         self._resumes = TurnBatch(self._read_urns)
 
     async def channel(self, channel_uuid: str):
-        """The active CHP channel with this UUID, or None."""
+        """The active CHP channel of an active org with this UUID, or None."""
         return await self._cached(self._channels, Channel.active_chp, channel_uuid)
 
-    async def user(self, user_id: int):
-        return await self._cached(self._users, User.by_id, user_id)
+    async def user(self, org_id: int, user_id: int):
+        """The user with this id (None if there is none); `user.shown` says if this org may show it."""
+        return await self._cached(self._users, User.for_org, user_id, org_id)
 
-    async def _cached(self, cache: TTLCache, query, key):
-        """query(key) on the database, remembered (None included) for the cache's TTL."""
+    async def _cached(self, cache: TTLCache, query, *key):
+        """query(*key) on the database, remembered (None included) for the cache's TTL."""
         found = cache.get(key, _MISSING)
         if found is _MISSING:
-            found = cache[key] = await self.db.run(query, key)
+            found = cache[key] = await self.db.run(query, *key)
         return found
 
-    async def contact_id(self, org_id: int, chat_id: str):
-        """The contact behind a chat in this org, or None."""
+    async def contact(self, org_id: int, chat_id: str):
+        """The contact behind a chat in this org (see `contact.gone`), or None."""
         found = self._contacts.get((org_id, chat_id))
         if found is None:
             urn = await self.db.run(ContactURN.for_chat, org_id, chat_id)
             if urn is None:
                 return None
-            found = self._contacts[(org_id, chat_id)] = urn.contact_id
+            found = self._contacts[(org_id, chat_id)] = urn.contact
         return found
 
     async def urn(self, org_id: int, chat_id: str):
@@ -58,7 +66,7 @@ class Lookups:
         CPU a resume cost (BENCHMARKS.md)."""
         urn = await self._resumes.add((org_id, chat_id))
         if urn is not None:
-            self._contacts[(org_id, chat_id)] = urn.contact_id
+            self._contacts[(org_id, chat_id)] = urn.contact
         return urn
 
     async def _read_urns(self, asked: list) -> list:

@@ -1,4 +1,5 @@
-"""Per-chat outboxes of outgoing messages in Redis, shared by every chip process.
+"""Per-chat outboxes of outgoing messages in Redis, shared by every chip process, and the visitor's
+email beside them.
 
 Each entry is stored as the exact `chat_out` frame the widget gets, so pushing it costs no
 encoding. Entries are ordered by a global sequence and leave only when acknowledged (or given up).
@@ -17,6 +18,10 @@ from services.errors import TooLarge, Unavailable
 from services.scripts import Scripts
 
 logger = logging.getLogger(__name__)
+
+# The visitor's email is kept here and not only as their URN's display, which Courier resets on every
+# incoming message; it lives this long after the visitor last gave it (set_email)
+EMAIL_TTL = 365 * 86400
 
 # Queue a frame unless the same message is already queued (Courier may post a message twice) or
 # the outbox already holds ARGV[6] messages (-1), then wake whichever process holds the chat's
@@ -122,6 +127,21 @@ class Outbox:
                 await self.redis.zrem(keys.OUTBOXES, key)
         else:
             await self.redis.zadd(keys.OUTBOXES, {key: oldest_queued}, xx=True)
+
+    @redis_errors("keeping an email")
+    async def keep_visitor_email(self, key: str, email: str):
+        await self.redis.set(keys.visitor_email(key), email, ex=EMAIL_TTL)
+
+    async def visitor_email(self, key: str) -> str | None:
+        """The email the visitor of this chat gave, if any. None while Redis is down: a resume must not
+        fail over it, and its outbox waits for Redis anyway. A plain read, so that Redis holding up
+        writes (CLIENT PAUSE WRITE, a failover) does not hold up resumes."""
+        try:
+            email = await self.redis.get(keys.visitor_email(key))
+        except (RedisError, OSError) as e:
+            logger.warning("redis unavailable while reading an email: %s", e)
+            return None
+        return email.decode() if email is not None else None
 
     @redis_errors("measuring an outbox")
     async def depth(self, key: str) -> int:

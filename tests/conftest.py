@@ -27,6 +27,7 @@ import chip
 from demo.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
 from handlers.server import make_server
 from models import MODELS, Database
+from models.schema import NEWEST
 from services.config import Config
 from tests.courier_double import CourierDouble
 from tests.rows import Rows, create_database, drop_database
@@ -90,11 +91,34 @@ def test_valkey(embedded_dir):
 
 
 @pytest.fixture(scope="session")
-def pg_url(test_db):
-    """A fresh database with RapidPro's tables, dropped at the end of the run."""
-    url = create_database(test_db, f"chip_test_{os.getpid()}_{secrets.token_hex(3)}")
-    yield url
-    drop_database(test_db, url)
+def generation(request):
+    """Which RapidPro generation's tables the test runs on (models/schema.py GENERATIONS): the newest,
+    unless a module runs on both: `pytestmark = pytest.mark.parametrize("generation", GENERATIONS,
+    indirect=True)`. Session-scoped, so pytest runs a module's tests one generation after the other."""
+    return getattr(request, "param", NEWEST)
+
+
+@pytest.fixture(scope="session")
+def rapidpro_databases(test_db):
+    """databases(generation) -> a fresh database with RapidPro's tables as that generation has them,
+    made once per run and dropped at its end."""
+    made = {}
+
+    def database(generation: str) -> str:
+        if generation not in made:
+            name = f"chip_test_{os.getpid()}_{generation.replace('.', '_')}_{secrets.token_hex(3)}"
+            made[generation] = create_database(test_db, name, generation)
+        return made[generation]
+
+    yield database
+    for url in made.values():
+        drop_database(test_db, url)
+
+
+@pytest.fixture
+def pg_url(rapidpro_databases, generation):
+    """The database of the test's generation."""
+    return rapidpro_databases(generation)
 
 
 @pytest.fixture
@@ -123,6 +147,7 @@ def database_down(pg_url):
 async def database(pg_url):
     """chip's Database (peewee on a pool of two worker threads) on the tests' database."""
     db = Database(pg_url, MODELS, pool_size=2)
+    await db.load_schema()
     yield db
     db.close()
 

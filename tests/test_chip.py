@@ -3,15 +3,19 @@
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 
+import psycopg2
 import pytest
 import redis
 from tornado.httpclient import HTTPClientError
+from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
+from tests.rows import create_database, drop_database
 from tests.servers import ROOT
 
 
@@ -149,3 +153,20 @@ async def test_a_wc_send_received_before_sigterm_is_answered(chip_process, spare
     process.proc.send_signal(signal.SIGTERM)
     assert await in_flight == (200, {"status": "queued"})
     assert await asyncio.get_running_loop().run_in_executor(None, process.proc.wait, 15) == 0
+
+
+def test_a_schema_chip_cannot_serve_is_one_line_and_status_2(test_db, redis_url):
+    url = create_database(test_db, f"chip_old_{secrets.token_hex(4)}")
+    try:
+        conn = psycopg2.connect(url)
+        with conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE orgs_orgmembership; ALTER TABLE msgs_msg DROP COLUMN ticket_uuid")
+        conn.close()
+        sock, port = bind_unused_port()
+        sock.close()
+        result = run("--db", url, "--valkey", redis_url, "--address", "127.0.0.1", "--port", str(port))
+    finally:
+        drop_database(test_db, url)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("chip: error: RapidPro's database lacks table orgs_orgmembership, "
+                                    "msgs_msg.ticket_uuid or ticket_id")

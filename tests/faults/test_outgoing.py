@@ -87,7 +87,7 @@ def smtp_server():
 
 async def test_stale_messages_are_emailed_and_reported_sent(start_chip, channel, stale_chat, post_msg, courier, rows,
                                                             smtp_server):
-    user_id = rows.user()
+    user_id = rows.user(org_id=channel["org_id"])
     server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
     await post_msg(channel["uuid"], stale_chat, {"uuid": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "text": "Your order",
                                                  "origin": "chat", "user_id": user_id,
@@ -183,3 +183,24 @@ async def test_a_channel_name_with_a_newline_keeps_the_subject_one_line(start_ch
     email = message_from_string(content)
     assert email["Subject"] == "Your messages from Shop Bcc: everyone@example.com"
     assert email["Bcc"] is None
+
+
+async def test_the_email_survives_courier_resetting_the_urn_and_reaches_stale_messages(
+        start_chip, channel, bound, connect, post_msg, courier, rows, smtp_server):
+    server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
+    visitor = await bound(server, channel)
+    chat_id = visitor.chat_id
+    await visitor.send({"type": "set_email", "email": "ann@example.com"})
+    await visitor.send({"type": "send_msg", "text": "hello"})
+    await courier.wait_for(lambda: courier.of_type("msg_in", chat_id))
+    # Courier rewrote the URN when it handled the msg_in, as it does on every incoming message
+    assert rows.one("SELECT display FROM contacts_contacturn WHERE path = %s", chat_id) == (None,)
+    visitor.close()
+    again = await connect(server, channel["uuid"])
+    assert await again.start(chat_id) == {"type": "chat_resumed", "chat_id": chat_id, "email": "ann@example.com"}
+    again.close()
+    await post_msg(channel["uuid"], chat_id, {"id": 31, "text": "We replied", "origin": "flow"}, server=server)
+    await asyncio.sleep(0.4)
+    assert await server.services.expiry.sweep() == 1
+    [(to, content)] = smtp_server.messages
+    assert to == ["ann@example.com"] and "We replied" in content

@@ -1,13 +1,20 @@
 """Courier's side of protocol.md §2: POST /wc/send/{channel}/."""
 
+import asyncio
 import json
 import re
 
 import pytest
 import redis
 
+from models.schema import GENERATIONS
+from services import lookups
+
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 MSG_UUID = "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+
+# RapidPro's tables at both ends of the releases with CHP
+pytestmark = pytest.mark.parametrize("generation", GENERATIONS, indirect=True)
 
 
 @pytest.fixture
@@ -29,8 +36,8 @@ async def test_queued_message_is_pushed_with_exact_shape(visitor, channel, post_
 
 
 async def test_attachments_quick_replies_and_user_pass_through(visitor, channel, post_msg, rows):
-    user_id = rows.user(avatar="avatars/bob.jpg")
-    no_avatar = rows.user(email="ann@nyaruka.com", first="Ann", last=None)
+    user_id = rows.user(avatar="avatars/bob.jpg", org_id=channel["org_id"])
+    no_avatar = rows.user(email="ann@nyaruka.com", first="Ann", last=None, org_id=channel["org_id"])
     await post_msg(channel["uuid"], visitor.chat_id, {
         "id": 11, "text": "Thanks!", "origin": "chat", "user_id": user_id,
         "attachments": ["image/jpeg:https://example.com/a.jpg"], "quick_replies": ["Yes", "No"]})
@@ -102,7 +109,7 @@ async def test_courier_repeating_a_message_queues_it_once(visitor, channel, post
 ])
 async def test_every_refusal_is_a_400_with_a_json_error(visitor, channel, http, chip_server, body, error):
     if isinstance(body, dict) and body.get("chat_id") == "CHAT":
-        body["chat_id"] = visitor.chat_id
+        body = {**body, "chat_id": visitor.chat_id}  # a copy: each generation runs with the same body
     raw = body if isinstance(body, str) else json.dumps(body)
     status, reply = await http(f"{chip_server.url}/wc/send/{channel['uuid']}/", method="POST", body=raw)
     assert status == 400
@@ -134,3 +141,56 @@ async def test_redis_down_is_503_so_courier_retries(spare_redis, start_chip, cha
     spare_redis.start()
     status, reply = await http(f"{server.url}/wc/send/{channel['uuid']}/", method="POST", body=body)
     assert (status, reply) == (200, {"status": "queued"})
+
+
+@pytest.mark.parametrize("who", ["another org's member", "a deactivated member"])
+async def test_a_user_the_org_may_not_show_is_left_out_and_logged(visitor, channel, post_msg, rows, who, caplog):
+    if who == "another org's member":
+        user_id = rows.user("spy@other.example", "Sly", org_id=rows.org("Other"))
+    else:
+        user_id = rows.user("gone@nyaruka.com", "Gus", org_id=channel["org_id"], active=False)
+    status, _ = await post_msg(channel["uuid"], visitor.chat_id,
+                               {"id": 21, "text": "Hi", "origin": "chat", "user_id": user_id})
+    assert status == 200
+    out = (await visitor.expect("chat_out"))["msg_out"]
+    assert out["text"] == "Hi" and "user" not in out
+    assert f"user {user_id} is {'no member' if 'org' in who else 'not active'}" in caplog.text
+
+
+async def test_staff_are_shown_in_any_org(visitor, channel, post_msg, rows):
+    staff = rows.user("staff@rapidpro.example", "Stan", staff=True)
+    await post_msg(channel["uuid"], visitor.chat_id, {"id": 22, "text": "Hi", "origin": "chat", "user_id": staff})
+    assert (await visitor.expect("chat_out"))["msg_out"]["user"]["name"] == "Stan McTickets"
+
+
+@pytest.mark.parametrize("status, active, gone", [("B", True, "blocked"), ("S", True, "stopped"), ("A", False, "deleted")])
+async def test_a_gone_contacts_chat_refuses_messages(chip_server, channel, post_msg, rows, status, active, gone):
+    rows.contact(channel["org_id"], channel["uuid"], "g" * 24, status=status, active=active)
+    status, body = await post_msg(channel["uuid"], "g" * 24, {"id": 1, "text": "x", "origin": "flow"})
+    assert (status, body) == (400, {"error": f"the chat's contact is {gone}: {'g' * 24}"})
+
+
+async def test_inactive_org_or_channel_refuses_sends(post_msg, rows, channel):
+    closed = rows.org("Closed", active=False)
+    for channel_uuid in [rows.channel(closed), rows.channel(channel["org_id"], active=False)]:
+        status, body = await post_msg(channel_uuid, "c" * 24, {"id": 1, "text": "x", "origin": "flow"})
+        assert (status, body) == (400, {"error": "no such channel"})
+
+
+async def test_a_rotated_secret_or_deactivated_channel_is_noticed_within_the_cache_lifetime(
+        start_chip, channel, rows, http, monkeypatch):
+    monkeypatch.setattr(lookups, "CHANNEL_TTL", 0.2)  # 5 s in production
+    server = await start_chip()
+    rows.contact(channel["org_id"], channel["uuid"], "r" * 24)
+
+    async def post(secret):
+        body = {"chat_id": "r" * 24, "secret": secret, "msg": {"id": 1, "text": "x", "origin": "flow"}}
+        return await http(f"{server.url}/wc/send/{channel['uuid']}/", method="POST", body=json.dumps(body))
+
+    assert (await post("sesame"))[0] == 200
+    rows.one("UPDATE channels_channel SET config = '{\"secret\": \"rotated\"}' WHERE uuid = %s", channel["uuid"])
+    await asyncio.sleep(0.3)
+    assert (await post("sesame"))[0] == 400 and (await post("rotated"))[0] == 200
+    rows.one("UPDATE channels_channel SET is_active = false WHERE uuid = %s", channel["uuid"])
+    await asyncio.sleep(0.3)
+    assert await post("rotated") == (400, {"error": "no such channel"})

@@ -1,6 +1,7 @@
 """The widget's side of protocol.md §1, through real WebSockets."""
 
 import asyncio
+import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -8,8 +9,14 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 
+from models.schema import GENERATIONS
+from services import lookups
+
 CHAT_ID = re.compile(r"[a-zA-Z0-9]{24}")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+# RapidPro's tables at both ends of the releases with CHP
+pytestmark = pytest.mark.parametrize("generation", GENERATIONS, indirect=True)
 
 
 async def test_start_chat_creates_contact_through_courier(chip_server, channel, connect, courier, rows):
@@ -205,8 +212,8 @@ async def test_set_email_too_long_is_refused(chip_server, channel, connect):
 async def test_history_newest_first_with_origins_and_users(chip_server, channel, connect, rows):
     chat_id = "f" * 24
     contact_id = rows.contact(channel["org_id"], channel["uuid"], chat_id)
-    user_id = rows.user(avatar="avatars/bob.jpg")
-    flow_id = rows.insert("flows_flow")
+    user_id = rows.user(avatar="avatars/bob.jpg", org_id=channel["org_id"])
+    flow_id = 7
     base = datetime(2024, 4, 1, 13, 15, 30, 123456, tzinfo=timezone.utc)
     m_in = rows.msg(contact_id, "I need help!", direction="I", created_on=base)
     m_flow = rows.msg(contact_id, "Hi from a flow", created_on=base + timedelta(seconds=1), flow_id=flow_id,
@@ -302,3 +309,105 @@ async def test_database_down_gives_unavailable_not_a_dead_socket(chip_server, ch
         assert event["code"] == "unavailable"
     await visitor.send({"type": "get_history", "before": "2030-01-01T00:00:00Z"})
     assert (await visitor.expect("history"))["history"] == []
+
+
+async def test_history_quick_replies_from_either_column_and_tickets(chip_server, channel, connect, rows, generation):
+    chat_id = "q" * 24
+    contact_id = rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    base = datetime(2024, 4, 1, tzinfo=timezone.utc)
+    if generation == "v10.3.121":  # a text array; `text\nextra` until v26.1.15, then `text<extra>extra`
+        rows.msg(contact_id, "Pick one", created_on=base, quick_replies=[
+            "Red", "Green\nLike grass", "<location>Where are you?", "Blue<extra>Sky"])
+        rows.msg(contact_id, "Ticket by id", created_on=base + timedelta(seconds=1), ticket_id=77)
+        expected = ["Red", "Green", "Blue"]
+    else:  # JSON objects; only text-type ones are quick replies the widget can send back
+        rows.msg(contact_id, "Pick one", created_on=base, quickreplies=json.dumps([
+            {"type": "text", "text": "Red"}, {"type": "text", "text": "Green", "extra": "Like grass"},
+            {"type": "location"}, {"type": "url", "text": "Visit us", "extra": "https://example.com"}]))
+        rows.msg(contact_id, "Ticket by uuid", created_on=base + timedelta(seconds=1),
+                 ticket_uuid="0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+        expected = ["Red", "Green"]
+    rows.msg(contact_id, "Ticket, as RapidPro writes it now", created_on=base + timedelta(seconds=2), ticket=True)
+    visitor = await connect(chip_server, channel["uuid"])
+    await visitor.start(chat_id)
+    await visitor.send({"type": "get_history", "before": "2025-01-01T00:00:00Z"})
+    history = [item["msg_out"] for item in (await visitor.expect("history"))["history"]]
+    assert [(m["text"], m["origin"]) for m in history] == [
+        ("Ticket, as RapidPro writes it now", "ticket"), (history[1]["text"], "ticket"), ("Pick one", "chat")]
+    assert history[2]["quick_replies"] == expected
+    assert "quick_replies" not in history[0]
+
+
+async def test_history_shows_only_this_channels_messages(chip_server, channel, connect, rows):
+    chat_id = "w" * 24
+    contact_id = rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    whatsapp = rows.channel(channel["org_id"], channel_type="WA")
+    on_whatsapp = rows.urn(contact_id, whatsapp, "whatsapp", "250788123123")
+    rows.msg(contact_id, "on the web", direction="I")
+    rows.msg(contact_id, "on whatsapp", direction="I", urn_id=on_whatsapp)
+    rows.msg(contact_id, "reply on whatsapp", urn_id=on_whatsapp)
+    visitor = await connect(chip_server, channel["uuid"])
+    await visitor.start(chat_id)
+    await visitor.send({"type": "get_history", "before": "2100-01-01T00:00:00Z"})
+    assert [item["msg_in"]["text"] for item in (await visitor.expect("history"))["history"]] == ["on the web"]
+
+
+async def test_history_shows_only_users_the_org_may_show(chip_server, channel, connect, rows):
+    chat_id = "u" * 24
+    contact_id = rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    other_org = rows.org("Other")
+    senders = {
+        "member": rows.user("member@nyaruka.com", "Mia", org_id=channel["org_id"]),
+        "staff": rows.user("staff@rapidpro.example", "Stan", staff=True),
+        "another org's": rows.user("spy@other.example", "Sly", org_id=other_org),
+        "deactivated": rows.user("gone@nyaruka.com", "Gus", org_id=channel["org_id"], active=False),
+    }
+    base = datetime(2024, 4, 1, tzinfo=timezone.utc)
+    for i, (who, user_id) in enumerate(senders.items()):
+        rows.msg(contact_id, who, created_on=base + timedelta(seconds=i), created_by_id=user_id)
+    visitor = await connect(chip_server, channel["uuid"])
+    await visitor.start(chat_id)
+    await visitor.send({"type": "get_history", "before": "2025-01-01T00:00:00Z"})
+    shown = {item["msg_out"]["text"]: item["msg_out"].get("user", {}).get("name")
+             for item in (await visitor.expect("history"))["history"]}
+    assert shown == {"member": "Mia McTickets", "staff": "Stan McTickets", "another org's": None, "deactivated": None}
+
+
+@pytest.mark.parametrize("status, active", [("S", True), ("A", False)])
+async def test_a_stopped_or_deleted_contacts_chat_starts_anew(chip_server, channel, connect, courier, rows, status,
+                                                               active):
+    rows.contact(channel["org_id"], channel["uuid"], "x" * 24, email="x@example.com", status=status, active=active)
+    visitor = await connect(chip_server, channel["uuid"])
+    event = await visitor.start("x" * 24)
+    assert event["type"] == "chat_started" and event["chat_id"] != "x" * 24
+    assert courier.of_type("chat_started", event["chat_id"]) == [{"type": "chat_started"}]
+
+
+async def test_a_blocked_contacts_chat_is_refused(chip_server, channel, connect, courier, rows):
+    rows.contact(channel["org_id"], channel["uuid"], "y" * 24, status="B")
+    visitor = await connect(chip_server, channel["uuid"])
+    assert await visitor.start("y" * 24) == {"type": "error", "code": "forbidden", "error": "this chat was blocked"}
+    assert courier.events == []
+    await visitor.send({"type": "get_history", "before": "2100-01-01T00:00:00Z"})
+    assert (await visitor.expect("error"))["code"] == "chat_not_started"
+
+
+async def test_a_contact_blocked_while_chatting_gets_no_history_once_the_cache_expires(start_chip, channel, connect,
+                                                                                       rows, monkeypatch):
+    monkeypatch.setattr(lookups, "CHAT_TTL", 0.2)  # 30 s in production
+    server = await start_chip()
+    contact_id = rows.contact(channel["org_id"], channel["uuid"], "z" * 24)
+    rows.msg(contact_id, "hello", direction="I")
+    visitor = await connect(server, channel["uuid"])
+    await visitor.start("z" * 24)
+    rows.one("UPDATE contacts_contact SET status = 'B' WHERE id = %s", contact_id)
+    await asyncio.sleep(0.3)
+    await visitor.send({"type": "get_history", "before": "2100-01-01T00:00:00Z"})
+    assert (await visitor.expect("history"))["history"] == []
+
+
+async def test_inactive_org_refuses_sockets(chip_server, rows):
+    org_id = rows.org("Closed", active=False)
+    with pytest.raises(HTTPClientError) as refused:
+        await websocket_connect(f"{chip_server.ws_url}/wc/connect/{rows.channel(org_id)}/")
+    assert (refused.value.code, refused.value.response.body) == (400, b'{"error":"no such channel"}')

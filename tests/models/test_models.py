@@ -1,20 +1,12 @@
 """The peewee models against RapidPro's tables."""
 
-import pathlib
-
 import pytest
 
 from models import Channel, ContactURN
+from models.schema import GENERATIONS
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SHARED_SCHEMA = ROOT.parent / "shared" / "spec" / "rapidpro-tables.sql"
-
-
-def test_schema_copy_matches_the_contract():
-    """models/rapidpro-tables.sql (what tests and the demo create) is the contract's schema."""
-    if not SHARED_SCHEMA.exists():
-        pytest.skip("../shared is not beside this checkout")
-    assert (ROOT / "models" / "rapidpro-tables.sql").read_text() == SHARED_SCHEMA.read_text()
+# RapidPro's tables at both ends of the releases with CHP
+pytestmark = pytest.mark.parametrize("generation", GENERATIONS, indirect=True)
 
 
 async def test_channel_lookup_takes_only_active_chp_channels(database, rows, channel):
