@@ -51,6 +51,7 @@ class Config:
     max_sockets_per_ip: int = 50
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     metrics_port: int = 0
+    widget: bool = True
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -197,6 +198,7 @@ SETTINGS = [
     ("trusted-proxies", _networks,
      "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For/X-Real-IP name the client (default: none)"),
     ("metrics-port", _port_or_off, "serve Prometheus /metrics on localhost at this port (0: off)"),
+    ("widget", _bool, "serve the chat widget at /wc/widget.js (on; off for a chip whose sites bring their own)"),
 ]
 
 
