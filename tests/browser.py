@@ -22,8 +22,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                     reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
-DEMO = pathlib.Path(__file__).resolve().parent.parent / "demo" / "static"
-AXE = os.path.join(os.path.dirname(__file__), "..", "widget", "node_modules", "axe-core", "axe.min.js")
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEMO = ROOT / "demo" / "static"
+AXE = ROOT / "widget" / "node_modules" / "axe-core" / "axe.min.js"
 
 # a site that styles everything it can reach: the widget must look the same on it
 HOSTILE_CSS = """* { all: unset; font-size: 40px !important; line-height: 3 !important; font-family: serif !important; }
@@ -199,3 +200,9 @@ async def say(site, courier, channel_uuid, chat, text, **msg) -> int:
     await AsyncHTTPClient().fetch(f"{site.chip_url}/wc/send/{channel_uuid}/", method="POST",
                                   body=json.dumps({"chat_id": chat, "secret": "sesame", "msg": body}))
     return msg_id
+
+
+async def screenshot(page, request, name):
+    """Into docs/ when CHIP_SCREENSHOTS=docs (the README's pictures), else into the test's tmp_path."""
+    folder = ROOT / "docs" if os.environ.get("CHIP_SCREENSHOTS") == "docs" else request.getfixturevalue("tmp_path")
+    await page.screenshot(path=str(folder / name))

@@ -6,7 +6,7 @@ import pathlib
 import pytest
 from playwright.async_api import expect
 
-from tests.browser import AXE, chat_id, needs_chromium, say
+from tests.browser import AXE, chat_id, needs_chromium, say, screenshot
 
 pytestmark = needs_chromium
 
@@ -113,14 +113,6 @@ async def test_javascript_api_opens_closes_sets_the_email_and_reports_messages(s
     await say(site, courier, channel["uuid"], chat, "Your order has shipped")
     await page.wait_for_function("got.length == 2")
     assert await page.evaluate("got") == ["opened", "Your order has shipped"]
-
-
-async def screenshot(page, request, name):
-    """Into docs/ when CHIP_SCREENSHOTS=docs (for the README), else into the test's tmp_path."""
-    import os
-    folder = pathlib.Path(__file__).resolve().parents[2] / "docs" if os.environ.get("CHIP_SCREENSHOTS") == "docs" \
-        else request.getfixturevalue("tmp_path")
-    await page.screenshot(path=str(folder / name))
 
 
 async def conversation(site, courier, channel, page, user_id):
