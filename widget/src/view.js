@@ -9,7 +9,7 @@ export function build(o, t) {
   const titleId = "chip-title";
   v.offline = el("p", { class: "offline", hidden: true, text: t("offlineNote") });
 
-  v.emailInput = el("input", { id: "chip-email", type: "email", name: "email", autocomplete: "email",
+  v.emailInput = el("input", { id: "chip-email", type: "email", dir: "ltr", name: "email", autocomplete: "email",
     placeholder: t("emailPlaceholder"), "aria-describedby": "chip-email-error" });
   v.emailButton = el("button", { type: "submit", class: "small-button", text: t("emailSave") });
   v.emailError = el("div", { id: "chip-email-error", class: "email-error", hidden: true });

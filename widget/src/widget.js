@@ -381,7 +381,7 @@ export class Widget {
     const name = staff ? String(staff.name || "") : this.o.title;
     const picture = staff ? safeUrl(staff.avatar) : this.o.logo;
     const body = el("div", { class: "body" }, el("div", { class: "sender", text: name }));
-    if (msg.text) body.append(el("div", { class: "bubble" }, richText(String(msg.text))));
+    if (msg.text) body.append(el("div", { class: "bubble", dir: "auto" }, richText(String(msg.text))));
     for (const value of Array.isArray(msg.attachments) ? msg.attachments : []) {
       body.append(attachment(String(value), this.t, name, (url, alt, from) => this.openImage(url, alt, from)));
     }
@@ -394,14 +394,14 @@ export class Widget {
   /** The site's data-welcome, shown above the conversation as the bot's (it is not a message of the chat). */
   renderWelcome() {
     return el("div", { class: "msg out welcome" }, avatar(this.o.title, this.o.logo), el("div", { class: "body" },
-      el("div", { class: "sender", text: this.o.title }), el("div", { class: "bubble" }, richText(this.o.welcome))));
+      el("div", { class: "sender", text: this.o.title }), el("div", { class: "bubble", dir: "auto" }, richText(this.o.welcome))));
   }
 
   renderIn(text, time, id) {
     if (id !== null && id !== undefined) this.seen.add("in:" + id);
     const meta = el("div", { class: "meta" }, this.time(time));
     return el("li", { class: "msg in" }, el("div", { class: "body" },
-      el("span", { class: "sr-only", text: this.t("you") + ":" }), el("div", { class: "bubble" }, richText(String(text))), meta));
+      el("span", { class: "sr-only", text: this.t("you") + ":" }), el("div", { class: "bubble", dir: "auto" }, richText(String(text))), meta));
   }
 
   mark(op, status) {
