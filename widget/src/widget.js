@@ -6,11 +6,12 @@
 // `start_chat`, which on a bound socket only answers `chat_resumed`: that answer with no `error`
 // before it means the message was taken. What the visitor types while offline waits in the same
 // queue and goes out once, in order, when the chat is bound again.
+import { Alerts } from "./alerts.js";
 import { accentColors } from "./colors.js";
 import { Connection } from "./connection.js";
-import { el, initials, safeUrl } from "./dom.js";
+import { el } from "./dom.js";
 import { isRtl, locale, translator } from "./i18n.js";
-import { attachment, richText } from "./render.js";
+import { Messages } from "./messages.js";
 import styles from "./styles.css";
 import { build, focusable } from "./view.js";
 
@@ -25,16 +26,10 @@ function storage(kind) {
 const read = (kind, key) => { try { return storage(kind).getItem(key); } catch (e) { return null; } };
 const write = (kind, key, value) => { try { storage(kind).setItem(key, value); } catch (e) { /* not kept */ } };
 
-function avatar(name, picture) {
-  return picture ? el("img", { class: "avatar", src: picture, alt: "" })
-    : el("span", { class: "avatar initials", "aria-hidden": "true", text: initials(name) });
-}
-
 export class Widget {
   constructor(o) {
     this.o = o;
     this.t = translator(o.lang);
-    this.locale = locale(o.lang, navigator.languages);
     this.key = "chip.chat." + o.socketUrl;
     this.chatId = read("localStorage", this.key);
     this.seen = new Set();      // "out:<id>" / "in:<id>" of every message shown: chip delivers at least once
@@ -44,11 +39,12 @@ export class Widget {
     this.bound = false;
     this.ops = [];
     this.current = null;
-    this.unread = 0;
-    this.baseTitle = null;
     this.listeners = {};
     this.isOpen = false;
     this.v = build(o, this.t);
+    this.alerts = new Alerts(this.v, this.t, o.sound);
+    this.messages = new Messages(o, this.t, locale(o.lang, navigator.languages),
+      (url, alt, from) => this.openImage(url, alt, from));
     this.wire();
     this.conn = new Connection(o.socketUrl, {
       state: (s) => this.setState(s), open: () => this.hello(), closed: () => this.disconnected(),
@@ -70,7 +66,7 @@ export class Widget {
     root.setAttribute("dir", isRtl(this.o.lang) ? "rtl" : "ltr");
     root.setAttribute("lang", this.o.lang);
     this.theme();
-    if (this.o.welcome) this.v.thread.insertBefore(this.renderWelcome(), this.v.list);
+    if (this.o.welcome) this.v.thread.insertBefore(this.messages.welcome(), this.v.list);
     shadow.append(root);
     document.body.append(this.host);
     if (this.o.open || read("sessionStorage", this.key + ".open") === "1") this.open(false);
@@ -101,8 +97,8 @@ export class Widget {
     v.thread.addEventListener("scroll", () => { if (v.thread.scrollTop < 40) this.loadOlder(); });
     v.lightboxClose.addEventListener("click", () => this.closeImage());
     v.root.addEventListener("keydown", (e) => this.keydown(e));
-    v.root.addEventListener("pointerdown", () => this.audio(), { once: true });
-    document.addEventListener("visibilitychange", () => { if (!document.hidden && this.isOpen) this.markRead(); });
+    v.root.addEventListener("pointerdown", () => this.alerts.audio(), { once: true });
+    document.addEventListener("visibilitychange", () => { if (!document.hidden && this.isOpen) this.alerts.read(); });
   }
 
   // the JavaScript API: chip("open"), chip("close"), chip("setEmail", email), chip("on", "message", fn)
@@ -132,7 +128,7 @@ export class Widget {
       v.root.classList.add("open");
       v.launcher.setAttribute("aria-expanded", "true");
       write("sessionStorage", this.key + ".open", "1");
-      this.markRead();
+      this.alerts.read();
       this.scrollToBottom();
       this.fillThread();
       this.emit("open");
@@ -276,12 +272,8 @@ export class Widget {
       this.updateQuick();
       if (stick || !this.isOpen) this.scrollToBottom();
       const name = msg.user ? msg.user.name : this.o.title;
-      this.announce(this.t("newMessage", { name, text: msg.text || this.t("image", { name }) }));
-      if (!this.isOpen || document.hidden) {
-        this.unread++;
-        this.updateUnread();
-        this.beep();
-      }
+      this.alerts.announce(this.t("newMessage", { name, text: msg.text || this.t("image", { name }) }));
+      if (!this.isOpen || document.hidden) this.alerts.arrived();
       this.emit("message", JSON.parse(JSON.stringify(msg)));
     }
     // acked once shown, and again when repeated: chip pushes again when an earlier ack was lost
@@ -298,7 +290,10 @@ export class Widget {
       const msg = item.msg_out || item.msg_in;
       if (!msg) continue;
       if (item.msg_out && !this.seen.has("out:" + msg.id)) fragment.append(this.renderOut(msg));
-      if (item.msg_in && !this.seen.has("in:" + msg.id)) fragment.append(this.renderIn(msg.text, msg.time, msg.id));
+      if (item.msg_in && !this.seen.has("in:" + msg.id)) {
+        this.seen.add("in:" + msg.id);
+        fragment.append(this.messages.in(msg.text, msg.time));
+      }
       this.noteTime(msg.time);
     }
     v.list.insertBefore(fragment, v.list.firstChild);
@@ -315,7 +310,7 @@ export class Widget {
   sendText(text) {
     text = String(text || "").trim();
     if (!text) return;
-    const op = { kind: "send", text, item: this.renderIn(text, null, null) };
+    const op = { kind: "send", text, item: this.messages.in(text, null) };
     this.v.list.append(op.item);
     this.mark(op, "sending");
     this.v.input.value = "";
@@ -377,54 +372,15 @@ export class Widget {
 
   renderOut(msg) {
     this.seen.add("out:" + msg.id);
-    const staff = msg.user && typeof msg.user === "object" ? msg.user : null;
-    const name = staff ? String(staff.name || "") : this.o.title;
-    const picture = staff ? safeUrl(staff.avatar) : this.o.logo;
-    const body = el("div", { class: "body" }, el("div", { class: "sender", text: name }));
-    if (msg.text) body.append(el("div", { class: "bubble", dir: "auto" }, richText(String(msg.text))));
-    for (const value of Array.isArray(msg.attachments) ? msg.attachments : []) {
-      body.append(attachment(String(value), this.t, name, (url, alt, from) => this.openImage(url, alt, from)));
-    }
-    body.append(el("div", { class: "meta" }, this.time(msg.time)));
-    const item = el("li", { class: "msg out" + (staff ? " staff" : ""), "data-id": String(msg.id) }, avatar(name, picture), body);
-    item.quickReplies = Array.isArray(msg.quick_replies) ? msg.quick_replies.map(String) : [];
-    return item;
-  }
-
-  /** The site's data-welcome, shown above the conversation as the bot's (it is not a message of the chat). */
-  renderWelcome() {
-    return el("div", { class: "msg out welcome" }, avatar(this.o.title, this.o.logo), el("div", { class: "body" },
-      el("div", { class: "sender", text: this.o.title }), el("div", { class: "bubble", dir: "auto" }, richText(this.o.welcome))));
-  }
-
-  renderIn(text, time, id) {
-    if (id !== null && id !== undefined) this.seen.add("in:" + id);
-    const meta = el("div", { class: "meta" }, this.time(time));
-    return el("li", { class: "msg in" }, el("div", { class: "body" },
-      el("span", { class: "sr-only", text: this.t("you") + ":" }), el("div", { class: "bubble", dir: "auto" }, richText(String(text))), meta));
+    return this.messages.out(msg);
   }
 
   mark(op, status) {
-    const item = op.item, meta = item.querySelector(".meta");
-    item.setAttribute("data-status", status);
-    item.classList.toggle("failed", status === "failed");
-    meta.querySelectorAll(".state, .retry").forEach((node) => node.remove());
-    meta.append(el("span", { class: "state", text: this.t(status) }));
-    if (status === "failed") {
-      meta.append(el("button", { type: "button", class: "retry", text: this.t("retry"), onclick: () => {
-        this.mark(op, "sending");
-        this.ops.push(op);
-        this.pump();
-      } }));
-    }
-  }
-
-  time(iso) {
-    const when = iso ? new Date(iso) : new Date();
-    const today = when.toDateString() === new Date().toDateString();
-    const shown = when.toLocaleString(this.locale, today ? { hour: "numeric", minute: "2-digit" }
-      : { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
-    return el("time", { datetime: when.toISOString(), title: when.toLocaleString(this.locale), text: shown });
+    this.messages.status(op.item, status, () => {
+      this.mark(op, "sending");
+      this.ops.push(op);
+      this.pump();
+    });
   }
 
   updateQuick() {
@@ -464,49 +420,6 @@ export class Widget {
   explain(error) {
     return ["unavailable", "rate_limited", "too_large"].includes(error.code) ? this.t(error.code)
       : this.t("error", { error: String(error.error || error.code) });
-  }
-
-  announce(text) {
-    const live = this.v.live;
-    live.append(el("p", { text }));
-    while (live.children.length > 3) live.firstChild.remove();
-  }
-
-  markRead() {
-    this.unread = 0;
-    this.updateUnread();
-  }
-
-  updateUnread() {
-    const v = this.v, n = this.unread;
-    v.badge.hidden = !n;
-    v.badge.textContent = n > 99 ? "99+" : String(n);
-    v.launcher.setAttribute("aria-label", n ? this.t("openUnread", { n }) : this.t("open"));
-    if (n) {
-      if (this.baseTitle === null) this.baseTitle = document.title;
-      document.title = `(${n}) ${this.baseTitle}`;
-    } else if (this.baseTitle !== null) {
-      document.title = this.baseTitle;
-      this.baseTitle = null;
-    }
-  }
-
-  audio() {
-    // browsers let a page make sound only after the visitor interacted with it
-    if (this.o.sound && !this.context && window.AudioContext) this.context = new AudioContext();
-    return this.context;
-  }
-
-  beep() {
-    const ctx = this.o.sound && this.audio();
-    if (!ctx) return;
-    const osc = ctx.createOscillator(), gain = ctx.createGain(), now = ctx.currentTime;
-    osc.frequency.value = 880;
-    gain.gain.setValueAtTime(0.08, now);
-    gain.gain.exponentialRampToValueAtTime(0.0001, now + 0.25);
-    osc.connect(gain).connect(ctx.destination);
-    osc.start(now);
-    osc.stop(now + 0.25);
   }
 
   noteTime(time) {
