@@ -10,6 +10,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from handlers.widget import DIST
+from services.config import parse
 
 WIDGET = DIST.parent
 
@@ -56,6 +57,12 @@ async def test_an_old_hash_is_sent_on_to_this_release(chip_server):
     assert old.code == 302
     assert old.headers["Location"] == f"/wc/widget/{digest}.js"
     assert old.headers["Cache-Control"] == "no-cache"
+
+
+def test_widget_is_on_unless_turned_off():
+    assert parse([], {}).widget is True
+    assert parse(["--widget", "off"], {}).widget is False
+    assert parse([], {"CHIP_WIDGET": "false"}).widget is False
 
 
 async def test_widget_off_answers_404(start_chip):
