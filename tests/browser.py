@@ -71,6 +71,9 @@ class PageHandler(RequestHandler):
             kind, body = MEDIA.get(name, MEDIA["logo.png"])
             self.set_header("Content-Type", kind)
             return self.finish(body)
+        if path in self.site.scripts:
+            self.set_header("Content-Type", "text/javascript")
+            return self.finish(self.site.scripts[path])
         if path == "hostile.css":
             self.set_header("Content-Type", "text/css")
             return self.finish(HOSTILE_CSS)
@@ -94,6 +97,7 @@ class Site:
         self.chip_values = dict(chip_values, address="127.0.0.1", port=self.chip_port, instance_id="widget",
                                 storage_url=self.url + "/media")
         self.pages = {}
+        self.scripts = {}  # the site's own scripts, such as one using the widget's API
         self.server = None
         self.chip = None
         self.chip_server = None
@@ -131,18 +135,22 @@ class Site:
         await self.server.close_all_connections()
 
     def page(self, channel_uuid: str, name="index.html", csp=True, hostile=True, page_title="Our shop",
-             script=True, **data) -> str:
-        """A page with only the script tag (data- attributes from `data`; none with script=False); its URL."""
+             script=True, hooks="", **data) -> str:
+        """A page with only the script tag (data- attributes from `data`; none with script=False), and
+        before it, `hooks` as a script file of the site's own; its URL."""
         attrs = "".join(f' data-{key.replace("_", "-")}="{escape(str(value))}"' for key, value in data.items())
         style = f'<link rel="stylesheet" href="{self.url}/hostile.css">' if hostile else ""
         self.pages[name] = (
             f"<!doctype html><html lang=en><head><meta charset=utf-8>"
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(page_title)}</title>'
             f"{style}</head><body><h1>Welcome to our shop</h1><p>Some of the site's own text.</p>"
+            + (f'<script src="{self.url}/{name}.js"></script>' if hooks else "")
             + (f'<script src="{self.chip_url}/wc/widget.js" data-channel="{channel_uuid}"{attrs} async></script>'
                if script else "") +
             f"</body></html>",
-            self.csp if csp else None)
+            (self.csp.replace("script-src", f"script-src {self.url}") if hooks else self.csp) if csp else None)
+        if hooks:
+            self.scripts[f"{name}.js"] = hooks
         return f"{self.url}/{name}"
 
     def media(self, name: str) -> str:
@@ -206,3 +214,13 @@ async def screenshot(page, request, name):
     """Into docs/ when CHIP_SCREENSHOTS=docs (the README's pictures), else into the test's tmp_path."""
     folder = ROOT / "docs" if os.environ.get("CHIP_SCREENSHOTS") == "docs" else request.getfixturevalue("tmp_path")
     await page.screenshot(path=str(folder / name))
+
+
+async def until(page, expression: str, timeout=5.0):
+    """Wait for a JavaScript expression to be true in the page. (wait_for_function evaluates a
+    string with eval, which the tests' strict CSP forbids.)"""
+    for _ in range(int(timeout / 0.05)):
+        if await page.evaluate(expression):
+            return
+        await page.wait_for_timeout(50)
+    raise AssertionError(f"not true within {timeout}s: {expression}")

@@ -95,9 +95,14 @@ async def test_offline_typing_is_queued_and_sent_once_in_order(site, browser, ch
 async def test_chip_restarted_under_the_widget(site, browser, channel, courier):
     page = await opened(browser, site, channel)
     chat = await chat_id(page)
+    attempts = []
+    page.on("websocket", lambda ws: attempts.append(ws.url))
     await site.stop_chip()  # sockets closed with 1001, then nothing listens
     await expect(page.locator(W + ".chip")).to_have_attribute("data-state", "offline")
     await expect(page.locator(W + ".status")).to_have_text("Offline")
+    # backoff: waits drawn from [0.5, 1], [1, 2], [2, 4], [4, 8] s: two or three tries in 7 s, not seven
+    await page.wait_for_timeout(7000)
+    assert 2 <= len(attempts) <= 3, attempts
     await write(page, "are you there?")
     await expect(page.locator(W + ".msg.in")).to_have_attribute("data-status", "sending")
 

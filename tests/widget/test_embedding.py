@@ -6,7 +6,7 @@ import pathlib
 import pytest
 from playwright.async_api import expect
 
-from tests.browser import AXE, chat_id, needs_chromium, say, screenshot
+from tests.browser import AXE, chat_id, needs_chromium, say, screenshot, until
 
 pytestmark = needs_chromium
 
@@ -111,8 +111,26 @@ async def test_javascript_api_opens_closes_sets_the_email_and_reports_messages(s
     assert rows.one("SELECT display FROM contacts_contacturn WHERE path = %s", chat) == ("ann@example.com",)
 
     await say(site, courier, channel["uuid"], chat, "Your order has shipped")
-    await page.wait_for_function("got.length == 2")
+    await until(page, "got.length == 2")
     assert await page.evaluate("got") == ["opened", "Your order has shipped"]
+
+
+HOOKS = """window.chip = window.chip || function () { (chip.q = chip.q || []).push(arguments); };
+window.seen = [];
+chip("on", "ready", (chat) => seen.push("ready " + chat.chat_id.length));
+chip("on", "message", (msg) => seen.push(msg.text));
+chip("open");"""
+
+
+async def test_calls_made_before_the_widget_loaded_are_played_back(site, browser, channel, courier):
+    page = await browser.page()
+    await page.goto(site.page(channel["uuid"], hooks=HOOKS))  # the site's script runs before the widget's
+    await expect(page.locator("chip-widget .panel")).to_be_visible()
+    await until(page, "seen.length == 1")
+    await say(site, courier, channel["uuid"], await chat_id(page), "Welcome back")
+    await until(page, "seen.length == 2")
+    assert await page.evaluate("seen") == ["ready 24", "Welcome back"]
+    assert page.console_errors == []
 
 
 async def conversation(site, courier, channel, page, user_id):
@@ -164,6 +182,10 @@ async def test_dark_theme_follows_the_system(site, browser, channel):
     assert await panel.evaluate("p => getComputedStyle(p).backgroundColor") == "rgb(27, 34, 32)"
     await page.emulate_media(color_scheme="light")
     await expect(panel).to_have_css("background-color", "rgb(255, 255, 255)")
+
+    forced = await browser.page(color_scheme="light")  # data-theme wins over the system's
+    await forced.goto(site.page(channel["uuid"], name="dark.html", open="true", theme="dark"))
+    await expect(forced.locator("chip-widget .panel")).to_have_css("background-color", "rgb(27, 34, 32)")
 
 
 async def test_full_screen_on_a_phone(site, browser, channel, courier, rows, request):
