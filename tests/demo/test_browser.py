@@ -1,8 +1,6 @@
 """The demo page in a real browser: headless Chromium (Debian's package) driven by Playwright,
 against the same wiring `make demo` runs (demo/runner.py) on the test's servers."""
 
-from datetime import datetime, timedelta, timezone
-
 import pytest
 
 from demo.embedded import free_port
@@ -91,28 +89,6 @@ async def test_chat_end_to_end_in_a_browser(demo, page, rows, tmp_path, request)
     await expect(page.locator(W + ".email input")).to_have_value("ann@example.com")
     assert await chat_id(page) == chat
     await page.screenshot(path=str(tmp_path / "resumed.png"))
-
-
-async def test_scrolling_up_pages_through_history(demo, page, rows):
-    from playwright.async_api import expect
-
-    await page.goto(demo.page_url)
-    await expect(page.locator(W + ".chip")).to_have_attribute("data-state", "online")
-    chat = await chat_id(page)
-    contact_id = rows.one("SELECT contact_id FROM contacts_contacturn WHERE path = %s", chat)[0]
-    start = datetime.now(timezone.utc) - timedelta(days=1)
-    for i in range(60):  # older than one page of 25, and than two
-        rows.msg(contact_id, f"old {i}", direction="I" if i % 2 else "O", created_on=start + timedelta(minutes=i))
-
-    await page.reload()
-    messages = page.locator(W + ".msg")
-    await expect(messages).to_have_count(25)
-    await expect(messages.last).to_contain_text("old 59")
-    for count in (50, 60):
-        await page.locator(W + ".thread").evaluate("thread => { thread.scrollTop = 0 }")
-        await expect(messages).to_have_count(count)
-    await expect(messages.first).to_contain_text("old 0")
-    await expect(page.locator(W + ".older")).to_have_text("Start of conversation")
 
 
 async def wait_for_rows(page, rows, sql, expected, timeout=5.0) -> bool:
