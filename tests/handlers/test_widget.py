@@ -2,7 +2,6 @@
 
 import gzip
 import hashlib
-import pathlib
 import shutil
 import subprocess
 

@@ -1,7 +1,6 @@
 """The widget embedded with only its script tag: on a hostile page under a strict CSP, its options,
 its one global and JavaScript API, a phone's viewport, the dark theme, and an axe-core scan."""
 
-import pathlib
 
 import pytest
 from playwright.async_api import expect
@@ -148,14 +147,14 @@ async def conversation(site, courier, channel, page, user_id):
 
 async def axe_scan(page) -> list:
     """axe-core (from npm, widget/node_modules) run in the page over the widget: serious or critical findings."""
-    await page.evaluate(pathlib.Path(AXE).read_text())
+    await page.evaluate(AXE.read_text())
     found = await page.evaluate("""axe.run(document.querySelector('chip-widget'),
         {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
         .then(r => r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => [n.target, n.failureSummary])})))""")
     return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
-needs_axe = pytest.mark.skipif(not pathlib.Path(AXE).exists(), reason="axe-core not installed (npm ci in widget/)")
+needs_axe = pytest.mark.skipif(not AXE.exists(), reason="axe-core not installed (npm ci in widget/)")
 
 
 @needs_axe
