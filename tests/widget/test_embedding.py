@@ -1,7 +1,6 @@
 """The widget embedded with only its script tag: on a hostile page under a strict CSP, its options,
 its one global and JavaScript API, a phone's viewport, the dark theme, and an axe-core scan."""
 
-
 import pytest
 from playwright.async_api import expect
 

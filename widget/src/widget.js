@@ -427,7 +427,8 @@ export class Widget {
   }
 
   reset() {
-    this.v.list.replaceChildren();
+    // what the visitor typed and is still to be sent stays: it goes to the new chat
+    this.v.list.replaceChildren(...this.ops.filter((op) => op.kind === "send").map((op) => op.item));
     this.updateQuick();
     this.seen.clear();
     this.oldest = null;
