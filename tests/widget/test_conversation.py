@@ -252,6 +252,17 @@ async def test_email_is_checked_before_it_is_sent(site, browser, channel, rows):
     await page.reload()
     await expect(page.locator(W + ".email input")).to_have_value("ann@example.com")
 
+    # Courier empties the URN's display on each msg_in (protocol §3); the widget notices at its
+    # next exchange with chip and saves the address again
+    rows.one("UPDATE contacts_contacturn SET display = '' WHERE path = %s", chat)
+    await write(page, "my address is saved, right?")
+    await expect(page.locator(W + ".msg.in")).to_have_attribute("data-status", "sent")
+    for _ in range(50):
+        if rows.one("SELECT display FROM contacts_contacturn WHERE path = %s", chat) == ("ann@example.com",):
+            break
+        await page.wait_for_timeout(100)
+    assert rows.one("SELECT display FROM contacts_contacturn WHERE path = %s", chat) == ("ann@example.com",)
+
 
 async def test_usable_by_keyboard_alone_with_focus_kept_in_the_panel_and_news_announced(site, browser, channel,
                                                                                         courier):

@@ -192,6 +192,7 @@ export class Widget {
   handle(e) {
     if (e.type === "chat_started" || e.type === "chat_resumed") {
       if (this.bound) this.answered(null); else this.bind(e);
+      this.keepEmail(e.email);
     } else if (e.type === "chat_out") this.chatOut(e.msg_out);
     else if (e.type === "history") this.history(Array.isArray(e.history) ? e.history : []);
     else if (e.type === "error") this.refused(e);
@@ -337,7 +338,19 @@ export class Widget {
     return true;
   }
 
+  /** Courier resets the URN's display, where chip keeps the email, on every message the visitor
+   * sends (protocol §3): when chip reports another email than the one the visitor saved, save it again. */
+  keepEmail(reported) {
+    const saved = read("localStorage", `${this.key}.email.${this.chatId}`);
+    if (saved && reported !== saved && !this.ops.some((op) => op.kind === "email")
+        && !(this.current && this.current.kind === "email")) {
+      this.ops.push({ kind: "email", email: saved });
+      this.pump();
+    }
+  }
+
   emailSaved(email) {
+    write("localStorage", `${this.key}.email.${this.chatId}`, email);
     const v = this.v;
     v.emailInput.value = email;
     v.emailButton.disabled = false;
