@@ -55,3 +55,32 @@ export function focusable(container) {
   return [...container.querySelectorAll("button, a[href], input, textarea, audio, video, [tabindex]")]
     .filter((node) => !node.disabled && node.tabIndex >= 0 && node.getClientRects().length);
 }
+
+/** The image viewer over the panel; closing it puts the focus back on the image it was opened from. */
+export class Lightbox {
+  constructor(v) {
+    this.v = v;
+    this.from = null;
+    v.lightboxClose.addEventListener("click", () => this.close(true));
+  }
+
+  get isOpen() { return !this.v.lightbox.hidden; }
+
+  open(url, alt, from) {
+    const v = this.v;
+    this.from = from;
+    v.lightboxImage.src = url;
+    v.lightboxImage.alt = alt;
+    v.lightboxLink.href = url;
+    v.lightbox.hidden = false;
+    v.lightboxClose.focus();
+  }
+
+  close(refocus) {
+    const v = this.v;
+    if (!this.isOpen) return;
+    v.lightbox.hidden = true;
+    v.lightboxImage.removeAttribute("src");
+    if (refocus && this.from) this.from.focus();
+  }
+}

@@ -10,14 +10,14 @@ import { Alerts } from "./alerts.js";
 import { accentColors } from "./colors.js";
 import { Connection } from "./connection.js";
 import { el } from "./dom.js";
+import { EmailForm } from "./email.js";
 import { isRtl, locale, translator } from "./i18n.js";
 import { Messages } from "./messages.js";
 import styles from "./styles.css";
-import { build, focusable } from "./view.js";
+import { build, focusable, Lightbox } from "./view.js";
 
 const PAGE = 25;          // chip answers get_history with at most this many messages
 const SETTLE = 10000;     // ms to wait for chip's answer to a command before calling it failed
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const SURFACES = { light: "#ffffff", dark: "#1b2220" };
 
 function storage(kind) {
@@ -43,8 +43,10 @@ export class Widget {
     this.isOpen = false;
     this.v = build(o, this.t);
     this.alerts = new Alerts(this.v, this.t, o.sound);
+    this.lightbox = new Lightbox(this.v);
+    this.emailForm = new EmailForm(this.v, this.t);
     this.messages = new Messages(o, this.t, locale(o.lang, navigator.languages),
-      (url, alt, from) => this.openImage(url, alt, from));
+      (url, alt, from) => this.lightbox.open(url, alt, from));
     this.wire();
     this.conn = new Connection(o.socketUrl, {
       state: (s) => this.setState(s), open: () => this.hello(), closed: () => this.disconnected(),
@@ -95,7 +97,6 @@ export class Widget {
     });
     v.email.addEventListener("submit", (e) => { e.preventDefault(); this.setEmail(v.emailInput.value); });
     v.thread.addEventListener("scroll", () => { if (v.thread.scrollTop < 40) this.loadOlder(); });
-    v.lightboxClose.addEventListener("click", () => this.closeImage());
     v.root.addEventListener("keydown", (e) => this.keydown(e));
     v.root.addEventListener("pointerdown", () => this.alerts.audio(), { once: true });
     document.addEventListener("visibilitychange", () => { if (!document.hidden && this.isOpen) this.alerts.read(); });
@@ -140,7 +141,7 @@ export class Widget {
     const v = this.v;
     if (!this.isOpen) return;
     this.isOpen = false;
-    this.closeImage(false);
+    this.lightbox.close(false);
     v.panel.hidden = true;
     v.root.classList.remove("open");
     v.launcher.setAttribute("aria-expanded", "false");
@@ -150,9 +151,9 @@ export class Widget {
   }
 
   keydown(e) {
-    const lightbox = !this.v.lightbox.hidden;
+    const lightbox = this.lightbox.isOpen;
     if (e.key === "Escape") {
-      if (lightbox) this.closeImage(true);
+      if (lightbox) this.lightbox.close(true);
       else if (this.isOpen) this.close(true);
       return;
     }
@@ -241,7 +242,7 @@ export class Widget {
       this.mark(op, error ? "failed" : "sent");
       if (error) this.notify(error);
     } else if (op.kind === "email") {
-      if (error) this.emailRefused(error); else this.emailSaved(op.email);
+      if (error) this.emailForm.refused(error, this.explain(error)); else this.emailSaved(op.email);
     } else if (error) {
       this.v.older.textContent = "";
       this.notify(error);
@@ -323,25 +324,20 @@ export class Widget {
   }
 
   setEmail(email) {
-    const v = this.v;
-    email = String(email || "").trim();
-    v.emailInput.value = email;
-    if (!EMAIL.test(email)) {
-      this.emailRefused(null);
-      return false;
-    }
-    v.emailInput.removeAttribute("aria-invalid");
-    v.emailError.hidden = true;
-    v.emailButton.disabled = true;
+    email = this.emailForm.check(email);
+    if (!email) return false;
     this.ops.push({ kind: "email", email });
     this.pump();
     return true;
   }
 
+  /** Where the address the visitor saved for this chat is kept. */
+  get emailKey() { return `chip.email.${this.o.socketUrl}.${this.chatId}`; }
+
   /** Courier resets the URN's display, where chip keeps the email, on every message the visitor
    * sends (protocol §3): when chip reports another email than the one the visitor saved, save it again. */
   keepEmail(reported) {
-    const saved = read("localStorage", `${this.key}.email.${this.chatId}`);
+    const saved = read("localStorage", this.emailKey);
     if (saved && reported !== saved && !this.ops.some((op) => op.kind === "email")
         && !(this.current && this.current.kind === "email")) {
       this.ops.push({ kind: "email", email: saved });
@@ -350,21 +346,9 @@ export class Widget {
   }
 
   emailSaved(email) {
-    write("localStorage", `${this.key}.email.${this.chatId}`, email);
-    const v = this.v;
-    v.emailInput.value = email;
-    v.emailButton.disabled = false;
-    v.emailButton.textContent = this.t("emailSaved");
+    write("localStorage", this.emailKey, email);
+    this.emailForm.saved(email);
     this.emit("email", email);
-  }
-
-  emailRefused(error) {
-    const v = this.v;
-    v.emailButton.disabled = false;
-    v.emailButton.textContent = this.t("emailSave");
-    v.emailInput.setAttribute("aria-invalid", "true");
-    v.emailError.textContent = !error || error.code === "invalid_command" ? this.t("emailInvalid") : this.explain(error);
-    v.emailError.hidden = false;
   }
 
   loadOlder() {
@@ -402,24 +386,6 @@ export class Widget {
     const replies = (last && last.quickReplies) || [];
     quick.replaceChildren(...replies.map((text) => el("button", { type: "button", text, onclick: () => this.sendText(text) })));
     quick.hidden = !replies.length;
-  }
-
-  openImage(url, alt, from) {
-    const v = this.v;
-    this.imageFrom = from;
-    v.lightboxImage.src = url;
-    v.lightboxImage.alt = alt;
-    v.lightboxLink.href = url;
-    v.lightbox.hidden = false;
-    v.lightboxClose.focus();
-  }
-
-  closeImage(refocus) {
-    const v = this.v;
-    if (v.lightbox.hidden) return;
-    v.lightbox.hidden = true;
-    v.lightboxImage.removeAttribute("src");
-    if (refocus && this.imageFrom) this.imageFrom.focus();
   }
 
   notify(error) {
