@@ -1,7 +1,6 @@
 # make demo: create .venv if missing, install, run chip end to end on embedded servers (python -m demo).
 # make test: create .venv if missing, install requirements, run the test suite.
 # make run:  start chip with the configuration in the environment (CHIP_*; see python chip.py --help).
-# make widget: rebuild widget/dist from widget/src and widget/i18n (needs Node; dist/ is committed).
 # make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md).
 PYTHON ?= python3
 VENV := .venv
@@ -49,6 +48,7 @@ bench-quick: $(BENCH_STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache
 
+# make widget: rebuild widget/dist from widget/src and widget/i18n (needs Node; dist/ is committed).
 .PHONY: widget
 widget:
 	cd widget && npm ci --no-audit --no-fund && npm run build
