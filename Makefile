@@ -61,3 +61,8 @@ mutate: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# make widget: rebuild widget/dist from widget/src and widget/i18n (needs Node; dist/ is committed).
+.PHONY: widget
+widget:
+	cd widget && npm ci --no-audit --no-fund && npm run build

@@ -1,8 +1,8 @@
 """The demo's pages, mounted only by the demo runner (chip.make_app(services, routes=web.routes())).
 
-/wc/demo/{channel}/ is a customer's web page with the chat widget on it; /wc/demo/static/ holds
-the widget (one JavaScript file and its CSS) and the bot's attachments; /wc/demo/media/ stands in
-for RapidPro's storage, where users' avatars live.
+/wc/demo/{channel}/ is a customer's web page with chip's chat widget on it, added with its one
+script tag (/wc/widget.js, served by chip itself); /wc/demo/static/ holds the page's own files and
+the bot's attachments; /wc/demo/media/ stands in for RapidPro's storage, where users' avatars live.
 """
 
 import logging

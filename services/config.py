@@ -64,6 +64,7 @@ class Config:
     max_body_bytes: int = 256 * 1024
     max_list_items: int = 10
     max_outbox: int = 1000
+    widget: bool = True
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -227,6 +228,7 @@ SETTINGS = [
     ("max-list-items", _positive(int), "most attachments, and most quick replies, in one /wc/send message; "
                                        "more get 400"),
     ("max-outbox", _positive(int), "most messages waiting for one chat's visitor; /wc/send past it gets 413"),
+    ("widget", _bool, "serve the chat widget at /wc/widget.js (on; off for a chip whose sites bring their own)"),
 ]
 
 

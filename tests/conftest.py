@@ -340,3 +340,22 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line("|---|---|---|---|")
         for fault, sent, lost, duplicates in rows:
             terminalreporter.write_line(f"| {fault} | {sent} | {lost} | {duplicates} |")
+
+
+@pytest.fixture
+async def browser():
+    """Debian's Chromium under Playwright (tests/browser.py); every page it opened is closed at teardown."""
+    from tests.browser import Browser
+    running = await Browser().start()
+    yield running
+    await running.close()
+    assert not running.problems, running.problems
+
+
+@pytest.fixture
+async def site(pg_url, redis_url, courier, rows):  # rows: emptied only once chip is stopped
+    """A customer's site on loopback embedding chip's widget, and that chip (tests/browser.py)."""
+    from tests.browser import Site
+    running = await Site(dict(db=pg_url, valkey=redis_url, courier_url=courier.url)).start()
+    yield running
+    await running.stop()

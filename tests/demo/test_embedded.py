@@ -55,7 +55,9 @@ async def test_make_demo_runs_a_chat_on_embedded_servers_and_stops_them(tmp_path
         assert all(alive(pid) for pid in pids)
         assert url == f"http://localhost:{port}/wc/demo/c0ffee00-5eed-4c4a-8d3e-000000000001/"
         page = await AsyncHTTPClient().fetch(url.replace("localhost", "127.0.0.1"))
-        assert b"ChipChat.mount" in page.body
+        assert b'<script src="/wc/widget.js" data-channel="c0ffee00-5eed-4c4a-8d3e-000000000001"' in page.body
+        loader = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/wc/widget.js")
+        assert b"widget/" in loader.body
 
         conn = await websocket_connect(f"ws://127.0.0.1:{port}/wc/connect/c0ffee00-5eed-4c4a-8d3e-000000000001/")
         try:
