@@ -33,9 +33,6 @@ PERMANENT_ERRORS = (
     "Field validation for",
 )
 
-# Not Courier's answers, but a proxy's in front of it saying "later"
-RETRY_LATER = (408, 429)
-
 
 class Outcome(enum.Enum):
     OK = "ok"              # Courier handled the events
@@ -56,12 +53,10 @@ def errors_of(answer: bytes) -> list[str]:
 
 
 def is_permanent(status: int, answer: bytes) -> bool:
-    """Whether a 4xx answer means the same request can never succeed."""
-    if status in RETRY_LATER:
-        return False
-    if status != 400:
-        return True  # 404, 401, 413...: the URL or a proxy refuses it, and would again
-    return any(marker in text for text in errors_of(answer) for marker in PERMANENT_ERRORS)
+    """Whether a 4xx answer means the same request can never succeed: only Courier's own 400s that
+    say so. Any other 4xx (a 404 from a wrong --courier-url, a proxy's 401, 403 or 413) is a setting
+    an operator can mend, so the events wait for it, until --inbound-expiry, instead of being lost."""
+    return status == 400 and any(marker in text for text in errors_of(answer) for marker in PERMANENT_ERRORS)
 
 
 class CourierClient:

@@ -176,6 +176,18 @@ async def test_other_400s_are_retried_too(bound, chip_server, channel, courier, 
     assert len(courier.requests) == 3  # chat_started, the refused post, the accepted one
 
 
+@pytest.mark.parametrize("status", [404, 401, 403, 413, 429])
+async def test_other_4xx_are_a_setting_to_mend_and_retried(bound, chip_server, channel, courier, status):
+    """A wrong --courier-url (404) or a proxy's refusal must not cost the visitor's message."""
+    fast_retries(chip_server)
+    visitor = await bound(chip_server, channel)
+    courier.fail_with, courier.fail_error, courier.fail_times = status, "not here", 2
+    await visitor.send({"type": "send_msg", "text": "still there?"})
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+    assert len(courier.requests) == 4  # chat_started, two refused posts, the accepted one
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["still there?"]
+
+
 @pytest.mark.parametrize("error", [
     "secret incorrect",
     "invalid chat id",
