@@ -25,8 +25,9 @@ SEND = ("tests/handlers/test_send.py", "tests/handlers/test_send_refusals.py",
 
 MUTANTS = [
     # delivery: the outbox and pushing
-    Mutant("outbox: a repeated message overwrites the queued one (HSET for HSETNX)", "services/outbox.py",
-           "redis.call('HSETNX', KEYS[2]", "redis.call('HSET', KEYS[2]", DELIVERY),
+    Mutant("outbox: a repeated message overwrites the queued one (no HEXISTS guard)", "services/outbox.py",
+           "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end",
+           "if false then return 0 end", DELIVERY),
     Mutant("outbox: entries ordered by message key, not by arrival", "services/outbox.py",
            "redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])",
            "redis.call('ZADD', KEYS[1], 0, ARGV[1])", DELIVERY),
