@@ -4,7 +4,18 @@ deleted messages."""
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from models import Msg
+from models.schema import GENERATIONS
+
+# RapidPro's tables at both ends of the releases with CHP
+pytestmark = pytest.mark.parametrize("generation", GENERATIONS, indirect=True)
+
+
+async def history(database, rows, channel, contact_id, before):
+    channel_id = rows.one("SELECT id FROM channels_channel WHERE uuid = %s", channel["uuid"])[0]
+    return await database.run(Msg.history, database.schema, channel["org_id"], channel_id, contact_id, before)
 
 
 async def test_history_leaves_out_messages_that_are_not_text(database, rows, channel):
@@ -13,8 +24,8 @@ async def test_history_leaves_out_messages_that_are_not_text(database, rows, cha
     text = rows.msg(contact_id, "a text", created_on=base)
     rows.msg(contact_id, "", msg_type="O", created_on=base + timedelta(seconds=1))  # an opt-in request
     rows.msg(contact_id, "a call", msg_type="V", direction="O", created_on=base + timedelta(seconds=2))  # voice
-    history = await database.run(Msg.history, contact_id, base + timedelta(hours=1))
-    assert [(m.id, m.msg_type) for m in history] == [(text, "T")], "history shows messages that are not text"
+    found = await history(database, rows, channel, contact_id, base + timedelta(hours=1))
+    assert [(m.id, m.msg_type) for m in found] == [(text, "T")], "history shows messages that are not text"
 
 
 async def test_history_shows_archived_messages_and_not_deleted_ones(database, rows, channel):
@@ -23,5 +34,5 @@ async def test_history_shows_archived_messages_and_not_deleted_ones(database, ro
     visible = rows.msg(contact_id, "visible", created_on=base)
     archived = rows.msg(contact_id, "archived", visibility="A", created_on=base + timedelta(seconds=1))
     rows.msg(contact_id, "deleted", visibility="D", created_on=base + timedelta(seconds=2))
-    history = await database.run(Msg.history, contact_id, base + timedelta(hours=1))
-    assert [m.id for m in history] == [archived, visible], "history must show archived messages, and no deleted one"
+    found = await history(database, rows, channel, contact_id, base + timedelta(hours=1))
+    assert [m.id for m in found] == [archived, visible], "history must show archived messages, and no deleted one"
