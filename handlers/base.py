@@ -94,6 +94,14 @@ class JSONHandler(ServicesMixin, RequestHandler):
         self._counted = True
 
     def on_finish(self):
+        self._uncount()
+
+    def on_connection_close(self):
+        # a request whose client left, or whose body never came (--body-timeout), is never finished
+        super().on_connection_close()
+        self._uncount()
+
+    def _uncount(self):
         if self._counted:
             self._counted = False
             self.readiness.end()

@@ -23,7 +23,8 @@ class SendHandler(JSONHandler):
         self.readiness.require()
         self._chunks = []
         length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self.config.max_body_bytes:
+        # isascii: "²".isdigit() is true, and int() refuses it
+        if length.isascii() and length.isdigit() and int(length) > self.config.max_body_bytes:
             raise TooLarge(f"request body is larger than {self.config.max_body_bytes} bytes")
         self.channel = await self.lookups.channel(self.path_args[0])
         if self.channel is None:

@@ -109,3 +109,29 @@ async def test_the_outbox_of_a_chat_is_bounded(start_chip, channel, connect, pos
             break
         await asyncio.sleep(0.05)
     assert status == 200
+
+
+async def test_a_content_length_of_other_digits_is_a_400_and_no_traceback(chip_server, channel, caplog):
+    """'²' (latin-1 0xb2) is a digit to Python's isdigit() and not to int()."""
+    head = (f"POST /wc/send/{channel['uuid']}/ HTTP/1.1\r\nHost: chip\r\nContent-Length: ".encode()
+            + b"\xb2\r\n\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", chip_server.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    assert int(answer.split()[1]) == 400, answer
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def test_a_body_that_never_comes_is_not_waited_for_at_shutdown(chip_server, channel):
+    """A /wc/send whose client leaves mid-body is never answered: a graceful stop must not wait for it."""
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", chip_server.port)
+        writer.write(post_head(channel["uuid"], 1000).encode() + b'{"chat_id": ')
+        await writer.drain()
+        await asyncio.sleep(0.2)  # chip has taken the headers and counted the request in flight
+        writer.close()
+    assert await chip_server.services.readiness.drain(3) == 0, "requests whose client left are still counted"
