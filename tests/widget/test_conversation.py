@@ -203,7 +203,7 @@ async def test_attachments_by_type_quick_replies_and_text_kept_as_text(site, bro
 
 
 async def test_staff_and_bot_messages_show_who_wrote_them(site, browser, channel, courier, rows):
-    user_id = rows.user(first="Sam", last="Okafor", avatar="avatar.png")
+    user_id = rows.user(first="Sam", last="Okafor", avatar="avatar.png", org_id=channel["org_id"])
     page = await opened(browser, site, channel, title="Nyaruka Coffee", logo=site.media("logo.png"))
     chat = await chat_id(page)
     await say(site, courier, channel["uuid"], chat, "I'm the bot")

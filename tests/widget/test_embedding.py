@@ -159,7 +159,7 @@ needs_axe = pytest.mark.skipif(not AXE.exists(), reason="axe-core not installed 
 @needs_axe
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 async def test_axe_finds_nothing_serious_open_or_closed(site, browser, channel, courier, rows, request, scheme):
-    user_id = rows.user(first="Sam", last="Okafor", avatar="sam.svg")
+    user_id = rows.user(first="Sam", last="Okafor", avatar="sam.svg", org_id=channel["org_id"])
     page = await browser.page(color_scheme=scheme)
     await page.goto(site.page(channel["uuid"], hostile=False, logo=site.media("logo.svg"), open="true",
                               title="Nyaruka Coffee"))
@@ -187,7 +187,7 @@ async def test_dark_theme_follows_the_system(site, browser, channel):
 
 
 async def test_full_screen_on_a_phone(site, browser, channel, courier, rows, request):
-    user_id = rows.user(first="Sam", last="Okafor", avatar="sam.svg")
+    user_id = rows.user(first="Sam", last="Okafor", avatar="sam.svg", org_id=channel["org_id"])
     page = await browser.page(viewport={"width": 375, "height": 720}, is_mobile=True, has_touch=True,
                               device_scale_factor=2)
     await page.goto(site.page(channel["uuid"], logo=site.media("logo.svg"), title="Nyaruka Coffee"))

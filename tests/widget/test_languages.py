@@ -41,7 +41,7 @@ async def test_language_follows_the_browser(site, browser, channel, courier, loc
 
 @needs_chromium
 async def test_arabic_is_laid_out_right_to_left(site, browser, channel, courier, rows, request):
-    user_id = rows.user(first="Sam", last="Okafor", avatar="sam.svg")
+    user_id = rows.user(first="Sam", last="Okafor", avatar="sam.svg", org_id=channel["org_id"])
     page = await browser.page(locale="en-US")
     await page.goto(site.page(channel["uuid"], lang="ar", open="true", hostile=False, title="مقهى نياروكا",
                               logo=site.media("logo.svg")))
