@@ -90,7 +90,7 @@ class Services:
         await self.delivery.stop()
         await self.scripts.stop()
         await self.courier.close()
-        # 2 s, like each of Delivery's steps: every bound hit still ends within supervisord's 15 s
+        # 2 s, like each of Delivery's steps: every bound hit still ends within the shipped 25 s stop timeouts
         await settle([self.redis.aclose()], 2.0, "closing Redis connections", "the process's exit closes them")
         self.db.close()
 

@@ -28,7 +28,7 @@ def test_the_unit_stops_with_term_and_names_the_port_by_its_instance():
     unit.optionxform = str
     unit.read(UNIT)
     service = unit["Service"]
-    assert service["KillSignal"] == "SIGTERM" and int(service["TimeoutStopSec"]) >= 15
+    assert service["KillSignal"] == "SIGTERM" and int(service["TimeoutStopSec"]) >= 25
     assert int(service["LimitNOFILE"]) >= 65536
     argv = shlex.split(service["ExecStart"].replace("%i", "8070").replace("%H", "host"))
     argv[argv.index("--env-file") + 1] = str(ROOT / "deploy" / "chip.env")
