@@ -110,7 +110,11 @@ class Expiry:
             return False
         channel_uuid, chat_id = keys.split_chat_key(key)
         channel = await self.lookups.channel(channel_uuid)
-        email = await visitor_email(self.outbox, self.lookups, channel, chat_id) if channel else None
+        # read fresh: a visitor who has since stopped, been blocked or been deleted is never emailed
+        urn = await self.lookups.urn(channel.org_id, chat_id) if channel else None
+        if urn is None or urn.contact.gone:
+            return False
+        email = await visitor_email(self.outbox, self.lookups, channel, chat_id)
         if not email:
             return False
         lines = []

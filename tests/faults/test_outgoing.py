@@ -204,3 +204,18 @@ async def test_the_email_survives_courier_resetting_the_urn_and_reaches_stale_me
     assert await server.services.expiry.sweep() == 1
     [(to, content)] = smtp_server.messages
     assert to == ["ann@example.com"] and "We replied" in content
+
+
+async def test_a_visitor_who_stopped_since_is_not_emailed(start_chip, channel, stale_chat, post_msg, courier, rows,
+                                                         smtp_server):
+    """A contact who opted out (status S) after the message was queued gets no email: Courier hears failed."""
+    server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
+    assert (await post_msg(channel["uuid"], stale_chat, {"id": 41, "text": "Your order", "origin": "flow"},
+                           server=server))[0] == 200
+    rows.one("UPDATE contacts_contact SET status = 'S' FROM contacts_contacturn u"
+             " WHERE u.contact_id = contacts_contact.id AND u.path = %s RETURNING contacts_contact.id", stale_chat)
+    await asyncio.sleep(0.4)
+    assert await server.services.expiry.sweep() == 1
+    await courier.wait_for(lambda: courier.of_type("msg_status", stale_chat))
+    assert courier.of_type("msg_status", stale_chat)[0]["status"] == {"msg_id": 41, "status": "failed"}
+    assert smtp_server.messages == [], "a contact who stopped was emailed"
