@@ -35,6 +35,11 @@ STATUS_CODES = {"sent": "S", "delivered": "D", "failed": "F"}
 SENT_ON = "sent_on = CASE WHEN %s IN ('W', 'S', 'D') THEN COALESCE(sent_on, now()) ELSE sent_on END"
 
 
+
+def error_body(error: str) -> dict:
+    """Courier's answer to a request it refuses (courier.WriteError): chip reads the error from it."""
+    return {"message": "Error", "data": [{"type": "error", "error": error}]}
+
 class CourierStore:
     """Courier's writes, each a short transaction on its own connection (called from worker threads)."""
 
@@ -58,18 +63,18 @@ class CourierStore:
 
     def _receive(self, cur, channel_uuid, body):
         if not isinstance(body, dict):
-            return 400, {"error": "invalid request body"}, []
+            return 400, error_body("request JSON doesn't match required schema"), []
         cur.execute("SELECT id, org_id, config FROM channels_channel WHERE uuid = %s AND is_active"
                     " AND org_id IS NOT NULL", (channel_uuid,))
         row = cur.fetchone()
         if row is None:
-            return 400, {"error": "channel not found"}, []
+            return 400, error_body("channel not found"), []
         channel_id, org_id, config = row
         if body.get("secret") != config.get("secret"):
-            return 400, {"error": "secret incorrect"}, []
+            return 400, error_body("secret incorrect"), []
         chat_id = body.get("chat_id", "")
         if not CHAT_ID.fullmatch(chat_id):
-            return 400, {"error": "invalid chat id"}, []
+            return 400, error_body("invalid chat id"), []
         events = body.get("events", [])
         for event in events:
             self._event(cur, channel_id, org_id, chat_id, event)
@@ -188,7 +193,7 @@ class Courier:
         try:
             body = json.loads(raw)
         except ValueError:
-            return 400, {"error": "invalid JSON"}
+            return 400, error_body("unable to parse request JSON")
         status, reply, events = await self.run(self.store.receive, channel_uuid, body)
         if events:
             await self.handled(channel_uuid, body["chat_id"], events)

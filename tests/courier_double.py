@@ -11,17 +11,12 @@ and its refusals always have Courier's own error body.
 import asyncio
 import json
 
-from demo.courier import Courier
+from demo.courier import Courier, error_body
 from tests.polling import wait_until
 
 # what Courier reads of a request body (handlers.maxBodyReadBytes); a fact of its own here, not
 # chip's constant, so that a wrong one in chip shows
 MAX_BODY = 1024 * 1024
-
-
-def error_body(error: str) -> dict:
-    """Courier's answer to a request it refuses (courier.WriteError)."""
-    return {"message": "Error", "data": [{"type": "error", "error": error}]}
 
 
 class CourierDouble(Courier):
@@ -44,10 +39,7 @@ class CourierDouble(Courier):
             return self.fail_with, error_body(self.fail_error)
         if len(raw) > MAX_BODY:  # what Courier reads of it is cut off mid-JSON
             return 400, error_body("unable to parse request JSON: unexpected end of JSON input")
-        status, reply = await super().receive(channel_uuid, raw)
-        if status >= 400 and "data" not in reply:
-            reply = error_body(reply.get("error", ""))
-        return status, reply
+        return await super().receive(channel_uuid, raw)
 
     async def handled(self, channel_uuid: str, chat_id: str, events: list):
         self.events.extend((chat_id, event) for event in events)
