@@ -293,3 +293,17 @@ async def test_usable_by_keyboard_alone_with_focus_kept_in_the_panel_and_news_an
     await page.keyboard.press("Escape")
     await expect(page.locator(W + ".panel")).to_be_hidden()
     await expect(launcher).to_be_focused()
+
+
+async def test_a_blocked_chat_says_so_and_stops_reconnecting(site, browser, channel, courier, rows):
+    page = await opened(browser, site, channel)
+    chat = await chat_id(page)
+    rows.one("UPDATE contacts_contact SET status = 'B' FROM contacts_contacturn u"
+             " WHERE u.contact_id = contacts_contact.id AND u.path = %s RETURNING contacts_contact.id", chat)
+    attempts = []
+    page.on("websocket", lambda ws: attempts.append(ws.url))
+    await page.reload()  # the widget resumes its stored chat, which chip refuses
+    await expect(page.locator(W + ".notice")).to_have_text("This chat is closed.")
+    await page.wait_for_timeout(4000)  # a refused start_chat of another kind is retried within 1 s
+    assert len(attempts) == 1, attempts
+    await expect(page.locator(W + ".notice")).to_be_visible()

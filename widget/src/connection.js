@@ -62,6 +62,16 @@ export class Connection {
     if (this.ws) this.ws.close();
   }
 
+  /** chip will never take this chat (its contact was blocked): close, and do not come back. */
+  stop() {
+    clearTimeout(this.timer);
+    this.open = () => {};
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) { ws.onclose = null; ws.close(); }
+    this.on.state("offline");
+  }
+
   /** A chat is bound: the next loss starts its backoff afresh. */
   settled() { this.attempt = 0; }
 

@@ -252,7 +252,10 @@ export class Widget {
 
   refused(e) {
     const op = this.current;
-    if (!this.bound) {
+    if (!this.bound && e.code === "forbidden") {
+      this.notify(e, true);
+      this.conn.stop();  // the chat was blocked: every try would be refused the same way
+    } else if (!this.bound) {
       this.notify(e);
       this.conn.restart();  // start_chat was refused (rate limited, a store down): try again later
     } else if (op && op.kind === "history") {
@@ -388,16 +391,17 @@ export class Widget {
     quick.hidden = !replies.length;
   }
 
-  notify(error) {
+  /** Show why chip refused something; for a few seconds, or until the page goes if `lasting`. */
+  notify(error, lasting = false) {
     const v = this.v;
     v.notice.textContent = this.explain(error);
     v.notice.hidden = false;
     clearTimeout(this.noticeTimer);
-    this.noticeTimer = setTimeout(() => { v.notice.hidden = true; }, 8000);
+    if (!lasting) this.noticeTimer = setTimeout(() => { v.notice.hidden = true; }, 8000);
   }
 
   explain(error) {
-    return ["unavailable", "rate_limited", "too_large"].includes(error.code) ? this.t(error.code)
+    return ["unavailable", "rate_limited", "too_large", "forbidden"].includes(error.code) ? this.t(error.code)
       : this.t("error", { error: String(error.error || error.code) });
   }
 
