@@ -202,6 +202,9 @@ async def chat_id(page) -> str:
 async def say(site, courier, channel_uuid, chat, text, **msg) -> int:
     """Courier sends a message to the chat (a msgs_msg row, then /wc/send, as RapidPro and Courier do); its id."""
     from tornado.httpclient import AsyncHTTPClient
+    # the widget has its chat_started once Courier took it, or after 10 s of a slow Courier (a loaded
+    # machine): RapidPro can only write to the chat once Courier has made its contact
+    await courier.wait_for(lambda: courier.of_type("chat_started", chat), timeout=20)
     msg_id = await courier.run(courier.store.msg_out, channel_uuid, chat, text, msg.get("attachments"),
                                msg.get("quick_replies"), None, msg.get("user_id"))
     body = {"id": msg_id, "text": text, "origin": "chat" if msg.get("user_id") else "flow", **msg}
