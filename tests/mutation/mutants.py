@@ -79,8 +79,8 @@ MUTANTS = [
            "if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n", "", LIMITS),
     Mutant("limits: the command bucket never runs dry", "services/limits.py",
            "if self.tokens < 1:", "if self.tokens < -1e9:", LIMITS),
-    Mutant("limits: one socket more than --max-sockets-per-ip", "services/limits.py",
-           "if held >= self.max_sockets_per_ip:", "if held > self.max_sockets_per_ip:", LIMITS),
+    Mutant("limits: one socket (or connection) more than its per-client cap", "services/limits.py",
+           "if held >= self.cap:", "if held > self.cap:", LIMITS),
     Mutant("limits: text one character over --max-text-length accepted", "services/limits.py",
            "if len(text) > self.max_text_length:", "if len(text) > self.max_text_length + 1:", LIMITS),
     Mutant("limits: X-Forwarded-For believed from anyone", "services/limits.py",
@@ -104,5 +104,6 @@ MUTANTS = [
     Mutant("send: a channel without a secret accepts an empty one", "services/chats.py",
            "channel.secret.encode()) and bool(channel.secret)", "channel.secret.encode())", SEND),
     Mutant("send: a 23-character chat ID accepted", "handlers/schemas.py",
-           'COURIER_CHAT_ID = r"^[a-zA-Z0-9]{24}', 'COURIER_CHAT_ID = r"^[a-zA-Z0-9]{23,24}', SEND),
+           'COURIER_CHAT_ID = re.compile(r"[a-zA-Z0-9]{24}', 'COURIER_CHAT_ID = re.compile(r"[a-zA-Z0-9]{23,24}',
+           SEND),
 ]
