@@ -23,6 +23,7 @@ from handlers.server import make_server
 from models import MODELS, Database, SchemaError
 from services import config as settings
 from services import valkey
+from services.backoff import RetryPolicy
 from services.chats import Chats
 from services.config import Config
 from services.courier import CourierClient
@@ -95,8 +96,10 @@ class Services:
         self.db.close()
 
 
-async def build(config: Config) -> Services:
-    """Build the services. Nothing is connected yet: start() waits for the stores."""
+async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
+    """Build the services, every retry loop on one policy (from the settings unless given). Nothing is
+    connected yet: start() waits for the stores."""
+    retry = retry or RetryPolicy.from_config(config)
     db = Database(config.db, MODELS, pool_size=config.db_pool_size)
     redis = valkey.client(config.redis_url)
     metrics = Metrics()
@@ -107,14 +110,16 @@ async def build(config: Config) -> Services:
     scripts = Scripts(redis)
     outbox = Outbox(redis, scripts)
     delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
-                        max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics)
-    courier_queue = CourierQueue(redis, scripts, courier, lookups, metrics, expiry=config.inbound_expiry)
+                        max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics,
+                        retry=retry)
+    courier_queue = CourierQueue(redis, scripts, courier, lookups, metrics, expiry=config.inbound_expiry,
+                                 retry=retry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, scripts, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier, lookups, outbox, registry, delivery, courier_queue,
-                    expiry, chats, limits, metrics, Readiness())
+                    expiry, chats, limits, metrics, Readiness(retry.stores))
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
 from services import keys
-from services.backoff import backoff
+from services.backoff import RetryPolicy
 from services.courier import MAX_BODY, CourierClient, Outcome
 from services.errors import Unavailable
 from services.lookups import Lookups
@@ -91,17 +91,15 @@ def encode_event(event: dict) -> bytes:
 
 class CourierQueue:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, client: CourierClient, lookups: Lookups,
-                 metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50, interval: float = 1.0,
-                 backoff_base: float = 1.0, backoff_cap: float = 300.0, answer_wait: float = 10.0):
+                 metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50, retry: RetryPolicy = RetryPolicy(),
+                 answer_wait: float = 10.0):
         self.redis = redis
         self.client = client
         self.lookups = lookups
         self.metrics = metrics
         self.expiry = expiry
         self.batch = batch
-        self.interval = interval
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.retry = retry
         self.answer_wait = answer_wait
         # a crashed flusher's lock expires, and its chats fall due, a little after its post would
         # have timed out (--courier-timeout, itself longer than Courier's own limit)
@@ -199,7 +197,7 @@ class CourierQueue:
             raw = await self._take(keys=[lock.key, keys.courier_events(key)], args=[lock.token, lock.ms, lock.batch])
         if raw is None:
             # another process is posting this chat's events; look again shortly in case it just ended
-            asyncio.get_running_loop().call_later(self.interval / 2, self._kick_if_due, key)
+            asyncio.get_running_loop().call_later(self.retry.tick / 2, self._kick_if_due, key)
             return Outcome.OK
         holding = True
         try:
@@ -278,7 +276,7 @@ class CourierQueue:
 
     async def _defer(self, key: str):
         attempts = await self.redis.hincrby(keys.COURIER_ATTEMPTS, key, 1)
-        delay = backoff(attempts, self.backoff_base, self.backoff_cap)
+        delay = self.retry.courier.delay(attempts)
         await self.redis.zadd(keys.COURIER_DUE, {key: time.time() + delay})
         logger.info("courier events of chat %s kept for retry in %.1f s (attempt %d)", key, delay, attempts)
 
@@ -289,7 +287,7 @@ class CourierQueue:
     # the due loop
 
     def start(self):
-        self._loop = PeriodicCallback(self._tick, self.interval * 1000, jitter=0.1)
+        self._loop = PeriodicCallback(self._tick, self.retry.tick * 1000, jitter=0.1)
         self._loop.start()
 
     def _tick(self):

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
 from services import keys
-from services.backoff import backoff
+from services.backoff import RetryPolicy
 from services.errors import Unavailable
 from services.events import queued_at
 from services.metrics import Metrics
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 class Delivery:
     def __init__(self, redis: aioredis.Redis, outbox: Outbox, registry: Registry, *,
                  ack_timeout: float = 15.0, max_attempts: int = 10, window: int = 100,
-                 retry_interval: float = 1.0, backoff_cap: float = 300.0,
+                 retry: RetryPolicy = RetryPolicy(),
                  max_buffer: int = 1024 * 1024, stall_timeout: float = 30.0, metrics: Metrics):
         self.redis = redis
         self.outbox = outbox
@@ -38,8 +38,7 @@ class Delivery:
         self.ack_timeout = ack_timeout
         self.max_attempts = max_attempts
         self.window = window
-        self.retry_interval = retry_interval
-        self.backoff_cap = backoff_cap
+        self.retry = retry
         self.max_buffer = max_buffer
         self.stall_timeout = stall_timeout
         self.metrics = metrics
@@ -54,7 +53,7 @@ class Delivery:
     async def start(self):
         self._pubsub = self.redis.pubsub()
         self._listener = asyncio.get_running_loop().create_task(self._listen())
-        self._retry = PeriodicCallback(self._retry_due, self.retry_interval * 1000)
+        self._retry = PeriodicCallback(self._retry_due, self.retry.tick * 1000)
         self._retry.start()
 
     async def stop(self, timeout: float = 2.0):
@@ -209,7 +208,7 @@ class Delivery:
                 continue
             state[1] += 1
             state[0] = now + self.ack_timeout if state[1] == 1 else \
-                now + max(self.ack_timeout, backoff(state[1], self.ack_timeout, self.backoff_cap))
+                now + max(self.ack_timeout, self.retry.repush.delay(state[1]))
             if not session.transport.send_text(frame):
                 return
             if state[1] > 1:
@@ -250,19 +249,22 @@ class Delivery:
     # the wake listener
 
     async def _listen(self):
-        pause = 0.1
+        failures = 0
         await self._subscribe_held()
         while not self._stopping:
             try:
                 if not self._pubsub.subscribed:
                     # nothing held, or the subscriptions failed while Redis was away: try them again
-                    await asyncio.sleep(pause if self.registry.chats() else 0.05)
                     if self.registry.chats():
-                        pause = min(pause * 2, 5.0)
+                        failures += 1
+                        await asyncio.sleep(self.retry.reconnect.delay(failures))
+                    else:
+                        await asyncio.sleep(0.05)
+                    if self.registry.chats():
                         await self._subscribe_held()
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
-                pause = 0.1
+                failures = 0
                 if message and message["type"] == "message":
                     msg_key, _, frame = message["data"].decode().partition("\n")
                     self.offer(keys.chat_from_wake(message["channel"].decode()), msg_key, frame)
@@ -273,9 +275,10 @@ class Delivery:
             except (RedisError, OSError) as e:
                 if self._stopping:
                     return  # stop() closed the connection under a listener that outlived its bound
-                logger.warning("lost the wake channel, reconnecting in %.1f s: %s", pause, e)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
+                failures += 1
+                delay = self.retry.reconnect.delay(failures)
+                logger.warning("lost the wake channel, reconnecting in %.1f s: %s", delay, e)
+                await asyncio.sleep(delay)
                 await self._subscribe_held()
 
     async def _subscribe_held(self):

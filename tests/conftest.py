@@ -27,6 +27,7 @@ import chip
 from demo.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
 from models import MODELS, Database
 from models.schema import NEWEST
+from services.backoff import RetryPolicy
 from services.config import Config
 from tests.courier_double import CourierDouble
 from tests.rows import Rows, create_database, drop_database
@@ -223,14 +224,16 @@ class ChipServer:
 
 @pytest.fixture
 async def start_chip(pg_url, redis_url, courier, rows):  # rows: emptied only once chip is stopped
-    """start_chip(**config) -> a running chip on a free loopback port, stopped at teardown."""
+    """start_chip(retry=None, **config) -> a running chip on a free loopback port, stopped at teardown;
+    `retry` changes fields of the RetryPolicy the settings make (shorter waits)."""
     started = []
 
-    async def start(**overrides) -> ChipServer:
+    async def start(retry=None, **overrides) -> ChipServer:
         values = dict(db=pg_url, valkey=redis_url, courier_url=courier.url, storage_url="https://cdn.test/media",
                       instance_id=f"test{len(started)}", address="127.0.0.1")
         values.update(overrides)
-        running = chip.Server(await chip.build(Config(**values)))
+        config = Config(**values)
+        running = chip.Server(await chip.build(config, RetryPolicy.from_config(config, **(retry or {}))))
         running.listen(bind_unused_port()[0])
         await running.start()
         started.append(ChipServer(running))
