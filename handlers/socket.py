@@ -1,5 +1,6 @@
 """A visitor's chat widget: the WebSocket at /wc/connect/{channel}/."""
 
+import functools
 import logging
 
 import orjson
@@ -27,16 +28,11 @@ COMMANDS = {
 }
 
 
-def _retrieve(future):
-    # a frame written to a socket that closed meanwhile fails later; on_close already cleaned up
-    if not future.cancelled():
-        future.exception()
-
-
 class ChatSocket(ServicesMixin, WebSocketHandler):
     session: Session = None
     _start_timer = None
     _last_write = None
+    _unsent = 0  # bytes of frames written whose writes have not reached the kernel yet
     bucket: CommandBucket = None
 
     async def get(self, channel_uuid: str):
@@ -111,9 +107,9 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
         """Write one frame; False if the socket is gone (it is then dropped from the registry)."""
         if self.ws_connection is None or self.ws_connection.is_closing():
             return False
+        frame = text.encode()  # once: Tornado sends bytes as they are, as a text frame
         try:
-            self._last_write = self.write_message(text)
-            self._last_write.add_done_callback(_retrieve)
+            self._last_write = self.write_message(frame)
         except WebSocketClosedError:
             self.delivery.unbind(self.session)
             return False
@@ -124,15 +120,23 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
             self.delivery.unbind(self.session)
             self.ws_connection.stream.close()
             return False
+        self._unsent += len(frame)
+        self._last_write.add_done_callback(functools.partial(self._written, len(frame)))
         return True
 
+    def _written(self, size: int, future):
+        self._unsent -= size
+        # a frame written to a socket that closed meanwhile fails later; on_close already cleaned up
+        if not future.cancelled():
+            future.exception()
+
     def buffered(self) -> int:
-        """Bytes written to this socket and not yet taken by the kernel."""
+        """Bytes of the frames written to this socket and not yet taken by the kernel (counted here:
+        IOStream keeps no public count of its unsent bytes)."""
         stream = self.ws_connection.stream if self.ws_connection else None
         if stream is None or stream.closed():
             return 0
-        # IOStream keeps no public count of its unsent bytes
-        return stream._total_write_index - stream._total_write_done_index
+        return self._unsent
 
     def when_drained(self, callback):
         """Call back once everything written so far has gone to the kernel (or the socket closed)."""

@@ -21,7 +21,7 @@ from services.errors import Unavailable
 from services.events import queued_at
 from services.metrics import Metrics
 from services.outbox import Outbox
-from services.registry import Registry, Session
+from services.registry import Pushed, Registry, Session, Stall
 from services.shutdown import settle
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Delivery:
         for session in self.registry.sessions(key):
             state = session.pushed.pop(msg_key, None)
             if state is not None:
-                queued = state[2]
+                queued = state.queued
             session.acked[msg_key] = now
         if queued is not None:
             self.metrics.delivery.observe(max(0.0, time.time() - queued))
@@ -191,29 +191,29 @@ class Delivery:
                 continue
             unsent = session.transport.buffered()
             if unsent and unsent + len(frame) > self.max_buffer:
-                session.stalled = [unsent, now]
+                session.stalled = Stall(unsent, now)
                 session.transport.when_drained(lambda: self.wake(session.key))
                 return
             state = session.pushed.get(msg_key)
             if state is None:
-                state = session.pushed[msg_key] = [0.0, 0, queued_at(frame)]
-            elif state[0] > now:
+                state = session.pushed[msg_key] = Pushed(queued_at(frame))
+            elif state.due > now:
                 continue
-            elif state[1] >= self.max_attempts:
-                if state[1] == self.max_attempts:
-                    state[1] += 1  # counted once; the retry loop ignores it from now on
+            elif state.attempts >= self.max_attempts:
+                if state.attempts == self.max_attempts:
+                    state.attempts += 1  # counted once; the retry loop ignores it from now on
                     self.metrics.failed.inc()
                     logger.warning("stopped pushing chat=%s msg=%s after %d attempts", session.chat_id,
                                    msg_key, self.max_attempts)
                 continue
-            state[1] += 1
-            state[0] = now + self.ack_timeout if state[1] == 1 else \
-                now + max(self.ack_timeout, self.retry.repush.delay(state[1]))
+            state.attempts += 1
+            state.due = now + self.ack_timeout if state.attempts == 1 else \
+                now + max(self.ack_timeout, self.retry.repush.delay(state.attempts))
             if not session.transport.send_text(frame):
                 return
-            if state[1] > 1:
+            if state.attempts > 1:
                 self.metrics.retried.inc()
-                logger.info("pushing again chat=%s msg=%s attempt=%d", session.chat_id, msg_key, state[1])
+                logger.info("pushing again chat=%s msg=%s attempt=%d", session.chat_id, msg_key, state.attempts)
             else:
                 self.metrics.pushed.inc()
 
@@ -227,7 +227,7 @@ class Delivery:
                     session.acked = {k: at for k, at in session.acked.items() if now - at < self.ack_timeout}
             if any(not session.synced or self._drained(session, now) for session in sessions) or any(
                     # <=: one more pump after the last attempt's timeout counts the message as failed
-                    state[0] <= now and state[1] <= self.max_attempts
+                    state.due <= now and state.attempts <= self.max_attempts
                     for session in sessions for state in session.pushed.values()):
                 self.wake(key)
 
@@ -236,11 +236,10 @@ class Delivery:
         is not reading: it is closed, and its messages wait in the outbox for the next visit."""
         if session.stalled is None:
             return False
-        unsent, since = session.stalled
         current = session.transport.buffered()
-        if current < unsent:
+        if current < session.stalled.unsent:
             return True
-        if now - since > self.stall_timeout:
+        if now - session.stalled.since > self.stall_timeout:
             logger.info("closing a socket that stopped reading chat=%s unsent=%d", session.chat_id, current)
             self.unbind(session)
             session.transport.close(1008, "not reading")
