@@ -105,6 +105,10 @@ class Delivery:
         except (RedisError, OSError) as e:
             logger.debug("unsubscribe chat=%s failed: %s", key, e)
 
+    def awaits_ack(self, session: Session, msg_id) -> bool:
+        """Whether this message was pushed to this socket and is not acknowledged yet."""
+        return keys.msg_key(msg_id) in session.pushed
+
     def acked(self, key: str, msg_key: str):
         """A message of this chat was acknowledged: stop pushing it to this process's sockets."""
         now, queued = time.monotonic(), None
