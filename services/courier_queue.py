@@ -26,11 +26,11 @@ from tornado.ioloop import PeriodicCallback
 from services import keys
 from services.backoff import RetryPolicy
 from services.courier import MAX_BODY, CourierClient, Outcome
-from services.errors import Unavailable
 from services.lookups import Lookups
 from services.metrics import Metrics
 from services.scripts import Scripts
 from services.shutdown import settle
+from services.valkey import redis_errors
 
 logger = logging.getLogger(__name__)
 
@@ -121,16 +121,13 @@ class CourierQueue:
         """Where a chat with fresh events goes on the due set: after a crashed flusher's lock expires."""
         return time.time() + self.grace
 
+    @redis_errors("queueing a courier event")
     async def push(self, key: str, event: dict) -> bool:
         """Queue an event durably; True if the chat is backing off (Courier failed it lately)."""
-        try:
-            attempts = await self._push(
-                keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS],
-                args=[encode_event(event), self.due_score, key],
-            )
-        except (RedisError, OSError) as e:
-            logger.warning("redis unavailable while queueing a courier event: %s", e)
-            raise Unavailable("message store unavailable") from e
+        attempts = await self._push(
+            keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS],
+            args=[encode_event(event), self.due_score, key],
+        )
         return attempts is not None
 
     async def send(self, key: str, event: dict):

@@ -5,7 +5,6 @@ Each entry is stored as the exact `chat_out` frame the widget gets, so pushing i
 encoding. Entries are ordered by a global sequence and leave only when acknowledged (or given up).
 """
 
-import functools
 import logging
 import time
 
@@ -14,8 +13,9 @@ from redis.exceptions import RedisError
 
 from services import keys
 from services.courier_queue import Lock
-from services.errors import TooLarge, Unavailable
+from services.errors import TooLarge
 from services.scripts import Scripts
+from services.valkey import redis_errors
 
 logger = logging.getLogger(__name__)
 
@@ -64,20 +64,6 @@ if KEYS[6] and redis.call('SET', KEYS[6], ARGV[5], 'NX', 'PX', ARGV[6]) then
 end
 return 1
 """
-
-
-def redis_errors(action: str):
-    """Decorator: a Redis failure inside `action` surfaces as Unavailable."""
-    def wrap(method):
-        @functools.wraps(method)
-        async def call(*args, **kwargs):
-            try:
-                return await method(*args, **kwargs)
-            except (RedisError, OSError) as e:
-                logger.warning("redis unavailable while %s: %s", action, e)
-                raise Unavailable("message store unavailable") from e
-        return call
-    return wrap
 
 
 class Outbox:
