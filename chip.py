@@ -23,6 +23,7 @@ from handlers.server import make_server
 from models import MODELS, Database, SchemaError
 from services import config as settings
 from services import valkey
+from services.backoff import RetryPolicy
 from services.chats import Chats
 from services.config import Config
 from services.courier import CourierClient
@@ -83,8 +84,8 @@ class Services:
         self.readiness.set_ready()
 
     async def stop(self):
-        """Close sockets (1001), let Courier calls finish, stop the loops, close Redis and the database."""
-        self.registry.close_all(1001, "server shutting down")
+        """Let Courier calls finish, stop the loops, close Redis and the database (Server.stop has
+        closed the sockets and answered the requests in flight before)."""
         self.expiry.stop()
         await self.courier_queue.stop(SHUTDOWN_GRACE)
         await self.delivery.stop()
@@ -95,8 +96,10 @@ class Services:
         self.db.close()
 
 
-async def build(config: Config) -> Services:
-    """Build the services. Nothing is connected yet: start() waits for the stores."""
+async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
+    """Build the services, every retry loop on one policy (from the settings unless given). Nothing is
+    connected yet: start() waits for the stores."""
+    retry = retry or RetryPolicy.from_config(config)
     db = Database(config.db, MODELS, pool_size=config.db_pool_size)
     redis = valkey.client(config.redis_url)
     metrics = Metrics()
@@ -107,14 +110,16 @@ async def build(config: Config) -> Services:
     scripts = Scripts(redis)
     outbox = Outbox(redis, scripts)
     delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
-                        max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics)
-    courier_queue = CourierQueue(redis, scripts, courier, lookups, metrics, expiry=config.inbound_expiry)
+                        max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics,
+                        retry=retry)
+    courier_queue = CourierQueue(redis, scripts, courier, lookups, metrics, expiry=config.inbound_expiry,
+                                 retry=retry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, scripts, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier, lookups, outbox, registry, delivery, courier_queue,
-                    expiry, chats, limits, metrics, Readiness())
+                    expiry, chats, limits, metrics, Readiness(retry.stores))
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:
@@ -139,6 +144,63 @@ def make_app(services: Services, routes=(), **extra) -> Application:
 def make_metrics_app(services: Services) -> Application:
     """The Prometheus endpoint, served apart from the public port so it is never exposed by accident."""
     return Application(metrics_handlers.routes, metrics=services.metrics)
+
+
+class Server:
+    """chip running: the services, the public HTTP server and (with --metrics-port) the metrics one.
+    The one owner of start and stop, so chip.py, the demo and the tests run the same order."""
+
+    def __init__(self, services: Services, routes=()):
+        self.services = services
+        # no xheaders: they would trust anyone's X-Forwarded-For; Limits.client_ip trusts only
+        # --trusted-proxies
+        self.http = make_server(make_app(services, routes), services.config)
+        self.metrics_http = None
+        self.port = services.config.port
+
+    def listen(self, sock=None):
+        """Take the public port (the configured address and port, or `sock`, bound already) and the
+        metrics port; OSError if one is taken (then abandon())."""
+        config = self.services.config
+        if sock is None:
+            self.http.listen(config.port, config.address)
+        else:
+            self.port = sock.getsockname()[1]
+            self.http.add_sockets([sock])
+        if config.metrics_port:
+            self.metrics_http = make_metrics_app(self.services).listen(config.metrics_port, "localhost")
+
+    async def start(self):
+        """Wait for the stores and start the loops (Services.start); listening already, so until then
+        /ready and every socket or /wc/send answer 503."""
+        await self.services.start()
+
+    async def abandon(self):
+        """Give up a server that never started (a port taken, tables chip cannot serve)."""
+        self._stop_listening()
+        self.services.db.close()
+        await self.services.redis.aclose()
+
+    async def stop(self):
+        """Stop accepting; close the sockets with 1001; answer the requests already received (a
+        /wc/send Courier is waiting on), for up to SHUTDOWN_GRACE; close the connections, so that no
+        request still runs when the loops stop and Redis, the database and the Courier client close."""
+        logger.info("shutting down: %d open socket(s)", self.services.registry.open_count)
+        self.services.readiness.stop()
+        self._stop_listening()
+        self.services.registry.close_all(1001, "server shutting down")
+        unanswered = await self.services.readiness.drain(SHUTDOWN_GRACE)
+        if unanswered:
+            logger.warning("shutting down with %d request(s) unanswered after %.0f s", unanswered, SHUTDOWN_GRACE)
+        await self.http.close_all_connections()
+        if self.metrics_http is not None:
+            await self.metrics_http.close_all_connections()
+        await self.services.stop()
+
+    def _stop_listening(self):
+        self.http.stop()
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
 
 
 def _safe(url: str) -> str:
@@ -185,57 +247,32 @@ def raise_file_limit():
 
 
 async def serve(config: Config, argv=None):
-    services = await build(config)
-    app = make_app(services)
+    server = Server(await build(config))
     try:
-        # no xheaders: they would trust anyone's X-Forwarded-For; Limits.client_ip trusts only
-        # --trusted-proxies
-        server = make_server(app, config)
-        server.listen(config.port, config.address)
-        metrics_server = None
-        if config.metrics_port:
-            metrics_server = make_metrics_app(services).listen(config.metrics_port, "localhost")
+        server.listen()
     except OSError as e:
-        services.db.close()
-        await services.redis.aclose()
+        await server.abandon()
         settings.fail(f"cannot listen on {config.address}:{config.port} (metrics {config.metrics_port}): "
                       f"{e.strerror}")
+    readiness = server.services.readiness
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, services.readiness.stop)
+        loop.add_signal_handler(sig, readiness.stop)
     loop.add_signal_handler(signal.SIGHUP, reload, config, argv)
-    # listening already: until start() returns, /ready and every socket or /wc/send answer 503
     try:
-        await services.start()
+        await server.start()
     except Stopping:
         pass
     except SchemaError as e:
-        server.stop()
-        services.db.close()
-        await services.redis.aclose()
+        await server.abandon()
         settings.fail(str(e))
     else:
         tune_collector()
         logger.info("chip ready, listening on %s:%d instance=%s courier=%s open files<=%d", config.address,
                     config.port, config.instance_id, _safe(config.courier_url),
                     resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        await services.readiness.stopped()
-
-    logger.info("shutting down: %d open socket(s)", services.registry.open_count)
-    server.stop()
-    if metrics_server is not None:
-        metrics_server.stop()
-    # sockets get their 1001 first; requests already received (a /wc/send Courier is waiting on)
-    # are answered; then no HTTP request may still be running when Redis, the database and the
-    # Courier client close
-    services.registry.close_all(1001, "server shutting down")
-    unanswered = await services.readiness.drain(SHUTDOWN_GRACE)
-    if unanswered:
-        logger.warning("shutting down with %d request(s) unanswered after %.0f s", unanswered, SHUTDOWN_GRACE)
-    await server.close_all_connections()
-    if metrics_server is not None:
-        await metrics_server.close_all_connections()
-    await services.stop()
+        await readiness.stopped()
+    await server.stop()
     logger.info("stopped")
 
 

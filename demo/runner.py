@@ -6,8 +6,6 @@ so the test exercises the very wiring `make demo` runs.
 
 import logging
 
-from tornado.httpserver import HTTPServer
-
 import chip
 from demo import seed, web
 from demo.bot import Simulator
@@ -25,10 +23,13 @@ class Demo:
         self.address = address
         self.public_url = f"http://{host}:{port}"   # what the visitor's browser uses
         self.pause = pause
-        self.services = None
         self.server = None
         self.courier = None
         self.seed = None
+
+    @property
+    def services(self) -> chip.Services:
+        return self.server.services
 
     @property
     def page_url(self) -> str:
@@ -43,28 +44,24 @@ class Demo:
         self.courier = await Simulator(self.db, self.seed, chip_url=self.public_url, public_url=self.public_url,
                                        pause=self.pause).start()
         try:
-            self.services = await chip.build(self.config(self.courier.url))
+            server = chip.Server(await chip.build(self.config(self.courier.url)), routes=web.routes())
         except Exception:
             await self.courier.stop()
             raise
-        server = HTTPServer(chip.make_app(self.services, routes=web.routes()), xheaders=True)
         try:
-            server.listen(self.port, self.address)
+            server.listen()
         except OSError:
-            self.services.db.close()
-            await self.services.redis.aclose()
+            await server.abandon()
             await self.courier.stop()
             raise
         self.server = server
-        await self.services.start()
+        await server.start()
         logger.info("demo page at %s", self.page_url)
         return self
 
     async def stop(self):
         """chip first (its sockets close with 1001 and its last Courier calls land), then the simulator."""
         if self.server is not None:
-            self.server.stop()
-            await self.services.stop()
-            await self.server.close_all_connections()
+            await self.server.stop()
         if self.courier is not None:
             await self.courier.stop()

@@ -1,6 +1,7 @@
 """What every handler shares: typed access to the services, and the one place that turns an
 exception into a client's answer (a JSON error body, or an `error` event on a socket)."""
 
+import http.client
 import logging
 
 import orjson
@@ -29,6 +30,14 @@ def refusal(exc: BaseException) -> ChipError:
         return error
     logger.error("internal error", exc_info=exc)
     return Unavailable("internal error")
+
+
+def _reason(status: int, exc: BaseException | None, given: str | None) -> str:
+    """The reason phrase send_error answered with (Tornado keeps it private): the one it was given, an
+    HTTPError's own, else the standard one for the status."""
+    if isinstance(exc, HTTPError) and exc.reason:
+        return exc.reason
+    return given or http.client.responses.get(status, "Unknown")
 
 
 class ServicesMixin:
@@ -75,7 +84,7 @@ class ServicesMixin:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         error = refusal(exc) if exc is not None else None
         if error is None:
-            self.write_json({"error": self._reason.lower()}, status_code)
+            self.write_json({"error": _reason(status_code, exc, kwargs.get("reason")).lower()}, status_code)
         else:
             self.write_json({"error": error.message}, error.status)
 

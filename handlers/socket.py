@@ -1,42 +1,63 @@
 """A visitor's chat widget: the WebSocket at /wc/connect/{channel}/."""
 
+import dataclasses
+import functools
 import logging
+from typing import Awaitable, Callable
 
 import orjson
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from handlers import schemas
 from handlers.base import ServicesMixin, refusal
-from services import events, keys
+from services import events
+from services.chats import Chats
 from services.errors import InvalidCommand
 from services.limits import CommandBucket
 from services.registry import Session
 
 logger = logging.getLogger(__name__)
 
-# command type -> (its schema, the Chats coroutine that carries it out)
+
+def counted(socket: "ChatSocket", fields: dict) -> bool:
+    """The usual rule: every frame of the command is counted by --command-rate."""
+    return False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Command:
+    """A widget's command: the schema its fields are validated with, the Chats coroutine that serves
+    it (called with the Chats service, the socket's Session and those fields), and which of its
+    frames are not counted by --command-rate (`free(socket, fields)`)."""
+    schema: Schema
+    serve: Callable[..., Awaitable[dict | None]]
+    free: Callable[["ChatSocket", dict], bool] = counted
+
+
+def _acks_a_push(socket: "ChatSocket", fields: dict) -> bool:
+    # chip bounds the number of messages it pushes itself, and a widget catching up on a backlog
+    # must not be refused acking them
+    return socket.delivery.awaits_ack(socket.session, fields["msg_id"])
+
+
+# every command a widget may send, by its type; adding one is a row here, a schema and a Chats method
 COMMANDS = {
-    "start_chat": (schemas.StartChat(), "start_chat"),
-    "send_msg": (schemas.SendMsg(), "send_msg"),
-    "ack_chat": (schemas.AckChat(), "ack_chat"),
-    "get_history": (schemas.GetHistory(), "get_history"),
-    "set_email": (schemas.SetEmail(), "set_email"),
+    "start_chat": Command(schemas.StartChat(), Chats.start_chat),
+    "send_msg": Command(schemas.SendMsg(), Chats.send_msg),
+    "ack_chat": Command(schemas.AckChat(), Chats.ack_chat, free=_acks_a_push),
+    "get_history": Command(schemas.GetHistory(), Chats.get_history),
+    "set_email": Command(schemas.SetEmail(), Chats.set_email),
 }
-
-
-def _retrieve(future):
-    # a frame written to a socket that closed meanwhile fails later; on_close already cleaned up
-    if not future.cancelled():
-        future.exception()
 
 
 class ChatSocket(ServicesMixin, WebSocketHandler):
     session: Session = None
     _start_timer = None
     _last_write = None
+    _unsent = 0  # bytes of frames written whose writes have not reached the kernel yet
     bucket: CommandBucket = None
 
     async def get(self, channel_uuid: str):
@@ -81,18 +102,16 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
 
     async def _dispatch(self, message):
         try:
-            kind, args = self._decode(message)
+            command, fields = self._decode(message)
         except InvalidCommand:
             self.bucket.take()  # garbage is rate limited like any command
             raise
-        # acks of what chip pushed to this socket are free: chip bounds their number itself, and a
-        # widget catching up on a backlog must not be refused
-        if not (kind == "ack_chat" and keys.msg_key(args["msg_id"]) in self.session.pushed):
+        if not command.free(self, fields):
             self.bucket.take()
-        return await getattr(self.chats, COMMANDS[kind][1])(self.session, **args)
+        return await command.serve(self.chats, self.session, **fields)
 
-    def _decode(self, message) -> tuple[str, dict]:
-        """The command's type and its validated fields; InvalidCommand when it is not a command."""
+    def _decode(self, message) -> tuple[Command, dict]:
+        """The command and its validated fields; InvalidCommand when it is not a command."""
         try:
             command = orjson.loads(message)
         except orjson.JSONDecodeError:
@@ -103,7 +122,7 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
         if not isinstance(kind, str) or kind not in COMMANDS:  # a list or an object is no type, and unhashable
             raise InvalidCommand(f"unknown command type: {str(kind)[:40]}" if kind else "type: field is required")
         try:
-            return kind, COMMANDS[kind][0].load(command)
+            return COMMANDS[kind], COMMANDS[kind].schema.load(command)
         except ValidationError as e:
             raise InvalidCommand(schemas.describe(e.messages)) from None
 
@@ -111,9 +130,9 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
         """Write one frame; False if the socket is gone (it is then dropped from the registry)."""
         if self.ws_connection is None or self.ws_connection.is_closing():
             return False
+        frame = text.encode()  # once: Tornado sends bytes as they are, as a text frame
         try:
-            self._last_write = self.write_message(text)
-            self._last_write.add_done_callback(_retrieve)
+            self._last_write = self.write_message(frame)
         except WebSocketClosedError:
             self.delivery.unbind(self.session)
             return False
@@ -124,15 +143,23 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
             self.delivery.unbind(self.session)
             self.ws_connection.stream.close()
             return False
+        self._unsent += len(frame)
+        self._last_write.add_done_callback(functools.partial(self._written, len(frame)))
         return True
 
+    def _written(self, size: int, future):
+        self._unsent -= size
+        # a frame written to a socket that closed meanwhile fails later; on_close already cleaned up
+        if not future.cancelled():
+            future.exception()
+
     def buffered(self) -> int:
-        """Bytes written to this socket and not yet taken by the kernel."""
+        """Bytes of the frames written to this socket and not yet taken by the kernel (counted here:
+        IOStream keeps no public count of its unsent bytes)."""
         stream = self.ws_connection.stream if self.ws_connection else None
         if stream is None or stream.closed():
             return 0
-        # IOStream keeps no public count of its unsent bytes
-        return stream._total_write_index - stream._total_write_done_index
+        return self._unsent
 
     def when_drained(self, callback):
         """Call back once everything written so far has gone to the kernel (or the socket closed)."""

@@ -1,8 +1,36 @@
+"""The retry policy: how long every retry loop of chip waits before trying again.
+
+One RetryPolicy, made from Config by chip.build and handed to each service that retries: delivery's
+pushes of unacknowledged messages and its pub/sub reconnects, the Courier queue's posts and due
+loop, and start-up's waits for the stores. Every wait is a capped exponential backoff with jitter.
+"""
+
+import dataclasses
 import random
 
+CAP = 300.0  # most seconds between two tries of a message or of a Courier post
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Seconds to wait before try number `attempt` + 1: doubling from `base`, capped, jittered
-    into [half, full] so that many chats failing together do not retry together."""
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
-    return delay * random.uniform(0.5, 1.0)
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Backoff:
+    base: float
+    cap: float
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before try number `attempt` + 1: doubling from `base`, capped, jittered
+        into [half, full] so that many chats failing together do not retry together."""
+        return min(self.cap, self.base * (2 ** max(0, attempt - 1))) * random.uniform(0.5, 1.0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    repush: Backoff = Backoff(15.0, CAP)    # a message a socket has not acknowledged (from --ack-timeout)
+    courier: Backoff = Backoff(1.0, CAP)    # events Courier did not take
+    reconnect: Backoff = Backoff(0.1, 5.0)  # the pub/sub connection to Redis, lost or refused
+    stores: Backoff = Backoff(0.5, 5.0)     # the database and Redis at start; a store back is seen within 5 s
+    tick: float = 1.0                       # seconds between two looks of the due loops (delivery's, Courier's)
+
+    @classmethod
+    def from_config(cls, config, **changes) -> "RetryPolicy":
+        """The policy for these settings; `changes` replace whole fields (tests' shorter waits)."""
+        return dataclasses.replace(cls(repush=Backoff(config.ack_timeout, CAP)), **changes)

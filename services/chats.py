@@ -13,7 +13,7 @@ import orjson
 from models import ContactURN, Database, Msg
 from services import events, keys
 from services.courier import Outcome
-from services.courier_queue import CourierQueue, encode_event
+from services.courier_queue import CourierQueue
 from services.delivery import Delivery
 from services.errors import ChatNotStarted, Forbidden, InvalidCommand, Unavailable
 from services.limits import Limits
@@ -108,13 +108,9 @@ class Chats:
         """`ack_chat` {msg_id} -> no reply; the message leaves the outbox, Courier hears `delivered`."""
         self._require_chat(session)
         msg_key = keys.msg_key(msg_id)
-        event = encode_event(events.courier_msg_status(msg_key, "delivered"))
-        lock = self.courier.lock(session.key)
-        taken = await self.outbox.remove(session.key, msg_key, event, self.courier.due_score, lock)
-        if taken is not None:
+        if await self.courier.report(session.key, msg_key, "delivered"):
             self.metrics.acked.inc()
             self.delivery.acked(session.key, msg_key)
-            self.courier.kick(session.key, lock, taken)
             logger.debug("msg acked channel=%s chat=%s msg=%s", session.channel.uuid, session.chat_id, msg_key)
 
     async def get_history(self, session: Session, before: datetime) -> dict:

@@ -22,69 +22,6 @@ VERSION = "1.0.0"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    address: str = "localhost"
-    port: int = 8070
-    domain: str = "localhost"
-    ssl: bool = False
-    db: str = "postgres://temba:temba@localhost/temba"
-    valkey: str = "valkey://localhost:6379/5"
-    courier_url: str = ""
-    courier_timeout: float = 40.0
-    storage_url: str = ""
-    instance_id: str = ""
-    ack_timeout: float = 15.0
-    log_level: str = "info"
-    sentry_dsn: str = ""
-    db_pool_size: int = 8
-    inbound_expiry: float = 86400.0
-    max_attempts: int = 10
-    msg_expiry: float = 7 * 86400.0
-    smtp_url: str = ""
-    ping_interval: float = 30.0
-    ping_timeout: float = 30.0
-    start_timeout: float = 30.0
-    max_write_buffer: int = 1024 * 1024
-    allowed_origins: tuple[str, ...] = ()
-    max_message_bytes: int = 64 * 1024
-    max_text_length: int = 4096
-    command_rate: float = 10.0
-    command_burst: int = 120
-    new_chats_per_ip: int = 10
-    new_chats_window: int = 60
-    max_sockets_per_ip: int = 50
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    metrics_port: int = 0
-    public_version: bool = False
-    env_file: str = ""
-    max_connections_per_ip: int = 100
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    max_body_bytes: int = 256 * 1024
-    max_list_items: int = 10
-    max_outbox: int = 1000
-    widget: bool = True
-
-    def __post_init__(self):
-        scheme = "https" if self.ssl else "http"
-        if not self.courier_url:
-            object.__setattr__(self, "courier_url", f"{scheme}://{self.domain}")
-        if not self.storage_url:
-            object.__setattr__(self, "storage_url", f"{scheme}://{self.domain}/media")
-        if not self.instance_id:
-            object.__setattr__(self, "instance_id", socket.gethostname())
-
-    @property
-    def redis_url(self) -> str:
-        """The --valkey URL in the form redis-py understands (valkey:// is redis:// by another name)."""
-        if self.valkey.startswith("valkeys://"):
-            return "rediss://" + self.valkey[len("valkeys://"):]
-        if self.valkey.startswith("valkey://"):
-            return "redis://" + self.valkey[len("valkey://"):]
-        return self.valkey
-
-
 class ConfigError(ValueError):
     """A setting has a value chip cannot use."""
 
@@ -165,74 +102,110 @@ def _networks(value):
     return tuple(networks)
 
 
-# (name, type, help). The flag is --name, the variable CHIP_NAME (dashes as underscores).
-SETTINGS = [
-    ("address", str, "address to listen on"),
-    ("port", _port, "port to listen on"),
-    ("domain", str, "public domain of this server; the default Courier and storage URLs use it"),
-    ("ssl", _bool, "the public URLs use https (default off)"),
-    ("db", _url(["postgres", "postgresql"]), "RapidPro's PostgreSQL database URL"),
-    ("valkey", _url(["valkey", "valkeys", "redis", "rediss", "unix"]),
-     "Valkey/Redis URL for outboxes and delivery state (valkey://, redis:// or unix://)"),
-    ("courier-url", _url(["http", "https"]), "Courier's base URL (default: http(s)://<domain>)"),
-    ("courier-timeout", _positive(float), "seconds chip waits for Courier's answer before posting again; "
-                                          f"more than Courier's own {COURIER_TIMEOUT:g} s, or a slow Courier "
-                                          "records a visitor's message twice"),
-    ("storage-url", _url(["http", "https"]),
-     "URL prefixed to users' avatar paths (default: http(s)://<domain>/media)"),
-    ("instance-id", str, "name of this process in its logs (default: the hostname)"),
-    ("ack-timeout", _positive(float), "seconds before an unacknowledged message is pushed again"),
-    ("log-level", _level, "one of " + ", ".join(LOG_LEVELS)),
-    ("sentry-dsn", str, "report errors to this Sentry DSN (optional)"),
-    ("db-pool-size", _positive(int), "PostgreSQL connections (and worker threads) per process"),
-    ("inbound-expiry", _positive(float),
-     "seconds a visitor's event is kept for Courier while Courier fails, before it is given up"),
-    ("max-attempts", _positive(int), "pushes of an unacknowledged message to one socket before waiting "
-                                     "for the visitor's next visit"),
-    ("msg-expiry", _positive(float), "seconds an outgoing message may wait in an outbox before it is "
-                                     "emailed (with --smtp-url and a visitor email) or failed"),
-    ("smtp-url", _url(["smtp", "smtps"]), "email stale messages through this server: "
-                                          "smtp://user:pass@host:587/?from=chat@example.com (optional)"),
-    ("ping-interval", _positive(float), "seconds between WebSocket pings"),
-    ("ping-timeout", _positive(float), "seconds without a pong before a socket is closed "
-                                       "(at most --ping-interval)"),
-    ("start-timeout", _positive(float), "seconds a socket may stay open without start_chat"),
-    ("max-write-buffer", _positive(int), "bytes of messages queued for a socket before chip waits for it to "
-                                         "read; one that reads nothing for --ping-timeout is closed"),
-    ("allowed-origins", _origins,
-     "comma-separated origins whose pages may open the widget's socket, such as "
-     "https://shop.example.com,https://example.org (default: any); others get 403"),
-    ("max-message-bytes", _positive(int), "largest frame a widget may send; a larger one closes the socket with 1009"),
-    ("max-text-length", _positive(int), "most characters in one send_msg text; more is refused with too_large"),
-    ("command-rate", _positive(float), "commands per second a socket may send on average; more are refused "
-                                       "with rate_limited"),
-    ("command-burst", _positive(int), "commands a socket may send at once before --command-rate applies"),
-    ("new-chats-per-ip", _positive(int),
-     "new chats one client IP may start on one channel per --new-chats-window (shared by all processes)"),
-    ("new-chats-window", _positive(int), "seconds over which --new-chats-per-ip is counted"),
-    ("max-sockets-per-ip", _positive(int), "open sockets one client IP may hold on this process; more get 429"),
-    ("trusted-proxies", _networks,
-     "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For/X-Real-IP name the client (default: none)"),
-    ("metrics-port", _port_or_off, "serve Prometheus /metrics on localhost at this port (0: off)"),
-    ("public-version", _bool, "GET / names chip's version (default off; /version on the metrics port always does)"),
-    ("env-file", str, "read CHIP_* settings from this file of NAME=value lines; the environment and flags "
-                      "win over it"),
-    ("max-connections-per-ip", _positive(int),
-     "HTTP connections one client IP (IPv6: its /64) may hold open on this process before its sockets are "
-     "upgraded; more are answered 429 and closed (--trusted-proxies are not counted)"),
-    ("header-timeout", _positive(float), "seconds a connection may take to send a request's headers, counted "
-                                         "from connect or from the previous answer (so also the keep-alive "
-                                         "idle limit); then it is closed"),
-    ("body-timeout", _positive(float), "seconds a request may take to send its body; then it is closed"),
-    ("max-body-bytes", _positive(int), "largest /wc/send body; a larger one gets 413 without being read"),
-    ("max-list-items", _positive(int), "most attachments, and most quick replies, in one /wc/send message; "
-                                       "more get 400"),
-    ("max-outbox", _positive(int), "most messages waiting for one chat's visitor; /wc/send past it gets 413"),
-    ("widget", _bool, "serve the chat widget at /wc/widget.js (on; off for a chip whose sites bring their own)"),
-]
+def setting(default, parse, help: str):
+    """A Config field that is also the flag --<name> (dashes for underscores) and the variable
+    CHIP_<NAME>: its default, the function that reads it from text (an argparse type) and its --help text."""
+    return dataclasses.field(default=default, metadata={"parse": parse, "help": help})
 
 
-_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Config)}
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every setting, declared once: the parser, the environment and --env-file all come from these fields."""
+    address: str = setting("localhost", str, "address to listen on")
+    port: int = setting(8070, _port, "port to listen on")
+    domain: str = setting("localhost", str,
+                          "public domain of this server; the default Courier and storage URLs use it")
+    ssl: bool = setting(False, _bool, "the public URLs use https (default off)")
+    db: str = setting("postgres://temba:temba@localhost/temba", _url(["postgres", "postgresql"]),
+                      "RapidPro's PostgreSQL database URL")
+    valkey: str = setting("valkey://localhost:6379/5", _url(["valkey", "valkeys", "redis", "rediss", "unix"]),
+                          "Valkey/Redis URL for outboxes and delivery state (valkey://, redis:// or unix://)")
+    courier_url: str = setting("", _url(["http", "https"]), "Courier's base URL (default: http(s)://<domain>)")
+    courier_timeout: float = setting(40.0, _positive(float),
+                                     "seconds chip waits for Courier's answer before posting again; more than "
+                                     f"Courier's own {COURIER_TIMEOUT:g} s, or a slow Courier records a "
+                                     "visitor's message twice")
+    storage_url: str = setting("", _url(["http", "https"]),
+                               "URL prefixed to users' avatar paths (default: http(s)://<domain>/media)")
+    instance_id: str = setting("", str, "name of this process in its logs (default: the hostname)")
+    ack_timeout: float = setting(15.0, _positive(float), "seconds before an unacknowledged message is pushed again")
+    log_level: str = setting("info", _level, "one of " + ", ".join(LOG_LEVELS))
+    sentry_dsn: str = setting("", str, "report errors to this Sentry DSN (optional)")
+    db_pool_size: int = setting(8, _positive(int), "PostgreSQL connections (and worker threads) per process")
+    inbound_expiry: float = setting(86400.0, _positive(float), "seconds a visitor's event is kept for Courier "
+                                    "while Courier fails, before it is given up")
+    max_attempts: int = setting(10, _positive(int), "pushes of an unacknowledged message to one socket before "
+                                "waiting for the visitor's next visit")
+    msg_expiry: float = setting(7 * 86400.0, _positive(float), "seconds an outgoing message may wait in an outbox "
+                                "before it is emailed (with --smtp-url and a visitor email) or failed")
+    smtp_url: str = setting("", _url(["smtp", "smtps"]), "email stale messages through this server: "
+                            "smtp://user:pass@host:587/?from=chat@example.com (optional)")
+    ping_interval: float = setting(30.0, _positive(float), "seconds between WebSocket pings")
+    ping_timeout: float = setting(30.0, _positive(float),
+                                  "seconds without a pong before a socket is closed (at most --ping-interval)")
+    start_timeout: float = setting(30.0, _positive(float), "seconds a socket may stay open without start_chat")
+    max_write_buffer: int = setting(1024 * 1024, _positive(int), "bytes of messages queued for a socket before "
+                                    "chip waits for it to read; one that reads nothing for --ping-timeout is "
+                                    "closed")
+    allowed_origins: tuple[str, ...] = setting((), _origins, "comma-separated origins whose pages may open the "
+                                               "widget's socket, such as https://shop.example.com,"
+                                               "https://example.org (default: any); others get 403")
+    max_message_bytes: int = setting(64 * 1024, _positive(int),
+                                     "largest frame a widget may send; a larger one closes the socket with 1009")
+    max_text_length: int = setting(4096, _positive(int),
+                                   "most characters in one send_msg text; more is refused with too_large")
+    command_rate: float = setting(10.0, _positive(float), "commands per second a socket may send on average; "
+                                  "more are refused with rate_limited")
+    command_burst: int = setting(120, _positive(int),
+                                 "commands a socket may send at once before --command-rate applies")
+    new_chats_per_ip: int = setting(10, _positive(int), "new chats one client IP may start on one channel per "
+                                    "--new-chats-window (shared by all processes)")
+    new_chats_window: int = setting(60, _positive(int), "seconds over which --new-chats-per-ip is counted")
+    max_sockets_per_ip: int = setting(50, _positive(int),
+                                      "open sockets one client IP may hold on this process; more get 429")
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
+        (), _networks,
+        "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For/X-Real-IP name the client (default: none)")
+    metrics_port: int = setting(0, _port_or_off, "serve Prometheus /metrics on localhost at this port (0: off)")
+    public_version: bool = setting(False, _bool, "GET / names chip's version (default off; /version on the "
+                                   "metrics port always does)")
+    env_file: str = setting("", str, "read CHIP_* settings from this file of NAME=value lines; the environment "
+                            "and flags win over it")
+    max_connections_per_ip: int = setting(
+        100, _positive(int),
+        "HTTP connections one client IP (IPv6: its /64) may hold open on this process before its sockets are "
+        "upgraded; more are answered 429 and closed (--trusted-proxies are not counted)")
+    header_timeout: float = setting(10.0, _positive(float), "seconds a connection may take to send a request's "
+                                    "headers, counted from connect or from the previous answer (so also the "
+                                    "keep-alive idle limit); then it is closed")
+    body_timeout: float = setting(30.0, _positive(float),
+                                  "seconds a request may take to send its body; then it is closed")
+    max_body_bytes: int = setting(256 * 1024, _positive(int),
+                                  "largest /wc/send body; a larger one gets 413 without being read")
+    max_list_items: int = setting(10, _positive(int), "most attachments, and most quick replies, in one /wc/send "
+                                  "message; more get 400")
+    max_outbox: int = setting(1000, _positive(int),
+                              "most messages waiting for one chat's visitor; /wc/send past it gets 413")
+    widget: bool = setting(True, _bool,
+                           "serve the chat widget at /wc/widget.js (on; off for a chip whose sites bring their own)")
+
+    def __post_init__(self):
+        scheme = "https" if self.ssl else "http"
+        if not self.courier_url:
+            object.__setattr__(self, "courier_url", f"{scheme}://{self.domain}")
+        if not self.storage_url:
+            object.__setattr__(self, "storage_url", f"{scheme}://{self.domain}/media")
+        if not self.instance_id:
+            object.__setattr__(self, "instance_id", socket.gethostname())
+
+    @property
+    def redis_url(self) -> str:
+        """The --valkey URL in the form redis-py understands (valkey:// is redis:// by another name)."""
+        if self.valkey.startswith("valkeys://"):
+            return "rediss://" + self.valkey[len("valkeys://"):]
+        if self.valkey.startswith("valkey://"):
+            return "redis://" + self.valkey[len("valkey://"):]
+        return self.valkey
 
 
 class _Parser(argparse.ArgumentParser):
@@ -248,9 +221,9 @@ def _parser() -> argparse.ArgumentParser:
                "for example CHIP_DB or CHIP_COURIER_URL, or written in --env-file; a flag wins over the "
                "environment, which wins over the file.",
     )
-    for name, kind, text in SETTINGS:
-        attr = name.replace("-", "_")
-        default = _DEFAULTS[attr]
+    for field in dataclasses.fields(Config):
+        attr, default, kind, text = field.name, field.default, field.metadata["parse"], field.metadata["help"]
+        name = attr.replace("_", "-")
         env = "CHIP_" + attr.upper()
         shown = f" [env {env}; default: {default}]" if default not in ("", None, ()) else f" [env {env}]"
         if kind is _bool:
@@ -271,8 +244,8 @@ def parse(argv=None, environ=None) -> Config:
     if env_file:
         environ = {**read_env_file(env_file), **environ}
     values = {}
-    kinds = {name.replace("-", "_"): kind for name, kind, _ in SETTINGS}
-    for attr, kind in kinds.items():
+    for field in dataclasses.fields(Config):
+        attr, kind = field.name, field.metadata["parse"]
         env = "CHIP_" + attr.upper()
         if env in environ:
             try:
@@ -298,7 +271,7 @@ def read_env_file(path: str) -> dict[str, str]:
             values = dotenv.dotenv_values(stream=stream, interpolate=False)
     except OSError as e:
         raise ConfigError(f"--env-file {path}: {e.strerror}") from None
-    known = {"CHIP_" + name.replace("-", "_").upper() for name, _, _ in SETTINGS}
+    known = {"CHIP_" + field.name.upper() for field in dataclasses.fields(Config)}
     for name in values:
         if name not in known:
             raise ConfigError(f"--env-file {path}: {name} is not a chip setting (CHIP_<NAME>; see --help)")

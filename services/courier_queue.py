@@ -23,14 +23,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
-from services import keys
-from services.backoff import backoff
+from services import events, keys
+from services.backoff import RetryPolicy
 from services.courier import MAX_BODY, CourierClient, Outcome
-from services.errors import Unavailable
 from services.lookups import Lookups
 from services.metrics import Metrics
+from services.outbox import REMOVE_ENTRY, Outbox
 from services.scripts import Scripts
 from services.shutdown import settle
+from services.valkey import redis_errors
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,25 @@ redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[3])
 return redis.call('HGET', KEYS[3], ARGV[3])
 """
 
-# Take the chat's lock and read its first N events in one round trip; nil if another flusher holds it.
-TAKE = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-return redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+# Take a chat's lock (key, token, ms) and read its first N events in one round trip; nil if another
+# flusher holds it. A part of TAKE and of ACK.
+TAKE_LOCK = """
+local function take(lock, events, token, ms, n)
+  if not redis.call('SET', lock, token, 'NX', 'PX', ms) then return nil end
+  return redis.call('LRANGE', events, 0, tonumber(n) - 1)
+end
+"""
+
+TAKE = TAKE_LOCK + "return take(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])\n"
+
+# A message leaves its outbox (KEYS[1..3]) and its status is queued for Courier in the same step;
+# nil when the outbox had no such entry. Given a lock (KEYS[6], token, ms, N), also takes the chat's
+# lock and returns its first N events, saving the poster a round trip; 1 when the lock is not taken.
+ACK = REMOVE_ENTRY + TAKE_LOCK + """
+if not remove_entry(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]) then return false end
+redis.call('RPUSH', KEYS[4], ARGV[3])
+redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[2])
+return KEYS[6] and take(KEYS[6], KEYS[4], ARGV[5], ARGV[6], ARGV[7]) or 1
 """
 
 # Drop the first N events once they are handled, if this flusher still holds the lock; let the
@@ -77,7 +93,7 @@ return 0
 
 class Lock(NamedTuple):
     """A claim on a chat's Courier lock: the key, this holder's token, how long a take or a renewal
-    holds it (ms), and how many events the script that takes it reads (TAKE, or the outbox's ack)."""
+    holds it (ms), and how many events the script that takes it reads (TAKE, or ACK)."""
     key: str
     token: str
     ms: int
@@ -91,17 +107,15 @@ def encode_event(event: dict) -> bytes:
 
 class CourierQueue:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, client: CourierClient, lookups: Lookups,
-                 metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50, interval: float = 1.0,
-                 backoff_base: float = 1.0, backoff_cap: float = 300.0, answer_wait: float = 10.0):
+                 metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50, retry: RetryPolicy = RetryPolicy(),
+                 answer_wait: float = 10.0):
         self.redis = redis
         self.client = client
         self.lookups = lookups
         self.metrics = metrics
         self.expiry = expiry
         self.batch = batch
-        self.interval = interval
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.retry = retry
         self.answer_wait = answer_wait
         # a crashed flusher's lock expires, and its chats fall due, a little after its post would
         # have timed out (--courier-timeout, itself longer than Courier's own limit)
@@ -110,6 +124,7 @@ class CourierQueue:
         self._take = scripts.register(TAKE)
         self._commit = scripts.register(COMMIT)
         self._release = scripts.register(RELEASE)
+        self._ack = scripts.register(ACK)
         # a lock's token only has to differ from every other holder's: this process's random prefix
         # and a counter, instead of a call to the system's random source per ack
         self._tokens = map(f"{secrets.token_hex(8)}:{{}}".format, itertools.count())
@@ -123,17 +138,32 @@ class CourierQueue:
         """Where a chat with fresh events goes on the due set: after a crashed flusher's lock expires."""
         return time.time() + self.grace
 
+    @redis_errors("queueing a courier event")
     async def push(self, key: str, event: dict) -> bool:
         """Queue an event durably; True if the chat is backing off (Courier failed it lately)."""
-        try:
-            attempts = await self._push(
-                keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS],
-                args=[encode_event(event), self.due_score, key],
-            )
-        except (RedisError, OSError) as e:
-            logger.warning("redis unavailable while queueing a courier event: %s", e)
-            raise Unavailable("message store unavailable") from e
+        attempts = await self._push(
+            keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS],
+            args=[encode_event(event), self.due_score, key],
+        )
         return attempts is not None
+
+    @redis_errors("acknowledging a message")
+    async def report(self, key: str, msg_key: str, status: str, post: bool = True) -> bool:
+        """The message leaves the chat's outbox and Courier is told its `status`, in one step, so that
+        an ack is never half done; False if the outbox had no such message (acked already, or
+        unknown). With `post`, the chat's events are posted next, the lock taken in that same step
+        when this process is not posting them already."""
+        lock = self.lock(key) if post else None
+        done = await self._ack(
+            keys=Outbox.entry_keys(key) + [keys.courier_events(key), keys.COURIER_DUE] + ([lock.key] if lock else []),
+            args=[msg_key, key, encode_event(events.courier_msg_status(msg_key, status)), self.due_score]
+            + ([lock.token, lock.ms, lock.batch] if lock else []),
+        )
+        if done is None:
+            return False
+        if post:
+            self.kick(key, lock, done if isinstance(done, list) else None)
+        return True
 
     async def send(self, key: str, event: dict):
         """Queue an event and post it soon, without waiting for Courier."""
@@ -199,7 +229,7 @@ class CourierQueue:
             raw = await self._take(keys=[lock.key, keys.courier_events(key)], args=[lock.token, lock.ms, lock.batch])
         if raw is None:
             # another process is posting this chat's events; look again shortly in case it just ended
-            asyncio.get_running_loop().call_later(self.interval / 2, self._kick_if_due, key)
+            asyncio.get_running_loop().call_later(self.retry.tick / 2, self._kick_if_due, key)
             return Outcome.OK
         holding = True
         try:
@@ -278,7 +308,7 @@ class CourierQueue:
 
     async def _defer(self, key: str):
         attempts = await self.redis.hincrby(keys.COURIER_ATTEMPTS, key, 1)
-        delay = backoff(attempts, self.backoff_base, self.backoff_cap)
+        delay = self.retry.courier.delay(attempts)
         await self.redis.zadd(keys.COURIER_DUE, {key: time.time() + delay})
         logger.info("courier events of chat %s kept for retry in %.1f s (attempt %d)", key, delay, attempts)
 
@@ -289,7 +319,7 @@ class CourierQueue:
     # the due loop
 
     def start(self):
-        self._loop = PeriodicCallback(self._tick, self.interval * 1000, jitter=0.1)
+        self._loop = PeriodicCallback(self._tick, self.retry.tick * 1000, jitter=0.1)
         self._loop.start()
 
     def _tick(self):

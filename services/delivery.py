@@ -16,12 +16,12 @@ from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
 from services import keys
-from services.backoff import backoff
+from services.backoff import RetryPolicy
 from services.errors import Unavailable
 from services.events import queued_at
 from services.metrics import Metrics
 from services.outbox import Outbox
-from services.registry import Registry, Session
+from services.registry import Pushed, Registry, Session, Stall
 from services.shutdown import settle
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 class Delivery:
     def __init__(self, redis: aioredis.Redis, outbox: Outbox, registry: Registry, *,
                  ack_timeout: float = 15.0, max_attempts: int = 10, window: int = 100,
-                 retry_interval: float = 1.0, backoff_cap: float = 300.0,
+                 retry: RetryPolicy = RetryPolicy(),
                  max_buffer: int = 1024 * 1024, stall_timeout: float = 30.0, metrics: Metrics):
         self.redis = redis
         self.outbox = outbox
@@ -38,8 +38,7 @@ class Delivery:
         self.ack_timeout = ack_timeout
         self.max_attempts = max_attempts
         self.window = window
-        self.retry_interval = retry_interval
-        self.backoff_cap = backoff_cap
+        self.retry = retry
         self.max_buffer = max_buffer
         self.stall_timeout = stall_timeout
         self.metrics = metrics
@@ -54,7 +53,7 @@ class Delivery:
     async def start(self):
         self._pubsub = self.redis.pubsub()
         self._listener = asyncio.get_running_loop().create_task(self._listen())
-        self._retry = PeriodicCallback(self._retry_due, self.retry_interval * 1000)
+        self._retry = PeriodicCallback(self._retry_due, self.retry.tick * 1000)
         self._retry.start()
 
     async def stop(self, timeout: float = 2.0):
@@ -106,13 +105,17 @@ class Delivery:
         except (RedisError, OSError) as e:
             logger.debug("unsubscribe chat=%s failed: %s", key, e)
 
+    def awaits_ack(self, session: Session, msg_id) -> bool:
+        """Whether this message was pushed to this socket and is not acknowledged yet."""
+        return keys.msg_key(msg_id) in session.pushed
+
     def acked(self, key: str, msg_key: str):
         """A message of this chat was acknowledged: stop pushing it to this process's sockets."""
         now, queued = time.monotonic(), None
         for session in self.registry.sessions(key):
             state = session.pushed.pop(msg_key, None)
             if state is not None:
-                queued = state[2]
+                queued = state.queued
             session.acked[msg_key] = now
         if queued is not None:
             self.metrics.delivery.observe(max(0.0, time.time() - queued))
@@ -192,29 +195,29 @@ class Delivery:
                 continue
             unsent = session.transport.buffered()
             if unsent and unsent + len(frame) > self.max_buffer:
-                session.stalled = [unsent, now]
+                session.stalled = Stall(unsent, now)
                 session.transport.when_drained(lambda: self.wake(session.key))
                 return
             state = session.pushed.get(msg_key)
             if state is None:
-                state = session.pushed[msg_key] = [0.0, 0, queued_at(frame)]
-            elif state[0] > now:
+                state = session.pushed[msg_key] = Pushed(queued_at(frame))
+            elif state.due > now:
                 continue
-            elif state[1] >= self.max_attempts:
-                if state[1] == self.max_attempts:
-                    state[1] += 1  # counted once; the retry loop ignores it from now on
+            elif state.attempts >= self.max_attempts:
+                if state.attempts == self.max_attempts:
+                    state.attempts += 1  # counted once; the retry loop ignores it from now on
                     self.metrics.failed.inc()
                     logger.warning("stopped pushing chat=%s msg=%s after %d attempts", session.chat_id,
                                    msg_key, self.max_attempts)
                 continue
-            state[1] += 1
-            state[0] = now + self.ack_timeout if state[1] == 1 else \
-                now + max(self.ack_timeout, backoff(state[1], self.ack_timeout, self.backoff_cap))
+            state.attempts += 1
+            state.due = now + self.ack_timeout if state.attempts == 1 else \
+                now + max(self.ack_timeout, self.retry.repush.delay(state.attempts))
             if not session.transport.send_text(frame):
                 return
-            if state[1] > 1:
+            if state.attempts > 1:
                 self.metrics.retried.inc()
-                logger.info("pushing again chat=%s msg=%s attempt=%d", session.chat_id, msg_key, state[1])
+                logger.info("pushing again chat=%s msg=%s attempt=%d", session.chat_id, msg_key, state.attempts)
             else:
                 self.metrics.pushed.inc()
 
@@ -228,7 +231,7 @@ class Delivery:
                     session.acked = {k: at for k, at in session.acked.items() if now - at < self.ack_timeout}
             if any(not session.synced or self._drained(session, now) for session in sessions) or any(
                     # <=: one more pump after the last attempt's timeout counts the message as failed
-                    state[0] <= now and state[1] <= self.max_attempts
+                    state.due <= now and state.attempts <= self.max_attempts
                     for session in sessions for state in session.pushed.values()):
                 self.wake(key)
 
@@ -237,11 +240,10 @@ class Delivery:
         is not reading: it is closed, and its messages wait in the outbox for the next visit."""
         if session.stalled is None:
             return False
-        unsent, since = session.stalled
         current = session.transport.buffered()
-        if current < unsent:
+        if current < session.stalled.unsent:
             return True
-        if now - since > self.stall_timeout:
+        if now - session.stalled.since > self.stall_timeout:
             logger.info("closing a socket that stopped reading chat=%s unsent=%d", session.chat_id, current)
             self.unbind(session)
             session.transport.close(1008, "not reading")
@@ -250,19 +252,22 @@ class Delivery:
     # the wake listener
 
     async def _listen(self):
-        pause = 0.1
+        failures = 0
         await self._subscribe_held()
         while not self._stopping:
             try:
                 if not self._pubsub.subscribed:
                     # nothing held, or the subscriptions failed while Redis was away: try them again
-                    await asyncio.sleep(pause if self.registry.chats() else 0.05)
                     if self.registry.chats():
-                        pause = min(pause * 2, 5.0)
+                        failures += 1
+                        await asyncio.sleep(self.retry.reconnect.delay(failures))
+                    else:
+                        await asyncio.sleep(0.05)
+                    if self.registry.chats():
                         await self._subscribe_held()
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
-                pause = 0.1
+                failures = 0
                 if message and message["type"] == "message":
                     msg_key, _, frame = message["data"].decode().partition("\n")
                     self.offer(keys.chat_from_wake(message["channel"].decode()), msg_key, frame)
@@ -273,9 +278,10 @@ class Delivery:
             except (RedisError, OSError) as e:
                 if self._stopping:
                     return  # stop() closed the connection under a listener that outlived its bound
-                logger.warning("lost the wake channel, reconnecting in %.1f s: %s", pause, e)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
+                failures += 1
+                delay = self.retry.reconnect.delay(failures)
+                logger.warning("lost the wake channel, reconnecting in %.1f s: %s", delay, e)
+                await asyncio.sleep(delay)
                 await self._subscribe_held()
 
     async def _subscribe_held(self):

@@ -16,7 +16,7 @@ from tornado.ioloop import PeriodicCallback
 
 from services import events, keys
 from services.chats import visitor_email
-from services.courier_queue import RELEASE, CourierQueue, encode_event
+from services.courier_queue import RELEASE, CourierQueue
 from services.errors import Unavailable
 from services.lookups import Lookups
 from services.mailer import Mailer, one_line
@@ -94,8 +94,7 @@ class Expiry:
             if stale:
                 status = "sent" if await self._email(key, [out for _, out in stale]) else "failed"
                 for msg_key, _ in stale:
-                    event = encode_event(events.courier_msg_status(msg_key, status))
-                    await self.outbox.remove(key, msg_key, event, self.courier.due_score)
+                    await self.courier.report(key, msg_key, status, post=False)
                 self.courier.kick(key)
                 logger.info("gave up %d stale message(s) chat=%s status=%s", len(stale), key, status)
             await self.outbox.reindex(key, oldest_left)

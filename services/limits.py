@@ -12,8 +12,8 @@ import time
 from services import keys
 from services.config import Config
 from services.errors import Forbidden, RateLimited, TooLarge
-from services.outbox import redis_errors
 from services.scripts import Scripts
+from services.valkey import redis_errors
 
 logger = logging.getLogger(__name__)
 

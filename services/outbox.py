@@ -5,7 +5,6 @@ Each entry is stored as the exact `chat_out` frame the widget gets, so pushing i
 encoding. Entries are ordered by a global sequence and leave only when acknowledged (or given up).
 """
 
-import functools
 import logging
 import time
 
@@ -13,9 +12,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services import keys
-from services.courier_queue import Lock
-from services.errors import TooLarge, Unavailable
+from services.errors import TooLarge
 from services.scripts import Scripts
+from services.valkey import redis_errors
 
 logger = logging.getLogger(__name__)
 
@@ -49,35 +48,17 @@ end
 return out
 """
 
-# Remove an entry and, in the same step, queue the status event for Courier, so an ack is never
-# half done. Returns 0 when there was no such entry (already acked, or unknown). Given a lock
-# (KEYS[6], token, ms, N), also takes the chat's Courier lock as CourierQueue's TAKE does and
-# returns its first N events, saving the poster a round trip; 1 when the lock is held elsewhere.
-REMOVE = """
-if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) end
-redis.call('RPUSH', KEYS[4], ARGV[3])
-redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[2])
-if KEYS[6] and redis.call('SET', KEYS[6], ARGV[5], 'NX', 'PX', ARGV[6]) then
-  return redis.call('LRANGE', KEYS[4], 0, tonumber(ARGV[7]) - 1)
+# Remove a chat's entry (its keys as Outbox.entry_keys names them, the message key, the chat key);
+# false when there was none (already acked, or unknown). A part of the script that removes an entry
+# in the same step as it tells Courier (CourierQueue's ACK), so that an ack is never half done.
+REMOVE_ENTRY = """
+local function remove_entry(order, frames, index, msg_key, chat)
+  if redis.call('HDEL', frames, msg_key) == 0 then return false end
+  redis.call('ZREM', order, msg_key)
+  if redis.call('ZCARD', order) == 0 then redis.call('ZREM', index, chat) end
+  return true
 end
-return 1
 """
-
-
-def redis_errors(action: str):
-    """Decorator: a Redis failure inside `action` surfaces as Unavailable."""
-    def wrap(method):
-        @functools.wraps(method)
-        async def call(*args, **kwargs):
-            try:
-                return await method(*args, **kwargs)
-            except (RedisError, OSError) as e:
-                logger.warning("redis unavailable while %s: %s", action, e)
-                raise Unavailable("message store unavailable") from e
-        return call
-    return wrap
 
 
 class Outbox:
@@ -85,7 +66,6 @@ class Outbox:
         self.redis = redis
         self._queue = scripts.register(QUEUE)
         self._window = scripts.register(WINDOW)
-        self._remove = scripts.register(REMOVE)
 
     @redis_errors("queueing a message")
     async def queue(self, key: str, msg_key: str, frame: bytes, most: int) -> bool:
@@ -105,19 +85,10 @@ class Outbox:
         flat = await self._window(keys=[keys.outbox_order(key), keys.outbox_frames(key)], args=[size])
         return [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
 
-    @redis_errors("acknowledging a message")
-    async def remove(self, key: str, msg_key: str, courier_event: bytes, courier_due: float,
-                     lock: Lock = None) -> list | None:
-        """Remove an entry and queue `courier_event` for Courier; None if there was no such entry.
-        Else the chat's first Courier events if `lock` was taken with them, or [] if it was not."""
-        removed = await self._remove(
-            keys=[keys.outbox_order(key), keys.outbox_frames(key), keys.OUTBOXES,
-                  keys.courier_events(key), keys.COURIER_DUE] + ([lock.key] if lock else []),
-            args=[msg_key, key, courier_event, courier_due] + ([lock.token, lock.ms, lock.batch] if lock else []),
-        )
-        if not removed:
-            return None
-        return removed if isinstance(removed, list) else []
+    @staticmethod
+    def entry_keys(key: str) -> list[str]:
+        """The keys REMOVE_ENTRY takes for a chat's outbox."""
+        return [keys.outbox_order(key), keys.outbox_frames(key), keys.OUTBOXES]
 
     @redis_errors("indexing an outbox")
     async def reindex(self, key: str, oldest_queued: float = None):

@@ -13,13 +13,10 @@ import contextlib
 import logging
 import time
 
-from services.backoff import backoff
+from services.backoff import Backoff
 from services.errors import Unavailable
 
 logger = logging.getLogger(__name__)
-
-RETRY_BASE = 0.5  # seconds before the second try at a store that does not answer at start
-RETRY_CAP = 5.0   # most seconds between tries, so a store that comes back is seen within that
 
 
 class Stopping(Exception):
@@ -27,7 +24,8 @@ class Stopping(Exception):
 
 
 class Readiness:
-    def __init__(self):
+    def __init__(self, retry: Backoff):
+        self.retry = retry
         self.state = "starting"
         self.waiting_for = ""
         self._stop = asyncio.Event()
@@ -67,7 +65,7 @@ class Readiness:
         await self._stop.wait()
 
     async def until_answers(self, name: str, check, where: str):
-        """Await check() until it succeeds, retrying with capped, jittered backoff and a log line per
+        """Await check() until it succeeds, retrying with the policy's backoff and a log line per
         failure; Stopping if a stop is asked for meanwhile."""
         self.waiting_for = name
         attempt, since = 0, time.monotonic()
@@ -78,7 +76,7 @@ class Readiness:
                 await check()
             except Exception as e:  # noqa: BLE001 - whatever the client raises, the store did not answer
                 attempt += 1
-                delay = backoff(attempt, RETRY_BASE, RETRY_CAP)
+                delay = self.retry.delay(attempt)
                 cause = e.__cause__ or e  # the driver's own words, not chip's "database unavailable"
                 reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
                 logger.warning("%s at %s does not answer (%s); not ready, trying again in %.1f s",

@@ -20,12 +20,32 @@ class Transport(Protocol):
     def close(self, code: int = None, reason: str = None) -> None: ...
 
 
+class Pushed:
+    """A message pushed to one socket and not acknowledged yet."""
+
+    __slots__ = ("due", "attempts", "queued")
+
+    def __init__(self, queued: float):
+        self.due = 0.0        # monotonic time it is pushed again unless acked before
+        self.attempts = 0     # pushes so far
+        self.queued = queued  # when it was queued (epoch seconds), for the delivery latency
+
+
+class Stall:
+    """Pushing to a socket waits for it to drain."""
+
+    __slots__ = ("unsent", "since")
+
+    def __init__(self, unsent: int, since: float):
+        self.unsent = unsent  # bytes written and not yet taken by the kernel when pushing stopped
+        self.since = since    # monotonic time pushing stopped
+
+
 class Session:
     """One visitor socket: its channel, the chat it is bound to, and what was pushed to it.
 
-    `pushed` maps a message key to [when it is due again if not acked, pushes so far, when it was
-    queued (epoch seconds)]. `stalled` is set while pushing waits for the socket to drain: [bytes
-    then unsent, since when]. `synced`: a read of the outbox has been pushed to it since it was
+    `pushed` maps a message key to its Pushed. `stalled` is a Stall while pushing waits for the
+    socket to drain. `synced`: a read of the outbox has been pushed to it since it was
     bound, and none has failed since, so a new message may go to it straight from its wake-up.
     `acked` maps a message key to when it was acked, until no outbox read or wake-up from before
     then can be in flight.
@@ -39,9 +59,9 @@ class Session:
         self.remote_ip = remote_ip
         self.chat_id = None
         self.key = None
-        self.pushed: dict[str, list] = {}
+        self.pushed: dict[str, Pushed] = {}
         self.acked: dict[str, float] = {}
-        self.stalled = None
+        self.stalled: Stall | None = None
         self.synced = False
 
     def bind(self, chat_id: str):

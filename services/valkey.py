@@ -7,13 +7,34 @@ sends text as UTF-8 whatever `encoding` the URL names (chip never names one); re
 as before.
 """
 
+import functools
+import logging
 import resource
 
 import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.connection import HiredisRespSerializer
+from redis.exceptions import RedisError
 from redis.utils import HIREDIS_AVAILABLE
+
+from services.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+
+def redis_errors(action: str):
+    """Decorator: a Redis failure inside `action` surfaces as Unavailable (503, or `unavailable`)."""
+    def wrap(method):
+        @functools.wraps(method)
+        async def call(*args, **kwargs):
+            try:
+                return await method(*args, **kwargs)
+            except (RedisError, OSError) as e:
+                logger.warning("redis unavailable while %s: %s", action, e)
+                raise Unavailable("message store unavailable") from e
+        return call
+    return wrap
 
 
 class HiredisPacking:

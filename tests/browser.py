@@ -100,7 +100,6 @@ class Site:
         self.scripts = {}  # the site's own scripts, such as one using the widget's API
         self.server = None
         self.chip = None
-        self.chip_server = None
 
     @property
     def csp(self) -> str:
@@ -116,17 +115,14 @@ class Site:
         return self
 
     async def start_chip(self, **overrides):
-        self.chip = await chip.build(Config(**dict(self.chip_values, **overrides)))
-        self.chip_server = HTTPServer(chip.make_app(self.chip))
-        self.chip_server.listen(self.chip_port, "127.0.0.1")
+        self.chip = chip.Server(await chip.build(Config(**dict(self.chip_values, **overrides))))
+        self.chip.listen()
         await self.chip.start()
 
     async def stop_chip(self):
         """What a restart does to the widget's socket: closed with 1001, then nothing answers."""
-        self.chip_server.stop()
         await self.chip.stop()
-        await self.chip_server.close_all_connections()
-        self.chip = self.chip_server = None
+        self.chip = None
 
     async def stop(self):
         if self.chip is not None:

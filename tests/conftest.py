@@ -25,9 +25,9 @@ from tornado.websocket import websocket_connect
 
 import chip
 from demo.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
-from handlers.server import make_server
 from models import MODELS, Database
 from models.schema import NEWEST
+from services.backoff import RetryPolicy
 from services.config import Config
 from tests.courier_double import CourierDouble
 from tests.rows import Rows, create_database, drop_database
@@ -211,34 +211,32 @@ async def courier(pg_url, rows):  # rows: its tables are emptied only once Couri
 
 
 class ChipServer:
-    def __init__(self, services, server, port):
-        self.services = services
-        self.server = server
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.ws_url = f"ws://127.0.0.1:{port}"
+    """A running chip.Server on loopback, with the URLs a test talks to."""
 
-    async def stop(self):
-        self.server.stop()
-        await self.services.stop()
-        await self.server.close_all_connections()
+    def __init__(self, running: chip.Server):
+        self.services = running.services
+        self.server = running.http
+        self.port = running.port
+        self.url = f"http://127.0.0.1:{running.port}"
+        self.ws_url = f"ws://127.0.0.1:{running.port}"
+        self.stop = running.stop
 
 
 @pytest.fixture
 async def start_chip(pg_url, redis_url, courier, rows):  # rows: emptied only once chip is stopped
-    """start_chip(**config) -> a running chip on a free loopback port, stopped at teardown."""
+    """start_chip(retry=None, **config) -> a running chip on a free loopback port, stopped at teardown;
+    `retry` changes fields of the RetryPolicy the settings make (shorter waits)."""
     started = []
 
-    async def start(**overrides) -> ChipServer:
+    async def start(retry=None, **overrides) -> ChipServer:
         values = dict(db=pg_url, valkey=redis_url, courier_url=courier.url, storage_url="https://cdn.test/media",
                       instance_id=f"test{len(started)}", address="127.0.0.1")
         values.update(overrides)
-        services = await chip.build(Config(**values))
-        sock, port = bind_unused_port()
-        server = make_server(chip.make_app(services), services.config)
-        server.add_sockets([sock])
-        await services.start()
-        started.append(ChipServer(services, server, port))
+        config = Config(**values)
+        running = chip.Server(await chip.build(config, RetryPolicy.from_config(config, **(retry or {}))))
+        running.listen(bind_unused_port()[0])
+        await running.start()
+        started.append(ChipServer(running))
         return started[-1]
 
     yield start

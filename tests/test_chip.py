@@ -170,3 +170,24 @@ def test_a_schema_chip_cannot_serve_is_one_line_and_status_2(test_db, redis_url)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("chip: error: RapidPro's database lacks table orgs_orgmembership, "
                                     "msgs_msg.ticket_uuid or ticket_id")
+
+
+async def test_stopping_the_server_answers_a_wc_send_in_flight_before_redis_closes(start_chip, spare_redis, http,
+                                                                                   channel, rows):
+    """chip.Server.stop, the one stop the process, the demo and these tests run: a request received
+    before the stop is answered before the services close under it."""
+    server = await start_chip(valkey=spare_redis.url)
+    chat_id = "q" * 24
+    rows.contact(channel["org_id"], channel["uuid"], chat_id)
+    body = json.dumps({"chat_id": chat_id, "secret": "sesame", "msg": {"id": 1, "text": "hi", "origin": "flow"}})
+    send = f"{server.url}/wc/send/{channel['uuid']}/"
+    assert (await http(send, method="POST", body=body))[0] == 200
+    redis.Redis.from_url(spare_redis.url).execute_command("CLIENT", "PAUSE", 3000, "ALL")  # longer than the stop takes to reach Redis
+    in_flight = asyncio.ensure_future(http(send, method="POST", body=body.replace('"id": 1', '"id": 2'),
+                                           request_timeout=10))
+    await asyncio.sleep(0.3)
+    stopping = asyncio.ensure_future(server.stop())
+    assert await in_flight == (200, {"status": "queued"})
+    await asyncio.wait_for(stopping, 15)
+    with pytest.raises(ConnectionRefusedError):  # nothing listens any more
+        await http(server.url + "/", request_timeout=2)

@@ -8,13 +8,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from tornado.testing import bind_unused_port
 
+from services.backoff import Backoff
 from tests.polling import wait_until
 
 
 async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound, start_chip, channel, connect, post_msg,
                                                                           caplog):
-    server = await start_chip(ack_timeout=0.1, max_attempts=3)
-    server.services.delivery.backoff_cap = 0.2
+    server = await start_chip(ack_timeout=0.1, max_attempts=3, retry=dict(repush=Backoff(0.1, 0.2)))
     visitor = await bound(server, channel)
     await post_msg(channel["uuid"], visitor.chat_id, {"id": 1, "text": "are you there?", "origin": "flow"},
                    server=server)

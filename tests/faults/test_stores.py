@@ -5,6 +5,7 @@ import json
 
 import redis
 
+from services.backoff import Backoff
 from tests.rows import Rows
 
 
@@ -80,10 +81,7 @@ async def test_postgres_down_then_back(spare_postgres, start_chip, channel, conn
 
 
 async def test_inbound_events_are_given_up_after_the_expiry(bound, start_chip, channel, connect, courier, caplog):
-    server = await start_chip(inbound_expiry=0.5)
-    queue = server.services.courier_queue
-    queue.backoff_base, queue.backoff_cap = 0.05, 0.1
-    queue._loop.callback_time = 50
+    server = await start_chip(inbound_expiry=0.5, retry=dict(courier=Backoff(0.05, 0.1), tick=0.05))
     visitor = await bound(server, channel)
     courier.fail_with = 500
     await visitor.send({"type": "send_msg", "text": "too late"})

@@ -6,18 +6,21 @@ import logging
 
 import pytest
 
+from services.backoff import Backoff
 from tests.polling import wait_until
 
 
-def fast_retries(server):
-    queue = server.services.courier_queue
-    queue.backoff_base, queue.backoff_cap = 0.05, 0.2
-    queue._loop.callback_time = 50  # the due loop looks every 50 ms instead of every second
+# retries within a test's patience, and a due loop that looks every 50 ms instead of every second
+FAST = dict(courier=Backoff(0.05, 0.2), tick=0.05)
 
 
-async def test_visitor_messages_wait_out_a_courier_outage_in_order(store, bound, chip_server, channel, connect, courier):
-    fast_retries(chip_server)
-    visitor = await bound(chip_server, channel)
+@pytest.fixture
+async def fast_chip(start_chip):
+    return await start_chip(retry=FAST)
+
+
+async def test_visitor_messages_wait_out_a_courier_outage_in_order(store, bound, fast_chip, channel, connect, courier):
+    visitor = await bound(fast_chip, channel)
     courier.fail_with = 500
     for i in range(10):
         await visitor.send({"type": "send_msg", "text": f"m{i}"})
@@ -30,11 +33,10 @@ async def test_visitor_messages_wait_out_a_courier_outage_in_order(store, bound,
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == [f"m{i}" for i in range(10)]
 
 
-async def test_chat_started_during_an_outage_is_replied_and_delivered_later(chip_server, channel, connect, courier,
+async def test_chat_started_during_an_outage_is_replied_and_delivered_later(fast_chip, channel, connect, courier,
                                                                              rows):
-    fast_retries(chip_server)
     courier.fail_with = 503
-    visitor = await connect(chip_server, channel["uuid"])
+    visitor = await connect(fast_chip, channel["uuid"])
     chat_id = (await visitor.start())["chat_id"]
     await visitor.send({"type": "send_msg", "text": "hello?"})
     courier.fail_with = 0
@@ -44,9 +46,8 @@ async def test_chat_started_during_an_outage_is_replied_and_delivered_later(chip
     assert rows.one("SELECT count(*) FROM contacts_contacturn WHERE path = %s", chat_id) == (1,)
 
 
-async def test_a_400_from_courier_is_dropped_not_retried(bound, chip_server, channel, connect, courier, caplog):
-    fast_retries(chip_server)
-    visitor = await bound(chip_server, channel)
+async def test_a_400_from_courier_is_dropped_not_retried(bound, fast_chip, channel, connect, courier, caplog):
+    visitor = await bound(fast_chip, channel)
     courier.fail_with = 400
     with caplog.at_level(logging.ERROR):
         await visitor.send({"type": "send_msg", "text": "refused"})
@@ -61,8 +62,7 @@ async def test_a_400_from_courier_is_dropped_not_retried(bound, chip_server, cha
 
 
 async def test_another_process_delivers_what_a_stopped_one_queued(bound, start_chip, channel, connect, courier):
-    first = await start_chip(instance_id="first")
-    fast_retries(first)
+    first = await start_chip(instance_id="first", retry=FAST)
     visitor = await bound(first, channel)
     courier.fail_with = 500
     await visitor.send({"type": "send_msg", "text": "survives"})
@@ -71,8 +71,7 @@ async def test_another_process_delivers_what_a_stopped_one_queued(bound, start_c
     await first.stop()
 
     courier.fail_with = 0
-    second = await start_chip(instance_id="second")
-    fast_retries(second)
+    second = await start_chip(instance_id="second", retry=FAST)
     await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
     assert courier.of_type("msg_in", visitor.chat_id) == [{"type": "msg_in", "msg": {"text": "survives"}}]
 
@@ -105,9 +104,8 @@ async def test_a_refused_start_leaves_the_socket_free_to_start_again(chip_server
 
 
 async def test_a_long_drain_keeps_its_lock_so_no_event_is_posted_twice(start_chip, channel, connect, courier):
-    servers = [await start_chip(instance_id="one"), await start_chip(instance_id="two")]
+    servers = [await start_chip(instance_id="one", retry=FAST), await start_chip(instance_id="two", retry=FAST)]
     for server in servers:
-        fast_retries(server)
         queue = server.services.courier_queue
         queue.batch, queue.grace = 1, 0.3  # one event per post, and a lock that outlives one post only
     visitor = await connect(servers[0], channel["uuid"])
@@ -146,10 +144,9 @@ def given_up(server, reason: str) -> float:
                                                             {"reason": reason}) or 0
 
 
-async def test_a_400_that_is_courier_failing_is_retried_and_the_message_arrives_once(bound, chip_server, channel,
+async def test_a_400_that_is_courier_failing_is_retried_and_the_message_arrives_once(bound, fast_chip, channel,
                                                                                     courier, caplog):
-    fast_retries(chip_server)
-    visitor = await bound(chip_server, channel)
+    visitor = await bound(fast_chip, channel)
     courier.fail_with, courier.fail_error, courier.fail_times = 400, "unable to queue message", 2
     with caplog.at_level(logging.WARNING):
         await visitor.send({"type": "send_msg", "text": "keep me"})
@@ -167,9 +164,8 @@ async def test_a_400_that_is_courier_failing_is_retried_and_the_message_arrives_
     "error writing msg: context deadline exceeded",
     "pq: sorry, too many clients already",
 ])
-async def test_other_400s_are_retried_too(bound, chip_server, channel, courier, error):
-    fast_retries(chip_server)
-    visitor = await bound(chip_server, channel)
+async def test_other_400s_are_retried_too(bound, fast_chip, channel, courier, error):
+    visitor = await bound(fast_chip, channel)
     courier.fail_with, courier.fail_error, courier.fail_times = 400, error, 1
     await visitor.send({"type": "send_msg", "text": "again"})
     await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
@@ -177,10 +173,9 @@ async def test_other_400s_are_retried_too(bound, chip_server, channel, courier, 
 
 
 @pytest.mark.parametrize("status", [404, 401, 403, 413, 429])
-async def test_other_4xx_are_a_setting_to_mend_and_retried(bound, chip_server, channel, courier, status):
+async def test_other_4xx_are_a_setting_to_mend_and_retried(bound, fast_chip, channel, courier, status):
     """A wrong --courier-url (404) or a proxy's refusal must not cost the visitor's message."""
-    fast_retries(chip_server)
-    visitor = await bound(chip_server, channel)
+    visitor = await bound(fast_chip, channel)
     courier.fail_with, courier.fail_error, courier.fail_times = status, "not here", 2
     await visitor.send({"type": "send_msg", "text": "still there?"})
     await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
@@ -195,14 +190,13 @@ async def test_other_4xx_are_a_setting_to_mend_and_retried(bound, chip_server, c
     "request JSON doesn't match required schema: Key: 'receivePayload.ChatID' Error:Field validation for "
     "'ChatID' failed on the 'required' tag",
 ])
-async def test_400s_that_cannot_succeed_are_dropped_after_one_post(bound, chip_server, channel, courier, caplog,
+async def test_400s_that_cannot_succeed_are_dropped_after_one_post(bound, fast_chip, channel, courier, caplog,
                                                                    error):
-    fast_retries(chip_server)
-    visitor = await bound(chip_server, channel)
+    visitor = await bound(fast_chip, channel)
     courier.fail_with, courier.fail_error = 400, error
     with caplog.at_level(logging.ERROR):
         await visitor.send({"type": "send_msg", "text": "doomed"})
-        assert await wait_until(lambda: given_up(chip_server, "rejected") == 1)
+        assert await wait_until(lambda: given_up(fast_chip, "rejected") == 1)
         await asyncio.sleep(0.5)
     assert len(courier.requests) == 2
     assert "courier rejected 1 event(s)" in caplog.text and error[:40] in caplog.text
@@ -210,8 +204,7 @@ async def test_400s_that_cannot_succeed_are_dropped_after_one_post(bound, chip_s
 
 async def test_a_400_that_never_clears_is_given_up_after_the_inbound_expiry(bound, start_chip, store, channel,
                                                                            courier, caplog):
-    server = await start_chip(inbound_expiry=2.0)
-    fast_retries(server)
+    server = await start_chip(inbound_expiry=2.0, retry=FAST)
     visitor = await bound(server, channel)
     courier.fail_with, courier.fail_error = 400, "unable to queue message"
     with caplog.at_level(logging.ERROR):
@@ -226,10 +219,9 @@ async def test_a_400_that_never_clears_is_given_up_after_the_inbound_expiry(boun
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["in time"]
 
 
-async def test_a_slow_courier_is_waited_for_not_posted_to_twice(bound, chip_server, channel, courier):
+async def test_a_slow_courier_is_waited_for_not_posted_to_twice(bound, fast_chip, channel, courier):
     """Courier allows itself 30 s; one that takes 12 s still gets each message once."""
-    fast_retries(chip_server)
-    visitor = await bound(chip_server, channel)
+    visitor = await bound(fast_chip, channel)
     courier.delay = 12.0
     await visitor.send({"type": "send_msg", "text": "slowly"})
     await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id), timeout=20)
@@ -238,10 +230,9 @@ async def test_a_slow_courier_is_waited_for_not_posted_to_twice(bound, chip_serv
     assert len(courier.requests) == 2
 
 
-async def test_no_request_is_larger_than_courier_reads(bound, chip_server, channel, courier):
+async def test_no_request_is_larger_than_courier_reads(bound, fast_chip, channel, courier):
     """Control characters take six bytes each in JSON: 50 texts of 4,096 of them are 1.2 MB."""
-    fast_retries(chip_server)
-    visitor = await bound(chip_server, channel)
+    visitor = await bound(fast_chip, channel)
     courier.fail_with = 503
     texts = [f"{i:02d}" + "\x01" * 4094 for i in range(50)]
     for text in texts:
@@ -255,11 +246,10 @@ async def test_no_request_is_larger_than_courier_reads(bound, chip_server, chann
 
 
 async def test_statuses_share_a_request_with_the_next_message_but_two_messages_never_do(
-        bound, chip_server, channel, courier, post_msg):
+        bound, fast_chip, channel, courier, post_msg):
     """Courier writes a request's events up to the one it fails on, then answers 400, and chip posts the
     request again: only statuses may come before a message in one request, since setting them twice is harmless."""
-    fast_retries(chip_server)
-    visitor = await bound(chip_server, channel)
+    visitor = await bound(fast_chip, channel)
     for i in (1, 2):
         await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})
         await visitor.expect("chat_out")
@@ -279,8 +269,7 @@ async def test_statuses_share_a_request_with_the_next_message_but_two_messages_n
 
 async def test_a_single_event_over_courier_limit_is_given_up_and_the_next_one_goes(bound, start_chip, channel,
                                                                                   courier, caplog):
-    server = await start_chip(max_text_length=2_000_000, max_message_bytes=4 * 1024 * 1024)
-    fast_retries(server)
+    server = await start_chip(max_text_length=2_000_000, max_message_bytes=4 * 1024 * 1024, retry=FAST)
     visitor = await bound(server, channel)
     with caplog.at_level(logging.ERROR):
         await visitor.send({"type": "send_msg", "text": "x" * (1024 * 1024)})
