@@ -28,7 +28,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 ADMIN_DB = os.environ.get("CHIP_BENCH_DB", "postgres://postgres@localhost:5432/postgres")
 VALKEY = os.environ.get("CHIP_BENCH_VALKEY", "redis://localhost:6379/12")
 # every simulated visitor comes from 127.0.0.1: the per-address limits would refuse all but a few
-PER_IP_LIMITS_OFF = ["--max-sockets-per-ip", "1000000", "--new-chats-per-ip", "1000000"]
+PER_IP_LIMITS_OFF = ["--max-sockets-per-ip", "1000000", "--new-chats-per-ip", "1000000",
+                     "--max-connections-per-ip", "1000000"]
 
 FULL = dict(loads=[200, 500, 1000, 2000], duration=10.0, chats=1000, idle=[1000, 5000, 10000], clients=2,
             in_flight=200)
