@@ -113,7 +113,7 @@ class Expiry:
         urn = await self.lookups.urn(channel.org_id, chat_id) if channel else None
         if urn is None or urn.contact.gone:
             return False
-        email = await visitor_email(self.outbox, self.lookups, channel, chat_id)
+        email = await visitor_email(self.outbox, self.lookups, channel, chat_id, urn)
         if not email:
             return False
         lines = []
