@@ -21,25 +21,25 @@ import handlers
 from handlers import metrics as metrics_handlers
 from handlers.server import make_server
 from models import MODELS, Database, SchemaError
-from services import config as settings
-from services import valkey
+from services import config as configuration
 from services.backoff import RetryPolicy
 from services.chats import Chats
 from services.config import Config
-from services.courier import CourierClient
-from services.courier_queue import CourierQueue
-from services.delivery import Delivery
+from services.courier.client import CourierClient
+from services.courier.queue import CourierQueue
+from services.delivery.expiry import Expiry
+from services.delivery.outbox import Outbox
+from services.delivery.push import Delivery
+from services.delivery.sessions import Registry
 from services.errors import Unavailable
-from services.expiry import Expiry
 from services.limits import Limits
 from services.lookups import Lookups
 from services.mailer import Mailer
 from services.metrics import Metrics
-from services.outbox import Outbox
 from services.readiness import Readiness, Stopping
-from services.registry import Registry
-from services.scripts import Scripts
 from services.shutdown import settle
+from services.store.client import connect
+from services.store.scripts import Scripts
 
 logger = logging.getLogger("chip")
 
@@ -52,7 +52,7 @@ class Services:
     db: Database
     redis: aioredis.Redis
     scripts: Scripts
-    courier: CourierClient
+    courier_client: CourierClient
     lookups: Lookups
     outbox: Outbox
     registry: Registry
@@ -77,7 +77,7 @@ class Services:
             except Unavailable:
                 continue  # lost again since it answered: wait for it once more
         await self.readiness.until_answers("valkey/redis", self.redis.ping, _safe(self.config.valkey))
-        await self.courier.start()
+        await self.courier_client.start()
         await self.delivery.start()
         self.courier_queue.start()
         self.expiry.start()
@@ -90,7 +90,7 @@ class Services:
         await self.courier_queue.stop(SHUTDOWN_GRACE)
         await self.delivery.stop()
         await self.scripts.stop()
-        await self.courier.close()
+        await self.courier_client.close()
         # 2 s, like each of Delivery's steps: every bound hit still ends within the shipped 25 s stop timeouts
         await settle([self.redis.aclose()], 2.0, "closing Redis connections", "the process's exit closes them")
         self.db.close()
@@ -101,9 +101,9 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     connected yet: start() waits for the stores."""
     retry = retry or RetryPolicy.from_config(config)
     db = Database(config.db, MODELS, pool_size=config.db_pool_size)
-    redis = valkey.client(config.redis_url)
+    redis = connect(config.redis_url)
     metrics = Metrics()
-    courier = CourierClient(config.courier_url, metrics=metrics, timeout=config.courier_timeout)
+    courier_client = CourierClient(config.courier_url, metrics=metrics, timeout=config.courier_timeout)
     lookups = Lookups(db)
     registry = Registry()
     metrics.watch(registry, redis)
@@ -112,13 +112,13 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
                         max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics,
                         retry=retry)
-    courier_queue = CourierQueue(redis, scripts, courier, lookups, metrics, expiry=config.inbound_expiry,
+    courier_queue = CourierQueue(redis, scripts, courier_client, lookups, metrics, expiry=config.inbound_expiry,
                                  retry=retry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, scripts, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
-    return Services(config, db, redis, scripts, courier, lookups, outbox, registry, delivery, courier_queue,
+    return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,
                     expiry, chats, limits, metrics, Readiness(retry.stores))
 
 
@@ -223,11 +223,11 @@ def reload(config: Config, argv):
     """SIGHUP: read the settings again (flags, environment, --env-file) and apply --log-level, the one
     setting that changes without touching a socket; the others changed are logged as needing a restart."""
     try:
-        fresh = settings.parse(argv)
-    except settings.ConfigError as e:
+        fresh = configuration.parse(argv)
+    except configuration.ConfigError as e:
         logger.error("reload: settings not changed: %s", e)
         return
-    settings.set_log_level(fresh.log_level)
+    configuration.set_log_level(fresh.log_level)
     later = [f.name for f in dataclasses.fields(Config)
              if f.name != "log_level" and getattr(fresh, f.name) != getattr(config, f.name)]
     logger.warning("reload: log level %s%s", fresh.log_level,
@@ -252,7 +252,7 @@ async def serve(config: Config, argv=None):
         server.listen()
     except OSError as e:
         await server.abandon()
-        settings.fail(f"cannot listen on {config.address}:{config.port} (metrics {config.metrics_port}): "
+        configuration.fail(f"cannot listen on {config.address}:{config.port} (metrics {config.metrics_port}): "
                       f"{e.strerror}")
     readiness = server.services.readiness
     loop = asyncio.get_running_loop()
@@ -265,7 +265,7 @@ async def serve(config: Config, argv=None):
         pass
     except SchemaError as e:
         await server.abandon()
-        settings.fail(str(e))
+        configuration.fail(str(e))
     else:
         tune_collector()
         logger.info("chip ready, listening on %s:%d instance=%s courier=%s open files<=%d", config.address,
@@ -277,8 +277,8 @@ async def serve(config: Config, argv=None):
 
 
 def main(argv=None):
-    config = settings.load(argv)
-    settings.setup_logging(config)
+    config = configuration.load(argv)
+    configuration.setup_logging(config)
     raise_file_limit()
     if config.sentry_dsn:
         import sentry_sdk

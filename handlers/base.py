@@ -9,12 +9,12 @@ from tornado.web import HTTPError, RequestHandler
 
 from services.chats import Chats
 from services.config import Config
-from services.delivery import Delivery
+from services.delivery.push import Delivery
+from services.delivery.sessions import Registry
 from services.errors import ChipError, NotFound, Unavailable
 from services.limits import Limits
 from services.lookups import Lookups
 from services.readiness import Readiness
-from services.registry import Registry
 
 logger = logging.getLogger(__name__)
 

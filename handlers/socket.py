@@ -15,9 +15,9 @@ from handlers import schemas
 from handlers.base import ServicesMixin, refusal
 from services import events
 from services.chats import Chats
+from services.delivery.sessions import Session
 from services.errors import InvalidCommand
 from services.limits import CommandBucket
-from services.registry import Session
 
 logger = logging.getLogger(__name__)
 

@@ -11,16 +11,17 @@ from datetime import datetime, timezone
 import orjson
 
 from models import ContactURN, Database, Msg
-from services import events, keys
-from services.courier import Outcome
-from services.courier_queue import CourierQueue
-from services.delivery import Delivery
+from services import events
+from services.courier.client import Outcome
+from services.courier.queue import CourierQueue
+from services.delivery.outbox import Outbox
+from services.delivery.push import Delivery
+from services.delivery.sessions import Session
 from services.errors import ChatNotStarted, Forbidden, InvalidCommand, Unavailable
 from services.limits import Limits
 from services.lookups import Lookups
 from services.metrics import Metrics
-from services.outbox import Outbox
-from services.registry import Session
+from services.store import keys
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import dotenv
 
-from services.courier import COURIER_TIMEOUT
+from services.courier.client import COURIER_TIMEOUT
 
 VERSION = "1.0.0"
 

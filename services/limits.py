@@ -9,11 +9,11 @@ import ipaddress
 import logging
 import time
 
-from services import keys
 from services.config import Config
 from services.errors import Forbidden, RateLimited, TooLarge
-from services.scripts import Scripts
-from services.valkey import redis_errors
+from services.store import keys
+from services.store.client import redis_errors
+from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 

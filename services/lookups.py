@@ -14,7 +14,7 @@ import logging
 from cachetools import TTLCache
 
 from models import Channel, ContactURN, Database, User
-from services.batching import TurnBatch
+from services.store.batching import TurnBatch
 
 logger = logging.getLogger(__name__)
 

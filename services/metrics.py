@@ -11,7 +11,7 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from redis.exceptions import RedisError
 
-from services import keys
+from services.store import keys
 
 logger = logging.getLogger(__name__)
 

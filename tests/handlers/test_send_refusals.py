@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from services import keys
+from services.store import keys
 
 
 async def _send(http, server, channel_uuid, chat_id, secret) -> tuple:

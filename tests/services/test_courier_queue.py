@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from services import keys
 from services.backoff import Backoff
+from services.store import keys
 from tests.polling import wait_until
 
 

@@ -1,6 +1,6 @@
-"""A chat's Courier lock (services/courier_queue.py): a poster that lost it meanwhile commits nothing."""
+"""A chat's Courier lock (services/courier/queue.py): a poster that lost it meanwhile commits nothing."""
 
-from services import keys
+from services.store import keys
 from tests.polling import wait_until
 
 

@@ -8,12 +8,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from tornado.testing import bind_unused_port
 
-from services import valkey
-from services.delivery import Delivery
+from services.delivery.outbox import Outbox
+from services.delivery.push import Delivery
+from services.delivery.sessions import Registry
 from services.metrics import Metrics
-from services.outbox import Outbox
-from services.registry import Registry
-from services.scripts import Scripts
+from services.store.client import connect
+from services.store.scripts import Scripts
 from tests.polling import wait_until
 
 STOP_BOUND = 15.0  # seconds: Delivery's own bounds are 2 s a step; this only turns a hang into a failure
@@ -138,7 +138,7 @@ async def test_stopping_delivery_while_its_listener_connects_ends_every_time(red
     stop() hung in about one run in ten, the listener looping for ever with its socket open."""
     metrics = Metrics()
     for turns in range(60):
-        redis = valkey.client(redis_url)
+        redis = connect(redis_url)
         delivery = Delivery(redis, Outbox(redis, Scripts(redis)), Registry(), metrics=metrics)
         await delivery.start()
         for _ in range(turns):

@@ -1,12 +1,12 @@
-"""Giving up stale messages (services/expiry.py): a running chip sweeps by itself, and a chat's
+"""Giving up stale messages (services/delivery/expiry.py): a running chip sweeps by itself, and a chat's
 fresh messages stay when its stale ones go."""
 
 import asyncio
 import time
 
 import chip
-from services import keys
 from services.config import Config
+from services.store import keys
 
 
 async def test_a_running_chip_gives_up_stale_messages_by_itself(pg_url, redis_url, courier, rows, channel, store):

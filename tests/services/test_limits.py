@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 from services.config import Config, ConfigError, parse
 from services.errors import RateLimited
 from services.limits import CommandBucket, Limits, client_key
-from services.scripts import Scripts
+from services.store.scripts import Scripts
 
 
 def limits(**config) -> Limits:

@@ -1,7 +1,7 @@
-"""The outbox (services/outbox.py): a message queued twice keeps its first place and frame, and a
+"""The outbox (services/delivery/outbox.py): a message queued twice keeps its first place and frame, and a
 widget may ack a uuid in either case (protocol.md §5)."""
 
-from services import keys
+from services.store import keys
 from tests.polling import wait_until
 
 MSG_UUID = "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"

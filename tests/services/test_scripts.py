@@ -7,7 +7,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError, ResponseError
 
-from services.scripts import Scripts
+from services.store.scripts import Scripts
 
 COUNT = "return redis.call('INCR', KEYS[1])"
 FAIL_ON_ODD = "if tonumber(ARGV[1]) % 2 == 1 then return redis.error_reply('odd ' .. ARGV[1]) end return ARGV[1]"

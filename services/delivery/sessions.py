@@ -3,7 +3,7 @@
 import logging
 from typing import Protocol
 
-from services import keys
+from services.store import keys
 
 logger = logging.getLogger(__name__)
 

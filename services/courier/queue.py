@@ -1,7 +1,7 @@
 """Events bound for Courier (chat_started, msg_in, msg_status), kept in Redis until Courier takes them.
 
 Each chat has a list of events; whoever holds the chat's lock posts them in order, several per
-request. A 5xx, no answer, or a 400 that is Courier's own failure (services/courier.py tells them
+request. A 5xx, no answer, or a 400 that is Courier's own failure (services/courier/client.py tells them
 apart) leaves them queued and puts the chat on the due set with a capped, jittered backoff; the
 due loop of any chip process (this one after a restart, or another) picks them up, until
 --inbound-expiry gives them up. A 4xx that retrying cannot help drops them with an error line.
@@ -23,15 +23,16 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
-from services import events, keys
+from services import events
 from services.backoff import RetryPolicy
-from services.courier import MAX_BODY, CourierClient, Outcome
+from services.courier.client import MAX_BODY, CourierClient, Outcome
+from services.delivery.outbox import REMOVE_ENTRY, Outbox
 from services.lookups import Lookups
 from services.metrics import Metrics
-from services.outbox import REMOVE_ENTRY, Outbox
-from services.scripts import Scripts
 from services.shutdown import settle
-from services.valkey import redis_errors
+from services.store import keys
+from services.store.client import redis_errors
+from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services import keys
 from services.errors import TooLarge
-from services.scripts import Scripts
-from services.valkey import redis_errors
+from services.store import keys
+from services.store.client import redis_errors
+from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 

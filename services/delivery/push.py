@@ -15,14 +15,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
-from services import keys
 from services.backoff import RetryPolicy
+from services.delivery.outbox import Outbox
+from services.delivery.sessions import Pushed, Registry, Session, Stall
 from services.errors import Unavailable
 from services.events import queued_at
 from services.metrics import Metrics
-from services.outbox import Outbox
-from services.registry import Pushed, Registry, Session, Stall
 from services.shutdown import settle
+from services.store import keys
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,9 @@ import pytest
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from services import valkey
+from services.store import packing
+from services.store import client as store_client
+from services.store.client import connect
 
 ARGS = [
     ("SET", "plain", "value"),
@@ -18,23 +20,23 @@ ARGS = [
 
 @pytest.mark.parametrize("args", ARGS, ids=lambda args: str(args[0]))
 def test_commands_are_packed_as_redis_py_packs_them(args):
-    assert b"".join(valkey.PackedConnection().pack_command(*args)) == b"".join(Connection().pack_command(*args))
+    assert b"".join(packing.PackedConnection().pack_command(*args)) == b"".join(Connection().pack_command(*args))
 
 
 def test_a_pipeline_is_one_buffer_of_every_command_in_order():
-    assert valkey.PackedConnection().pack_commands(ARGS) == [b"".join(Connection().pack_commands(ARGS))]
+    assert packing.PackedConnection().pack_commands(ARGS) == [b"".join(Connection().pack_commands(ARGS))]
 
 
 def test_every_kind_of_connection_packs_with_hiredis():
     # redis-py's own packing gives the same bytes, so only this tells that the mixin's runs
-    for packed in valkey.PACKED.values():
-        assert packed.pack_command is valkey.HiredisPacking.pack_command
-        assert packed.pack_commands is valkey.HiredisPacking.pack_commands
+    for packed in packing.PACKED.values():
+        assert packed.pack_command is packing.HiredisPacking.pack_command
+        assert packed.pack_commands is packing.HiredisPacking.pack_commands
 
 
 def test_an_argument_redis_cannot_take_is_a_data_error():
     with pytest.raises(DataError):
-        valkey.PackedConnection().pack_command("SET", "key", {"a": "dict"})
+        packing.PackedConnection().pack_command("SET", "key", {"a": "dict"})
 
 
 @pytest.mark.parametrize("url, base", [
@@ -43,16 +45,16 @@ def test_an_argument_redis_cannot_take_is_a_data_error():
     ("unix:///run/redis.sock?db=1", UnixDomainSocketConnection),
 ])
 async def test_tls_and_unix_socket_urls_keep_their_kind_of_connection(url, base):
-    client = valkey.client(url)
+    client = connect(url)
     try:
         assert issubclass(client.connection_pool.connection_class, base)
-        assert issubclass(client.connection_pool.connection_class, valkey.HiredisPacking)
+        assert issubclass(client.connection_pool.connection_class, packing.HiredisPacking)
     finally:
         await client.aclose()
 
 
 async def test_values_round_trip_through_redis(redis_url, store):
-    client = valkey.client(redis_url)
+    client = connect(redis_url)
     try:
         pipe = client.pipeline(transaction=False)
         pipe.set("ünïcode ☃", "日本語")
@@ -69,8 +71,8 @@ async def test_values_round_trip_through_redis(redis_url, store):
 
 
 async def test_without_hiredis_the_client_packs_as_redis_py_does(redis_url, store, monkeypatch):
-    monkeypatch.setattr(valkey, "HIREDIS_AVAILABLE", False)
-    client = valkey.client(redis_url)
+    monkeypatch.setattr(store_client, "HIREDIS_AVAILABLE", False)
+    client = connect(redis_url)
     try:
         assert client.connection_pool.connection_class is Connection
         await client.set("plain", "value")
@@ -80,7 +82,7 @@ async def test_without_hiredis_the_client_packs_as_redis_py_does(redis_url, stor
 
 
 async def test_settings_in_the_url_win_over_chips_defaults(redis_url):
-    client = valkey.client(redis_url + ("&" if "?" in redis_url else "?") + "socket_timeout=2&health_check_interval=7")
+    client = connect(redis_url + ("&" if "?" in redis_url else "?") + "socket_timeout=2&health_check_interval=7")
     try:
         assert client.connection_pool.connection_kwargs["socket_timeout"] == 2
         assert client.connection_pool.connection_kwargs["health_check_interval"] == 7

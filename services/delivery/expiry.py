@@ -14,14 +14,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
-from services import events, keys
+from services import events
 from services.chats import visitor_email
-from services.courier_queue import RELEASE, CourierQueue
+from services.courier.queue import RELEASE, CourierQueue
+from services.delivery.outbox import Outbox
 from services.errors import Unavailable
 from services.lookups import Lookups
 from services.mailer import Mailer, one_line
-from services.outbox import Outbox
-from services.scripts import Scripts
+from services.store import keys
+from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ Redis in one pipeline (one write, one read for all of them) instead of a round t
 
 Under load, one turn of the loop handles many requests and frames, and each wants a script (queue,
 ack, Courier's lock); redis-py would send each on its own. Each call is still its own atomic
-script, and the calls of one turn run in the order they were made (services/batching.py).
+script, and the calls of one turn run in the order they were made (services/store/batching.py).
 """
 
 import asyncio
@@ -13,7 +13,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from services.batching import TurnBatch
+from services.store.batching import TurnBatch
 
 logger = logging.getLogger(__name__)
 
