@@ -20,7 +20,7 @@ from tornado.web import Application
 import handlers
 from handlers import metrics as metrics_handlers
 from handlers.server import make_server
-from models import MODELS, Database, SchemaError
+from models import MODELS, Database, DatabaseUnavailable, SchemaError
 from services import config as configuration
 from services.backoff import RetryPolicy
 from services.chats import Chats
@@ -31,7 +31,6 @@ from services.delivery.expiry import Expiry
 from services.delivery.outbox import Outbox
 from services.delivery.push import Delivery
 from services.delivery.sessions import Registry
-from services.errors import Unavailable
 from services.limits import Limits
 from services.lookups import Lookups
 from services.mailer import Mailer
@@ -74,7 +73,7 @@ class Services:
                 # cannot serve them
                 await self.db.load_schema()
                 break
-            except Unavailable:
+            except DatabaseUnavailable:
                 continue  # lost again since it answered: wait for it once more
         await self.readiness.until_answers("valkey/redis", self.redis.ping, _safe(self.config.valkey))
         await self.courier_client.start()

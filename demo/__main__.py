@@ -14,6 +14,7 @@ from pathlib import Path
 
 from demo.embedded import EmbeddedPostgres, EmbeddedRedis
 from demo.runner import Demo
+from models import DatabaseUnavailable
 from services import config as settings
 from services.config import Config
 from services.errors import Unavailable
@@ -72,7 +73,7 @@ def main(argv=None):
         asyncio.run(run(Demo(db, valkey, args.port, args.address, pause=args.pause)))
     except KeyboardInterrupt:
         pass
-    except (OSError, RuntimeError, Unavailable) as e:
+    except (OSError, RuntimeError, Unavailable, DatabaseUnavailable) as e:
         logger.error("%s", getattr(e, "message", e))
         sys.exit(1)
     finally:

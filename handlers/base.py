@@ -7,6 +7,7 @@ import logging
 import orjson
 from tornado.web import HTTPError, RequestHandler
 
+from models import DatabaseUnavailable
 from services.chats import Chats
 from services.config import Config
 from services.delivery.push import Delivery
@@ -24,6 +25,8 @@ def refusal(exc: BaseException) -> ChipError:
     here and shown only as 'internal error'."""
     if isinstance(exc, ChipError):
         return exc
+    if isinstance(exc, DatabaseUnavailable):  # logged where it failed (models/base.py)
+        return Unavailable(str(exc))
     if isinstance(exc, HTTPError):
         error = ChipError(exc.reason or "request refused")
         error.status = exc.status_code
@@ -89,7 +92,7 @@ class ServicesMixin:
             self.write_json({"error": error.message}, error.status)
 
     def log_exception(self, typ, value, tb):
-        if not isinstance(value, (ChipError, HTTPError)):
+        if not isinstance(value, (ChipError, DatabaseUnavailable, HTTPError)):
             super().log_exception(typ, value, tb)
 
 

@@ -1,6 +1,6 @@
 """peewee models over the RapidPro tables chip reads (and the two columns it writes)."""
 
-from models.base import Database
+from models.base import Database, DatabaseUnavailable
 from models.channel import Channel
 from models.contact import Contact, ContactURN
 from models.msg import Msg
@@ -10,5 +10,5 @@ from models.user import User
 
 MODELS = [Org, OrgMembership, User, Channel, Contact, ContactURN, Msg]
 
-__all__ = ["MODELS", "Columns", "Database", "Channel", "Contact", "ContactURN", "Msg", "Org", "OrgMembership",
-           "SchemaError", "User"]
+__all__ = ["MODELS", "Columns", "Database", "DatabaseUnavailable", "Channel", "Contact", "ContactURN", "Msg", "Org",
+           "OrgMembership", "SchemaError", "User"]

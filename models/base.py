@@ -9,9 +9,13 @@ from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
 from models.schema import Columns
-from services.errors import Unavailable
 
 logger = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer (lost or refused connection); the next unit of work reconnects.
+    handlers/base.py shows it to clients as `unavailable` (503)."""
 
 
 class BaseModel(peewee.Model):
@@ -26,7 +30,7 @@ class Database:
 
     psycopg2 blocks, so every unit of work runs on a worker thread inside `with db:` (one pooled
     connection, one transaction) and never spans an await. A lost or refused connection surfaces as
-    Unavailable; the pool drops the broken connection and the next unit of work reconnects.
+    DatabaseUnavailable; the pool drops the broken connection and the next unit of work reconnects.
     """
 
     def __init__(self, url: str, models, pool_size: int = 8, connect_timeout: int = 3):
@@ -51,16 +55,16 @@ class Database:
         except (peewee.OperationalError, peewee.InterfaceError) as e:
             if log:
                 logger.warning("database unavailable: %s", (str(e).strip().splitlines() or [repr(e)])[0])
-            raise Unavailable("database unavailable") from e
+            raise DatabaseUnavailable("database unavailable") from e
 
     async def check(self):
-        """Fail with Unavailable unless the database answers (quietly: the caller reports it)."""
+        """Fail with DatabaseUnavailable unless the database answers (quietly: the caller reports it)."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._workers, self._unit, self._select_one, (), False)
 
     async def load_schema(self) -> Columns:
         """Read which of RapidPro's columns this database has, once: SchemaError when chip cannot
-        serve it, Unavailable when the database does not answer."""
+        serve it, DatabaseUnavailable when the database does not answer."""
         loop = asyncio.get_running_loop()
         columns = await loop.run_in_executor(self._workers, self._unit, self._read_columns, (), False)
         columns.check()

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 
+from models import DatabaseUnavailable
 from services import events
 from services.chats import visitor_email
 from services.courier.queue import RELEASE, CourierQueue
@@ -25,6 +26,9 @@ from services.store import keys
 from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
+
+# a store that does not answer: every chat would fail alike, so the whole sweep waits for the next tick
+_STORES_DOWN = (RedisError, OSError, Unavailable, DatabaseUnavailable)
 
 
 class Expiry:
@@ -55,7 +59,7 @@ class Expiry:
         self._running = True
         try:
             await self.sweep()
-        except (RedisError, OSError, Unavailable) as e:
+        except _STORES_DOWN as e:
             logger.warning("stale message sweep skipped: %s", e)
         finally:
             self._running = False
@@ -68,8 +72,8 @@ class Expiry:
         for key in stale_chats:
             try:
                 given_up += await self._expire_chat(key.decode(), cutoff)
-            except (RedisError, OSError, Unavailable):
-                raise  # a store is down: every chat would fail alike, so the whole sweep waits
+            except _STORES_DOWN:
+                raise
             except Exception:  # noqa: BLE001 - one chat's bad data must not stop the sweep for every other
                 logger.exception("could not give up the stale messages of chat=%s; trying it again after "
                                  "--msg-expiry", key.decode())

@@ -4,9 +4,8 @@ import asyncio
 
 import pytest
 
-from models import MODELS, ContactURN, Database
+from models import MODELS, ContactURN, Database, DatabaseUnavailable
 from services import lookups as lookups_module
-from services.errors import Unavailable
 from services.lookups import Lookups
 
 
@@ -65,7 +64,7 @@ async def test_a_failed_read_fails_every_resume_waiting_on_it(unused_tcp_port):
         results = await asyncio.gather(*[lookups.urn(1, f"{i:024d}") for i in range(3)], return_exceptions=True)
     finally:
         db.close()
-    assert [type(r) for r in results] == [Unavailable] * 3
+    assert [type(r) for r in results] == [DatabaseUnavailable] * 3
 
 
 async def test_a_resume_cancelled_while_it_waits_leaves_the_others_their_answers(lookups, rows, channel):
