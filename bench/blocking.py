@@ -22,9 +22,9 @@ import redis
 from marshmallow import ValidationError
 
 from bench.run import ADMIN_DB, ROOT, VALKEY, free_port
+from demo.rows import Rows, create_database, drop_database
 from handlers import schemas
 from services import events
-from tests.rows import Rows, create_database, drop_database
 
 CHAT = "b" * 24
 REPEATS = 20

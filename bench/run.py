@@ -22,7 +22,7 @@ import psutil
 import redis
 
 from bench import client, profile, report
-from tests.rows import Rows, create_database, drop_database
+from demo.rows import Rows, create_database, drop_database
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ADMIN_DB = os.environ.get("CHIP_BENCH_DB", "postgres://postgres@localhost:5432/postgres")

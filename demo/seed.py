@@ -4,7 +4,7 @@ Each row is found or created on its own, so a rerun keeps earlier chats and a pa
 database is completed. The channel UUID is fixed so the demo URL stays the same between runs.
 The functions that write RapidPro's rows the way RapidPro does (users, orgs, memberships,
 channels, every NOT NULL column filled, in whichever generation the database has) are shared with
-the tests (tests/rows.py).
+the tests and the benchmark (demo/rows.py).
 """
 
 import dataclasses

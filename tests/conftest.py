@@ -25,12 +25,12 @@ from tornado.websocket import websocket_connect
 
 import chip
 from demo.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
+from demo.rows import Rows, create_database, drop_database
 from models import MODELS, Database
 from models.schema import NEWEST
 from services.backoff import RetryPolicy
 from services.config import Config
 from tests.courier_double import CourierDouble
-from tests.rows import Rows, create_database, drop_database
 from tests.servers import ChipProcess, SparePostgres
 from tests.visitor import Visitor
 

@@ -15,7 +15,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
-from tests.rows import create_database, drop_database
+from demo.rows import create_database, drop_database
 from tests.servers import ROOT
 
 

@@ -5,8 +5,8 @@ import json
 
 import redis
 
+from demo.rows import Rows
 from services.backoff import Backoff
-from tests.rows import Rows
 
 
 async def send(http, server, channel_uuid, chat_id, msg_id):

@@ -6,8 +6,8 @@ import secrets
 import psycopg2
 import pytest
 
+from demo.rows import create_database, drop_database
 from models.schema import GENERATIONS, SQL, Columns, SchemaError, schema_files
-from tests.rows import create_database, drop_database
 from tests.servers import ROOT
 
 SPEC = ROOT.parent / "shared" / "spec"

@@ -1,5 +1,6 @@
 """RapidPro rows as RapidPro would write them, and a throwaway database to hold them: shared by the
-test fixtures and the benchmark (bench/), so the SQL that fills RapidPro's tables lives in one place.
+test fixtures and the benchmark (bench/), so the SQL that fills RapidPro's tables lives in one place
+(here and in demo/seed.py, whose writers it builds on). Not a test module: the benchmark needs it too.
 """
 
 import itertools
