@@ -38,6 +38,7 @@ from services.metrics import Metrics
 from services.readiness import Readiness, Stopping
 from services.shutdown import settle
 from services.store.client import connect
+from services.store.lock import Locks
 from services.store.scripts import Scripts
 
 logger = logging.getLogger("chip")
@@ -111,10 +112,11 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
                         max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics,
                         retry=retry)
-    courier_queue = CourierQueue(redis, scripts, courier_client, lookups, metrics, expiry=config.inbound_expiry,
-                                 retry=retry)
+    locks = Locks(scripts)
+    courier_queue = CourierQueue(redis, scripts, locks, courier_client, lookups, metrics,
+                                 expiry=config.inbound_expiry, retry=retry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
-    expiry = Expiry(redis, scripts, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
+    expiry = Expiry(redis, locks, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,

@@ -12,11 +12,8 @@ answers 400, and the whole request is posted again.
 """
 
 import asyncio
-import itertools
 import logging
-import secrets
 import time
-from typing import NamedTuple
 
 import orjson
 import redis.asyncio as aioredis
@@ -32,6 +29,7 @@ from services.metrics import Metrics
 from services.shutdown import settle
 from services.store import keys
 from services.store.client import redis_errors
+from services.store.lock import LOCK, Lock, Locks
 from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
@@ -49,9 +47,9 @@ return redis.call('HGET', KEYS[3], ARGV[3])
 
 # Take a chat's lock (key, token, ms) and read its first N events in one round trip; nil if another
 # flusher holds it. A part of TAKE and of ACK.
-TAKE_LOCK = """
+TAKE_LOCK = LOCK + """
 local function take(lock, events, token, ms, n)
-  if not redis.call('SET', lock, token, 'NX', 'PX', ms) then return nil end
+  if not take_lock(lock, token, ms) then return nil end
   return redis.call('LRANGE', events, 0, tonumber(n) - 1)
 end
 """
@@ -72,8 +70,8 @@ return KEYS[6] and take(KEYS[6], KEYS[4], ARGV[5], ARGV[6], ARGV[7]) or 1
 # lock go when none are left (saving a round trip), else renew it for the next post, so a long
 # drain never lets another process post the same events. Returns how many events are left
 # (-1: the lock was lost, nothing was dropped).
-COMMIT = """
-if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -1 end
+COMMIT = LOCK + """
+if not holds_lock(KEYS[4], ARGV[3]) then return -1 end
 redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
 redis.call('HDEL', KEYS[3], ARGV[2])
 local left = redis.call('LLEN', KEYS[1])
@@ -86,19 +84,6 @@ end
 return left
 """
 
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-class Lock(NamedTuple):
-    """A claim on a chat's Courier lock: the key, this holder's token, how long a take or a renewal
-    holds it (ms), and how many events the script that takes it reads (TAKE, or ACK)."""
-    key: str
-    token: str
-    ms: int
-    batch: int
 
 
 def encode_event(event: dict) -> bytes:
@@ -107,8 +92,8 @@ def encode_event(event: dict) -> bytes:
 
 
 class CourierQueue:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, client: CourierClient, lookups: Lookups,
-                 metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50, retry: RetryPolicy = RetryPolicy(),
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, locks: Locks, client: CourierClient,
+                 lookups: Lookups, metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50, retry: RetryPolicy = RetryPolicy(),
                  answer_wait: float = 10.0):
         self.redis = redis
         self.client = client
@@ -124,11 +109,8 @@ class CourierQueue:
         self._push = scripts.register(PUSH)
         self._take = scripts.register(TAKE)
         self._commit = scripts.register(COMMIT)
-        self._release = scripts.register(RELEASE)
         self._ack = scripts.register(ACK)
-        # a lock's token only has to differ from every other holder's: this process's random prefix
-        # and a counter, instead of a call to the system's random source per ack
-        self._tokens = map(f"{secrets.token_hex(8)}:{{}}".format, itertools.count())
+        self.locks = locks
         self._flushing: dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
         self._loop = None
@@ -158,7 +140,7 @@ class CourierQueue:
         done = await self._ack(
             keys=Outbox.entry_keys(key) + [keys.courier_events(key), keys.COURIER_DUE] + ([lock.key] if lock else []),
             args=[msg_key, key, encode_event(events.courier_msg_status(msg_key, status)), self.due_score]
-            + ([lock.token, lock.ms, lock.batch] if lock else []),
+            + ([lock.token, lock.ms, self.batch] if lock else []),
         )
         if done is None:
             return False
@@ -193,7 +175,7 @@ class CourierQueue:
         return None if self._posting(key) else self._claim(key)
 
     def _claim(self, key: str) -> Lock:
-        return Lock(keys.courier_lock(key), next(self._tokens), int(self.grace * 1000), self.batch)
+        return self.locks.claim(keys.courier_lock(key), int(self.grace * 1000))
 
     def kick(self, key: str, lock: Lock = None, taken: list = None) -> asyncio.Task:
         """Start posting the chat's events, or have the running flush go round once more. `taken`:
@@ -227,7 +209,7 @@ class CourierQueue:
             lock, raw = claimed
         else:
             lock = self._claim(key)
-            raw = await self._take(keys=[lock.key, keys.courier_events(key)], args=[lock.token, lock.ms, lock.batch])
+            raw = await self._take(keys=[lock.key, keys.courier_events(key)], args=[lock.token, lock.ms, self.batch])
         if raw is None:
             # another process is posting this chat's events; look again shortly in case it just ended
             asyncio.get_running_loop().call_later(self.retry.tick / 2, self._kick_if_due, key)
@@ -238,7 +220,7 @@ class CourierQueue:
             return outcome
         finally:
             if holding:
-                await self._release(keys=[lock.key], args=[lock.token])
+                await self.locks.release(lock)
 
     async def _drain(self, key: str, lock: Lock, raw: list) -> tuple[Outcome, bool]:
         """Post the chat's events, starting with `raw` (read with the lock); the outcome, and whether

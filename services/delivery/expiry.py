@@ -2,11 +2,11 @@
 
 The visitor never came back for them. If they left an email (set_email) and chip has an SMTP
 server, the messages are emailed and Courier hears `sent`; otherwise Courier hears `failed`.
-Any chip process may sweep; a short Redis lock per chat keeps two from doing the same chat.
+Any chip process may sweep; a short Redis lock per chat (services/store/lock.py) keeps two from
+doing the same chat.
 """
 
 import logging
-import secrets
 import time
 
 import orjson
@@ -17,13 +17,13 @@ from tornado.ioloop import PeriodicCallback
 from models import DatabaseUnavailable
 from services import events
 from services.chats import visitor_email
-from services.courier.queue import RELEASE, CourierQueue
+from services.courier.queue import CourierQueue
 from services.delivery.outbox import Outbox
 from services.errors import Unavailable
 from services.lookups import Lookups
 from services.mailer import Mailer, one_line
 from services.store import keys
-from services.store.scripts import Scripts
+from services.store.lock import Locks
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,10 @@ _STORES_DOWN = (RedisError, OSError, Unavailable, DatabaseUnavailable)
 
 
 class Expiry:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, outbox: Outbox, courier: CourierQueue,
+    def __init__(self, redis: aioredis.Redis, locks: Locks, outbox: Outbox, courier: CourierQueue,
                  lookups: Lookups, mailer: Mailer = None, *, expiry: float = 7 * 86400.0, interval: float = 60.0):
         self.redis = redis
-        self._release = scripts.register(RELEASE)
+        self.locks = locks
         self.outbox = outbox
         self.courier = courier
         self.lookups = lookups
@@ -82,8 +82,8 @@ class Expiry:
         return given_up
 
     async def _expire_chat(self, key: str, cutoff: float) -> int:
-        lock, token = keys.expire_lock(key), secrets.token_hex(8)
-        if not await self.redis.set(lock, token, nx=True, px=60_000):
+        lock = self.locks.claim(keys.expire_lock(key), 60_000)
+        if not await self.locks.take(lock):
             return 0
         try:
             entries = await self.outbox.window(key, 1000)
@@ -105,9 +105,7 @@ class Expiry:
             await self.outbox.reindex(key, oldest_left)
             return len(stale)
         finally:
-            # only if still ours: a sweep slower than the lock (a slow SMTP server) must not free
-            # the lock another process has taken since
-            await self._release(keys=[lock], args=[token])
+            await self.locks.release(lock)
 
     async def _email(self, key: str, messages: list) -> bool:
         if self.mailer is None:

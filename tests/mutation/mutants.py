@@ -51,11 +51,9 @@ MUTANTS = [
            "now + self.ack_timeout if state.attempts == 1 else", "now + 1e9 if state.attempts == 1 else", DELIVERY),
     # the Courier queue
     Mutant("courier queue: a commit ignores who holds the lock", "services/courier/queue.py",
-           "if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -1 end\n", "", COURIER),
+           "if not holds_lock(KEYS[4], ARGV[3]) then return -1 end\n", "", COURIER),
     Mutant("courier queue: events queued in reverse (LPUSH)", "services/courier/queue.py",
            "redis.call('RPUSH', KEYS[1], ARGV[1])", "redis.call('LPUSH', KEYS[1], ARGV[1])", COURIER),
-    Mutant("courier queue: the lock is taken even when held (no NX)", "services/courier/queue.py",
-           "'NX', 'PX', ms) then return nil end", "'PX', ms) then return nil end", COURIER),
     Mutant("courier queue: a failed post is not put back on the due set", "services/courier/queue.py",
            "            if outcome is Outcome.FAILED:\n                await self._defer(key)\n",
            "            if outcome is Outcome.FAILED:\n", COURIER),
@@ -69,9 +67,12 @@ MUTANTS = [
     Mutant("expiry: emailed messages reported failed, others sent", "services/delivery/expiry.py",
            'status = "sent" if await self._email(key, [out for _, out in stale]) else "failed"',
            'status = "failed" if await self._email(key, [out for _, out in stale]) else "sent"', EXPIRY),
-    Mutant("expiry: the sweep lock is taken even when held (no NX)", "services/delivery/expiry.py",
-           "await self.redis.set(lock, token, nx=True, px=60_000)", "await self.redis.set(lock, token, px=60_000)",
-           EXPIRY),
+    # the locks that the Courier queue and expiry share
+    Mutant("locks: a lock is taken even when held (no NX)", "services/store/lock.py",
+           "redis.call('SET', lock, token, 'NX', 'PX', ms)", "redis.call('SET', lock, token, 'PX', ms)",
+           COURIER + EXPIRY),
+    Mutant("locks: a lock let go by a holder that lost it", "services/store/lock.py",
+           "if holds_lock(KEYS[1], ARGV[1]) then return", "if true then return", EXPIRY),
     # limits
     Mutant("limits: one new chat more than --new-chats-per-ip", "services/limits.py",
            "if count > self.new_chats_per_ip:", "if count > self.new_chats_per_ip + 1:", LIMITS),
