@@ -19,7 +19,7 @@ from services.store.batching import TurnBatch
 logger = logging.getLogger(__name__)
 
 _MISSING = object()
-URN_BATCH = 1000  # chats read with one query at most: a few thousand take a worker thread tens of ms
+URN_BATCH = 1000  # chats read with one query at most, so that no read holds a worker thread for long
 CHANNEL_TTL = 5.0
 USER_TTL = 5.0
 CHAT_TTL = 30.0
@@ -62,8 +62,8 @@ class Lookups:
         """The chat's URN read fresh (its display, the visitor's email, may have changed).
 
         The URNs asked for in one turn of the loop are read with one query: after a restart every
-        widget resumes at once, and a query each through the thread pool was 0.7 of the 1.7 ms of
-        CPU a resume cost (BENCHMARKS.md)."""
+        widget resumes at once, and a query each through the thread pool was a large part of the CPU
+        a resume cost (BENCHMARKS.md, "What was tried", "Resumes read their URNs together")."""
         urn = await self._resumes.add((org_id, chat_id))
         if urn is not None:
             self._contacts[(org_id, chat_id)] = urn.contact

@@ -113,7 +113,3 @@ class Outbox:
             logger.warning("redis unavailable while reading an email: %s", e)
             return None
         return email.decode() if email is not None else None
-
-    @redis_errors("measuring an outbox")
-    async def depth(self, key: str) -> int:
-        return await self.redis.zcard(keys.outbox_order(key))

@@ -41,7 +41,8 @@ def connect(url: str) -> aioredis.Redis:
     """A client on its own pool for `url` (redis://, rediss:// or unix://); it connects on first use.
 
     Room for bursts: redis-py's default of 100 connections became 503s under load, and a blocking
-    pool cost about 12 % of the loop waiting for connections (BENCHMARKS.md)."""
+    pool kept the loop waiting for connections (BENCHMARKS.md, "What was tried", "Redis connection
+    pool" and "A plain Redis pool")."""
     # as with redis-py's from_url, what the URL says wins over these defaults; but the URL's kind
     # of connection is wrapped, not taken as it is
     options = {"max_connections": max_connections(), "socket_connect_timeout": 3, "socket_timeout": 5,

@@ -1,6 +1,6 @@
 """Commands packed by hiredis, as redis-py's synchronous client already does; its asyncio client
-packs them in Python, at several times the CPU per script call, and chip makes three or four such
-calls per message (BENCHMARKS.md, "Commands packed by hiredis"). Like the synchronous client's,
+packs them in Python, at more CPU per script call, and chip makes several such calls per message
+(BENCHMARKS.md, "What was tried", "Commands packed by hiredis"). Like the synchronous client's,
 the packing sends text as UTF-8 whatever `encoding` the URL names (chip never names one); replies
 are decoded as before.
 """
