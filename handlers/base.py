@@ -3,6 +3,7 @@ exception into a client's answer (a JSON error body, or an `error` event on a so
 
 import http.client
 import logging
+from typing import Generic, TypeVar
 
 import orjson
 from tornado.web import HTTPError, RequestHandler
@@ -18,6 +19,8 @@ from services.lookups import Lookups
 from services.readiness import Readiness
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def refusal(exc: BaseException) -> ChipError:
@@ -43,36 +46,27 @@ def _reason(status: int, exc: BaseException | None, given: str | None) -> str:
     return given or http.client.responses.get(status, "Unknown")
 
 
+class Service(Generic[T]):
+    """A handler's attribute that is the service of the same name, built once in chip.py and given
+    to the Application in its settings."""
+
+    def __set_name__(self, owner, name: str):
+        self.name = name
+
+    def __get__(self, handler, owner=None) -> T:
+        return self if handler is None else handler.settings[self.name]
+
+
 class ServicesMixin:
     """The services built once in chip.py, reached through the Application's settings."""
 
-    @property
-    def config(self) -> Config:
-        return self.settings["config"]
-
-    @property
-    def chats(self) -> Chats:
-        return self.settings["chats"]
-
-    @property
-    def lookups(self) -> Lookups:
-        return self.settings["lookups"]
-
-    @property
-    def delivery(self) -> Delivery:
-        return self.settings["delivery"]
-
-    @property
-    def registry(self) -> Registry:
-        return self.settings["registry"]
-
-    @property
-    def limits(self) -> Limits:
-        return self.settings["limits"]
-
-    @property
-    def readiness(self) -> Readiness:
-        return self.settings["readiness"]
+    config = Service[Config]()
+    chats = Service[Chats]()
+    lookups = Service[Lookups]()
+    delivery = Service[Delivery]()
+    registry = Service[Registry]()
+    limits = Service[Limits]()
+    readiness = Service[Readiness]()
 
     def set_default_headers(self):
         # Tornado's default names itself and its version to anyone (issue 11): say nothing
