@@ -45,8 +45,8 @@ def test_no_sql_is_built_from_strings():
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"execute_sql|\.raw\(|SQL\(|cursor\(", line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
-    assert found == ["models/base.py:72: return Columns.read(self.db.cursor())",
-                     'models/base.py:75: return self.db.execute_sql("SELECT 1").fetchone()',
+    assert found == ["models/base.py:76: return Columns.read(self.db.cursor())",
+                     'models/base.py:79: return self.db.execute_sql("SELECT 1").fetchone()',
                      "models/schema.py:55: \"\"\"Read them with a DB-API cursor (psycopg2's, or the one peewee's "
                      "execute_sql returns).\"\"\""]
 
