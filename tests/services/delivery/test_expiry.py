@@ -5,6 +5,7 @@ import asyncio
 import time
 
 import chip
+from services.backoff import RetryPolicy
 from services.config import Config
 from services.store import keys
 
@@ -12,8 +13,9 @@ from services.store import keys
 async def test_a_running_chip_gives_up_stale_messages_by_itself(pg_url, redis_url, courier, rows, channel, store):
     chat_id = "t" * 24
     rows.contact(channel["org_id"], channel["uuid"], chat_id)
-    services = await chip.build(Config(db=pg_url, valkey=redis_url, courier_url=courier.url, msg_expiry=0.3))
-    services.expiry.interval = 0.2  # a sweep every 0.2 s instead of every minute
+    config = Config(db=pg_url, valkey=redis_url, courier_url=courier.url, msg_expiry=0.3)
+    # a sweep every 0.2 s instead of every minute
+    services = await chip.build(config, RetryPolicy.from_config(config, sweep=0.2))
     await services.start()
     try:
         found = await services.lookups.channel(channel["uuid"])
