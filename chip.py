@@ -116,7 +116,8 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     courier_queue = CourierQueue(redis, scripts, locks, courier_client, lookups, metrics,
                                  expiry=config.inbound_expiry, retry=retry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
-    expiry = Expiry(redis, locks, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry)
+    expiry = Expiry(redis, locks, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry,
+                    interval=retry.sweep)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,

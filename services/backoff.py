@@ -1,8 +1,9 @@
 """The retry policy: how long every retry loop of chip waits before trying again.
 
-One RetryPolicy, made from Config by chip.build and handed to each service that retries: delivery's
-pushes of unacknowledged messages and its pub/sub reconnects, the Courier queue's posts and due
-loop, and start-up's waits for the stores. Every wait is a capped exponential backoff with jitter.
+One RetryPolicy, made from Config by chip.build and handed to each service that retries or looks
+again: delivery's pushes of unacknowledged messages and its pub/sub reconnects, the Courier queue's
+posts and due loop, the sweep for stale messages, and start-up's waits for the stores. Every retry
+waits a capped exponential backoff with jitter.
 """
 
 import dataclasses
@@ -29,6 +30,7 @@ class RetryPolicy:
     reconnect: Backoff = Backoff(0.1, 5.0)  # the pub/sub connection to Redis, lost or refused
     stores: Backoff = Backoff(0.5, 5.0)     # the database and Redis at start; a store back is seen within 5 s
     tick: float = 1.0                       # seconds between two looks of the due loops (delivery's, Courier's)
+    sweep: float = 60.0                     # seconds between two sweeps for messages past --msg-expiry
 
     @classmethod
     def from_config(cls, config, **changes) -> "RetryPolicy":

@@ -222,6 +222,23 @@ class ChipServer:
         self.stop = running.stop
 
 
+def chip_settings(pg_url, redis_url, courier, **overrides) -> Config:
+    """The settings of a chip on the tests' database, Redis and Courier double, with `overrides`."""
+    values = dict(db=pg_url, valkey=redis_url, courier_url=courier.url, storage_url="https://cdn.test/media",
+                  address="127.0.0.1")
+    return Config(**{**values, **overrides})
+
+
+@pytest.fixture
+async def services(pg_url, redis_url, courier, rows):  # rows: emptied only once chip is stopped
+    """chip's services as chip.build wires them, started, without an HTTP server: for unit tests of
+    one service (Chats, Expiry) that needs the others; stopped at teardown."""
+    built = await chip.build(chip_settings(pg_url, redis_url, courier))
+    await built.start()
+    yield built
+    await built.stop()
+
+
 @pytest.fixture
 async def start_chip(pg_url, redis_url, courier, rows):  # rows: emptied only once chip is stopped
     """start_chip(retry=None, **config) -> a running chip on a free loopback port, stopped at teardown;
@@ -229,10 +246,7 @@ async def start_chip(pg_url, redis_url, courier, rows):  # rows: emptied only on
     started = []
 
     async def start(retry=None, **overrides) -> ChipServer:
-        values = dict(db=pg_url, valkey=redis_url, courier_url=courier.url, storage_url="https://cdn.test/media",
-                      instance_id=f"test{len(started)}", address="127.0.0.1")
-        values.update(overrides)
-        config = Config(**values)
+        config = chip_settings(pg_url, redis_url, courier, **{"instance_id": f"test{len(started)}", **overrides})
         running = chip.Server(await chip.build(config, RetryPolicy.from_config(config, **(retry or {}))))
         running.listen(bind_unused_port()[0])
         await running.start()

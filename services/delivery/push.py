@@ -56,6 +56,11 @@ class Delivery:
         self._retry = PeriodicCallback(self._retry_due, self.retry.tick * 1000)
         self._retry.start()
 
+    @property
+    def listening(self) -> bool:
+        """Whether the wake listener runs: from start() until stop() (or a crash) has ended it."""
+        return self._listener is not None and not self._listener.done()
+
     async def stop(self, timeout: float = 2.0):
         """Stop the retry loop, the wake listener and the pumps under way, then close the pub/sub
         connection, waiting at most `timeout` seconds for each. A bound hit gives up only pushing

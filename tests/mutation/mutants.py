@@ -13,11 +13,11 @@ class Mutant(NamedTuple):
     tests: tuple  # the pytest arguments that should catch it
 
 
-DELIVERY = ("tests/services/test_delivery.py", "tests/services/test_outbox.py", "tests/handlers/test_send.py",
+DELIVERY = ("tests/services/delivery/test_push.py", "tests/services/delivery/test_outbox.py", "tests/handlers/test_send.py",
             "tests/faults/test_outgoing.py")
-COURIER = ("tests/services/test_courier_queue.py", "tests/services/test_courier_queue_lock.py",
+COURIER = ("tests/services/courier/test_queue.py", "tests/services/courier/test_queue_lock.py",
            "tests/handlers/test_send.py")
-EXPIRY = ("tests/services/test_expiry.py", "tests/faults/test_outgoing.py")
+EXPIRY = ("tests/services/delivery/test_expiry.py", "tests/faults/test_outgoing.py")
 LIMITS = ("tests/services/test_limits.py", "tests/handlers/test_limits.py")
 HISTORY = ("tests/models/", "tests/handlers/test_socket.py")
 SEND = ("tests/handlers/test_send.py", "tests/handlers/test_send_refusals.py",

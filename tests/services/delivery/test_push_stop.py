@@ -6,6 +6,7 @@ import json
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from redis.asyncio.client import PubSub
 from tornado.testing import bind_unused_port
 
 from services.delivery.outbox import Outbox
@@ -99,7 +100,7 @@ async def _stop_mid_read(proxy, start_chip, bound, channel, http):
     done, _ = await asyncio.wait([stopping], timeout=STOP_BOUND)
     assert done, f"stopping chip mid-read did not end within {STOP_BOUND} s"
     stopping.result()
-    assert server.services.delivery._listener.done(), "the wake listener is still running after the stop"
+    assert not server.services.delivery.listening, "the wake listener is still running after the stop"
     assert await wait_until(proxy.pubsub_closed.is_set, timeout=2), "the pub/sub socket to Redis was left open"
 
 
@@ -109,27 +110,23 @@ async def test_stopping_chip_while_its_pubsub_connection_is_mid_read(redis_proxy
 
 
 async def test_stopping_chip_ends_even_if_the_listener_misses_its_cancellation(redis_proxy, start_chip, bound,
-                                                                               channel, http):
+                                                                               channel, http, monkeypatch):
     """redis-py writes each command through asyncio.wait_for, which on Python 3.11 returns normally
     instead of raising when the cancellation arrives just as the write completes (CPython
     gh-86296). That race is too narrow to hit on purpose from outside, so the read swallows the
     stop's cancellation once, here, exactly as that wait_for does; before the fix, stop() then
     waited for ever for a listener that kept reading."""
-    async def start_chip_missing_one_cancel(**config):
-        server = await start_chip(**config)
-        pubsub = server.services.delivery._pubsub
-        read = pubsub.get_message
+    read = PubSub.get_message  # chip's wake listener is the one pub/sub reader in this test
 
-        async def get_message(**kwargs):
-            try:
-                return await read(**kwargs)
-            except asyncio.CancelledError:
-                pubsub.get_message = read  # once, as the race does
-                return None
-        pubsub.get_message = get_message
-        return server
+    async def get_message(pubsub, **kwargs):
+        try:
+            return await read(pubsub, **kwargs)
+        except asyncio.CancelledError:
+            monkeypatch.setattr(PubSub, "get_message", read)  # once, as the race does
+            return None
 
-    await _stop_mid_read(redis_proxy, start_chip_missing_one_cancel, bound, channel, http)
+    monkeypatch.setattr(PubSub, "get_message", get_message)
+    await _stop_mid_read(redis_proxy, start_chip, bound, channel, http)
 
 
 async def test_stopping_delivery_while_its_listener_connects_ends_every_time(redis_url):
@@ -145,9 +142,6 @@ async def test_stopping_delivery_while_its_listener_connects_ends_every_time(red
             await asyncio.sleep(0)
         stopping = asyncio.ensure_future(delivery.stop())
         done, _ = await asyncio.wait([stopping], timeout=5)
-        listener_done = delivery._listener.done()
-        if not done:
-            delivery._listener.cancel()  # a second cancel gets through; then the stop can end
-            await asyncio.wait([stopping], timeout=5)
-        await redis.aclose()
+        listener_done = not delivery.listening
+        await redis.aclose()  # ends a listener the stop left behind: its connection closes under it
         assert done and listener_done, f"Delivery.stop() {turns} turns after its start did not end within 5 s"

@@ -2,11 +2,11 @@
 
 import asyncio
 
-import redis
+from services.store import keys
 
 
-def outbox_size(redis_url, channel_uuid, chat_id) -> int:
-    return redis.Redis.from_url(redis_url).zcard(f"chip:out:{channel_uuid}:{chat_id}:order")
+def outbox_size(store, channel_uuid, chat_id) -> int:
+    return store.zcard(keys.outbox_order(keys.chat_key(channel_uuid, chat_id)))
 
 
 async def test_messages_arrive_in_the_order_courier_queued_them(bound, chip_server, channel, connect, post_msg):
@@ -17,20 +17,21 @@ async def test_messages_arrive_in_the_order_courier_queued_them(bound, chip_serv
     assert received == list(range(1, 51))
 
 
-async def test_concurrent_posts_keep_queue_order(bound, chip_server, channel, connect, post_msg, redis_url):
+async def test_concurrent_posts_keep_queue_order(bound, chip_server, channel, connect, post_msg, store):
     visitor = await bound(chip_server, channel)
     statuses = await asyncio.gather(*[
         post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"}) for i in range(1, 31)])
     assert all(status == 200 for status, _ in statuses)
     received = [(await visitor.expect("chat_out"))["msg_out"]["id"] for _ in range(30)]
-    order = redis.Redis.from_url(redis_url)  # the order chip queued them in is the order pushed
     assert sorted(received) == list(range(1, 31)) and len(set(received)) == 30
-    assert outbox_size(redis_url, channel["uuid"], visitor.chat_id) == 30
-    queued = [int(k) for k in order.zrange(f"chip:out:{channel['uuid']}:{visitor.chat_id}:order", 0, -1)]
+    assert outbox_size(store, channel["uuid"], visitor.chat_id) == 30
+    # the order chip queued them in is the order pushed
+    queued = [int(k) for k in store.zrange(keys.outbox_order(keys.chat_key(channel["uuid"], visitor.chat_id)), 0, -1)]
     assert received == queued
 
 
-async def test_ack_removes_from_outbox_and_unacked_come_back_on_reconnect(bound, chip_server, channel, connect, post_msg, redis_url):
+async def test_ack_removes_from_outbox_and_unacked_come_back_on_reconnect(bound, chip_server, channel, connect, post_msg,
+                                                                          store):
     visitor = await bound(chip_server, channel)
     for i in (1, 2, 3):
         await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})
@@ -40,7 +41,7 @@ async def test_ack_removes_from_outbox_and_unacked_come_back_on_reconnect(bound,
     await visitor.send({"type": "ack_chat", "msg_id": 1})      # acking twice is harmless
     await visitor.send({"type": "ack_chat", "msg_id": 4242})   # so is an unknown id
     await visitor.silent(0.2)
-    assert outbox_size(redis_url, channel["uuid"], visitor.chat_id) == 2
+    assert outbox_size(store, channel["uuid"], visitor.chat_id) == 2
     visitor.close()
 
     again = await bound(chip_server, channel, visitor.chat_id)
@@ -105,7 +106,7 @@ async def test_two_instances_share_one_redis(bound, start_chip, channel, connect
 
 
 async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it(bound, 
-        start_chip, channel, connect, post_msg, redis_url):
+        start_chip, channel, connect, post_msg, store):
     one = await start_chip(instance_id="one", ack_timeout=0.3)
     two = await start_chip(instance_id="two", ack_timeout=0.3)
     laptop = await bound(one, channel)
@@ -117,7 +118,7 @@ async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it
     await phone.send({"type": "ack_chat", "msg_id": 5})
     tab.close()
     await asyncio.sleep(0.1)
-    assert outbox_size(redis_url, channel["uuid"], laptop.chat_id) == 0
+    assert outbox_size(store, channel["uuid"], laptop.chat_id) == 0
     await post_msg(channel["uuid"], laptop.chat_id, {"id": 6, "text": "still", "origin": "chat"}, server=two)
     assert (await laptop.expect("chat_out"))["msg_out"]["id"] == 6
     assert (await phone.expect("chat_out"))["msg_out"]["id"] == 6
