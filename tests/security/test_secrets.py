@@ -41,7 +41,7 @@ def test_no_sql_is_built_from_strings():
     """Every query goes through peewee expressions; the only SQL texts are constants: the health check
     and the read of information_schema (models/schema.py COLUMNS_SQL, its one parameter bound)."""
     found = []
-    for path in [*ROOT.glob("models/*.py"), *ROOT.glob("services/*.py"), *ROOT.glob("handlers/*.py"), ROOT / "chip.py"]:
+    for path in [*ROOT.glob("models/*.py"), *ROOT.glob("services/**/*.py"), *ROOT.glob("handlers/*.py"), ROOT / "chip.py"]:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"execute_sql|\.raw\(|SQL\(|cursor\(", line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
