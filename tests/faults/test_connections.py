@@ -7,6 +7,7 @@ import os
 import struct
 
 from tests.polling import wait_until
+from services.store import keys
 
 
 class RawSocket:
@@ -106,7 +107,7 @@ async def test_a_visitor_that_stops_reading_is_cut_off_and_keeps_its_messages(st
         assert await wait_until(lambda: server.services.registry.open_count == 0, timeout=10)
     finally:
         raw.close()
-    assert store.zcard(f"chip:out:{channel['uuid']}:{chat_id}:order") == sent
+    assert store.zcard(keys.outbox_order(keys.chat_key(channel['uuid'], chat_id))) == sent
     visitor = await connect(server, channel["uuid"])
     await visitor.start(chat_id)
     received = []

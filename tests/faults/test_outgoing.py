@@ -10,6 +10,7 @@ from tornado.testing import bind_unused_port
 
 from services.backoff import Backoff
 from tests.polling import wait_until
+from services.store import keys
 
 
 async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound, start_chip, channel, connect, post_msg,
@@ -51,15 +52,15 @@ async def test_stale_messages_fail_without_smtp(store, start_chip, channel, stal
     assert [e["status"] for e in courier.of_type("msg_status", stale_chat)] == [
         {"msg_id": 1, "status": "failed"}, {"msg_id": 2, "status": "failed"}]
     client = store
-    assert client.zcard(f"chip:out:{channel['uuid']}:{stale_chat}:order") == 0
-    assert client.zscore("chip:outboxes", f"{channel['uuid']}:{stale_chat}") is None
+    assert client.zcard(keys.outbox_order(keys.chat_key(channel['uuid'], stale_chat))) == 0
+    assert client.zscore(keys.outboxes_of(keys.chat_key(channel["uuid"], stale_chat)), keys.chat_key(channel["uuid"], stale_chat)) is None
 
 
 async def test_fresh_messages_are_kept(store, start_chip, channel, stale_chat, post_msg, courier):
     server = await start_chip(msg_expiry=60)
     await post_msg(channel["uuid"], stale_chat, {"id": 1, "text": "fresh", "origin": "flow"}, server=server)
     assert await server.services.expiry.sweep() == 0
-    assert store.zcard(f"chip:out:{channel['uuid']}:{stale_chat}:order") == 1
+    assert store.zcard(keys.outbox_order(keys.chat_key(channel['uuid'], stale_chat))) == 1
 
 
 class Inbox:
@@ -122,7 +123,7 @@ async def test_a_slow_sweep_leaves_alone_the_lock_another_process_took_since(sto
     await post_msg(channel["uuid"], stale_chat, {"id": 4, "text": "x", "origin": "flow"}, server=server)
     await asyncio.sleep(0.4)
     sweep = asyncio.ensure_future(server.services.expiry.sweep())
-    lock = f"chip:expire:{channel['uuid']}:{stale_chat}"
+    lock = keys.expire_lock(keys.chat_key(channel['uuid'], stale_chat))
     await wait_until(lambda: store.exists(lock), timeout=1, interval=0.02)
     # as if this sweep's lock had run out and another process had taken the chat
     store.set(lock, "another process", px=10_000)
@@ -156,7 +157,7 @@ async def test_a_chat_that_cannot_be_swept_is_logged_and_the_others_are_swept(st
     for msg_id, chat_id in [(1, "e" * 24), (2, "f" * 24)]:
         await post_msg(channel["uuid"], chat_id, {"id": msg_id, "text": "hi", "origin": "flow"}, server=server)
     broken = f"{channel['uuid']}:{'e' * 24}"
-    store.hset(f"chip:out:{broken}:frames", "1", b"not a frame")
+    store.hset(keys.outbox_frames(broken), "1", b"not a frame")
     await asyncio.sleep(0.4)
     swept_at = time.time()
     assert await server.services.expiry.sweep() == 1
@@ -164,7 +165,7 @@ async def test_a_chat_that_cannot_be_swept_is_logged_and_the_others_are_swept(st
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [
         f"could not give up the stale messages of chat={broken}; trying it again after --msg-expiry"]
     # it waits another expiry, behind every chat that went stale before the sweep
-    assert store.zscore("chip:outboxes", broken) >= swept_at
+    assert store.zscore(keys.outboxes_of(broken), broken) >= swept_at
     assert await server.services.expiry.sweep() == 0
 
 

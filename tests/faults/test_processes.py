@@ -7,6 +7,7 @@ import signal
 from tornado.websocket import websocket_connect
 
 from tests.polling import wait_until
+from services.store import keys
 
 
 class Widget:
@@ -52,7 +53,7 @@ async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(store, c
             await widget.read(20, ack_upto=10)  # acks the first half, then the process dies
         client = store
         await wait_until(  # the acks have reached Redis
-            lambda: all(client.zcard(f"chip:out:{channel['uuid']}:{w.chat_id}:order") == 10 for w in widgets))
+            lambda: all(client.zcard(keys.outbox_order(keys.chat_key(channel['uuid'], w.chat_id))) == 10 for w in widgets))
         one.proc.kill()
         one.proc.wait(10)
         resumed = [await Widget.open(two, channel["uuid"], w.chat_id) for w in widgets]
@@ -82,7 +83,7 @@ async def test_courier_down_then_chip_killed_visitor_messages_still_arrive(store
     for i in range(20):
         await widget.conn.write_message(json.dumps({"type": "send_msg", "text": f"v{i}"}))
     client = store
-    key = f"chip:courier:{channel['uuid']}:{widget.chat_id}"
+    key = keys.courier_events(keys.chat_key(channel['uuid'], widget.chat_id))
     await courier.wait_for(lambda: client.llen(key) == 20)  # all accepted, none taken by Courier
     one.proc.kill()
     one.proc.wait(10)

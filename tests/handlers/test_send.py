@@ -9,6 +9,7 @@ import redis
 
 from models.schema import GENERATIONS
 from services import lookups
+from services.store import keys
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 MSG_UUID = "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
@@ -79,7 +80,7 @@ async def test_message_is_in_redis_when_200_is_answered(channel, post_msg, rows,
     chat_id = "h" * 24
     rows.contact(channel["org_id"], channel["uuid"], chat_id)
     assert (await post_msg(channel["uuid"], chat_id, {"id": 5, "text": "kept", "origin": "flow"}))[0] == 200
-    frames = redis.Redis.from_url(redis_url).hgetall(f"chip:out:{channel['uuid']}:{chat_id}:frames")
+    frames = redis.Redis.from_url(redis_url).hgetall(keys.outbox_frames(keys.chat_key(channel['uuid'], chat_id)))
     assert json.loads(frames[b"5"])["msg_out"]["text"] == "kept"
 
 

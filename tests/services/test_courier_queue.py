@@ -127,7 +127,7 @@ async def test_an_ack_while_another_process_posts_the_chat_is_posted_once_it_is_
     visitor = await bound(chip_server, channel)
     await post_msg(channel["uuid"], visitor.chat_id, {"id": 5, "text": "hi", "origin": "flow"})
     await visitor.expect("chat_out")
-    lock = f"chip:courier:{channel['uuid']}:{visitor.chat_id}:lock"
+    lock = keys.courier_lock(keys.chat_key(channel['uuid'], visitor.chat_id))
     store.set(lock, "another process", px=700)
     await visitor.send({"type": "ack_chat", "msg_id": 5})
     await asyncio.sleep(0.4)
@@ -137,7 +137,7 @@ async def test_an_ack_while_another_process_posts_the_chat_is_posted_once_it_is_
     assert courier.of_type("msg_status", visitor.chat_id) == [
         {"type": "msg_status", "status": {"msg_id": 5, "status": "delivered"}}]
     # chip commits once Courier's 200 reaches it, a moment after the double has recorded the post
-    assert await wait_until(lambda: store.llen(f"chip:courier:{channel['uuid']}:{visitor.chat_id}") == 0)
+    assert await wait_until(lambda: store.llen(keys.courier_events(keys.chat_key(channel['uuid'], visitor.chat_id))) == 0)
     assert store.get(lock) is None
 
 
@@ -214,7 +214,7 @@ async def test_a_400_that_never_clears_is_given_up_after_the_inbound_expiry(boun
         assert await wait_until(lambda: given_up(server, "expired") == 1, timeout=8)
     assert len(courier.requests) > 3  # it was retried meanwhile
     assert "giving up a msg_in event for chat" in caplog.text
-    assert store.llen(f"chip:courier:{channel['uuid']}:{visitor.chat_id}") == 0
+    assert store.llen(keys.courier_events(keys.chat_key(channel['uuid'], visitor.chat_id))) == 0
     courier.fail_with = 0
     await visitor.send({"type": "send_msg", "text": "in time"})
     await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))

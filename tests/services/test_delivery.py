@@ -3,10 +3,11 @@
 import asyncio
 
 import redis
+from services.store import keys
 
 
 def outbox_size(redis_url, channel_uuid, chat_id) -> int:
-    return redis.Redis.from_url(redis_url).zcard(f"chip:out:{channel_uuid}:{chat_id}:order")
+    return redis.Redis.from_url(redis_url).zcard(keys.outbox_order(keys.chat_key(channel_uuid, chat_id)))
 
 
 async def test_messages_arrive_in_the_order_courier_queued_them(bound, chip_server, channel, connect, post_msg):
@@ -26,7 +27,7 @@ async def test_concurrent_posts_keep_queue_order(bound, chip_server, channel, co
     order = redis.Redis.from_url(redis_url)  # the order chip queued them in is the order pushed
     assert sorted(received) == list(range(1, 31)) and len(set(received)) == 30
     assert outbox_size(redis_url, channel["uuid"], visitor.chat_id) == 30
-    queued = [int(k) for k in order.zrange(f"chip:out:{channel['uuid']}:{visitor.chat_id}:order", 0, -1)]
+    queued = [int(k) for k in order.zrange(keys.outbox_order(keys.chat_key(channel['uuid'], visitor.chat_id)), 0, -1)]
     assert received == queued
 
 

@@ -13,6 +13,7 @@ from services.delivery.push import Delivery
 from services.delivery.sessions import Registry
 from services.metrics import Metrics
 from services.store.client import connect
+from services.store.pubsub import WakeChannels
 from services.store.scripts import Scripts
 from tests.polling import wait_until
 
@@ -99,7 +100,7 @@ async def _stop_mid_read(proxy, start_chip, bound, channel, http):
     done, _ = await asyncio.wait([stopping], timeout=STOP_BOUND)
     assert done, f"stopping chip mid-read did not end within {STOP_BOUND} s"
     stopping.result()
-    assert server.services.delivery._listener.done(), "the wake listener is still running after the stop"
+    assert not server.services.delivery.listening, "the wake listener is still running after the stop"
     assert await wait_until(proxy.pubsub_closed.is_set, timeout=2), "the pub/sub socket to Redis was left open"
 
 
@@ -117,16 +118,16 @@ async def test_stopping_chip_ends_even_if_the_listener_misses_its_cancellation(r
     waited for ever for a listener that kept reading."""
     async def start_chip_missing_one_cancel(**config):
         server = await start_chip(**config)
-        pubsub = server.services.delivery._pubsub
-        read = pubsub.get_message
+        wakes = server.services.delivery.wakes
+        read = wakes.next
 
-        async def get_message(**kwargs):
+        async def next_wake(**kwargs):
             try:
                 return await read(**kwargs)
             except asyncio.CancelledError:
-                pubsub.get_message = read  # once, as the race does
+                wakes.next = read  # once, as the race does
                 return None
-        pubsub.get_message = get_message
+        wakes.next = next_wake
         return server
 
     await _stop_mid_read(redis_proxy, start_chip_missing_one_cancel, bound, channel, http)
@@ -139,7 +140,8 @@ async def test_stopping_delivery_while_its_listener_connects_ends_every_time(red
     metrics = Metrics()
     for turns in range(60):
         redis = connect(redis_url)
-        delivery = Delivery(redis, Outbox(redis, Scripts(redis)), Registry(), metrics=metrics)
+        wakes = WakeChannels(redis)
+        delivery = Delivery(redis, Outbox(redis, Scripts(redis), wakes), Registry(), wakes, metrics=metrics)
         await delivery.start()
         for _ in range(turns):
             await asyncio.sleep(0)
