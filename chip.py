@@ -38,7 +38,9 @@ from services.metrics import Metrics
 from services.readiness import Readiness, Stopping
 from services.shutdown import settle
 from services.store.client import connect
+from services.store.legacy import LegacyKeys
 from services.store.lock import Locks
+from services.store.pubsub import WakeChannels
 from services.store.scripts import Scripts
 
 logger = logging.getLogger("chip")
@@ -59,6 +61,7 @@ class Services:
     delivery: Delivery
     courier_queue: CourierQueue
     expiry: Expiry
+    legacy: LegacyKeys
     chats: Chats
     limits: Limits
     metrics: Metrics
@@ -77,16 +80,19 @@ class Services:
             except DatabaseUnavailable:
                 continue  # lost again since it answered: wait for it once more
         await self.readiness.until_answers("valkey/redis", self.redis.ping, _safe(self.config.valkey))
+        await self.legacy.move_pending()  # what an earlier release queued, before anything is served
         await self.courier_client.start()
         await self.delivery.start()
         self.courier_queue.start()
         self.expiry.start()
+        self.legacy.start()
         self.readiness.set_ready()
 
     async def stop(self):
         """Let Courier calls finish, stop the loops, close Redis and the database (Server.stop has
         closed the sockets and answered the requests in flight before)."""
         self.expiry.stop()
+        self.legacy.stop()
         await self.courier_queue.stop(SHUTDOWN_GRACE)
         await self.delivery.stop()
         await self.scripts.stop()
@@ -108,8 +114,9 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     registry = Registry()
     metrics.watch(registry, redis)
     scripts = Scripts(redis)
-    outbox = Outbox(redis, scripts)
-    delivery = Delivery(redis, outbox, registry, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
+    wakes = WakeChannels(redis)
+    outbox = Outbox(redis, scripts, wakes)
+    delivery = Delivery(redis, outbox, registry, wakes, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
                         max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics,
                         retry=retry)
     locks = Locks(scripts)
@@ -121,7 +128,7 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,
-                    expiry, chats, limits, metrics, Readiness(retry.stores))
+                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, Readiness(retry.stores))
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:

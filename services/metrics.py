@@ -11,7 +11,7 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from redis.exceptions import RedisError
 
-from services.store import keys
+from services.store import indexes, keys
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ class Metrics:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for key in chats:
                         pipe.zcard(keys.outbox_order(key))
-                    pipe.zcard(keys.OUTBOXES)
-                    *depths, waiting = await pipe.execute()
+                    depths = await pipe.execute()
+                waiting = await indexes.count(self._redis, keys.outboxes)
                 self.outbox_depth.set(sum(depths))
                 self.outboxes.set(waiting)
             except (RedisError, OSError) as e:

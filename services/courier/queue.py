@@ -29,6 +29,7 @@ from services.metrics import Metrics
 from services.shutdown import settle
 from services.store import keys
 from services.store.client import redis_errors
+from services.store.indexes import sweep
 from services.store.lock import LOCK, Lock, Locks
 from services.store.scripts import Scripts
 
@@ -42,7 +43,7 @@ REPEATABLE = frozenset({"msg_status"})
 PUSH = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[3])
-return redis.call('HGET', KEYS[3], ARGV[3])
+return redis.call('GET', KEYS[3])
 """
 
 # Take a chat's lock (key, token, ms) and read its first N events in one round trip; nil if another
@@ -73,7 +74,7 @@ return KEYS[6] and take(KEYS[6], KEYS[4], ARGV[5], ARGV[6], ARGV[7]) or 1
 COMMIT = LOCK + """
 if not holds_lock(KEYS[4], ARGV[3]) then return -1 end
 redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
-redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('DEL', KEYS[3])
 local left = redis.call('LLEN', KEYS[1])
 if left == 0 then
   redis.call('ZREM', KEYS[2], ARGV[2])
@@ -125,7 +126,7 @@ class CourierQueue:
     async def push(self, key: str, event: dict) -> bool:
         """Queue an event durably; True if the chat is backing off (Courier failed it lately)."""
         attempts = await self._push(
-            keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS],
+            keys=[keys.courier_events(key), keys.courier_due_of(key), keys.courier_attempts(key)],
             args=[encode_event(event), self.due_score, key],
         )
         return attempts is not None
@@ -138,7 +139,7 @@ class CourierQueue:
         when this process is not posting them already."""
         lock = self.lock(key) if post else None
         done = await self._ack(
-            keys=Outbox.entry_keys(key) + [keys.courier_events(key), keys.COURIER_DUE] + ([lock.key] if lock else []),
+            keys=Outbox.entry_keys(key) + [keys.courier_events(key), keys.courier_due_of(key)] + ([lock.key] if lock else []),
             args=[msg_key, key, encode_event(events.courier_msg_status(msg_key, status)), self.due_score]
             + ([lock.token, lock.ms, self.batch] if lock else []),
         )
@@ -258,7 +259,7 @@ class CourierQueue:
 
     async def _commit_handled(self, key: str, lock: Lock, handled: int) -> int:
         return await self._commit(
-            keys=[keys.courier_events(key), keys.COURIER_DUE, keys.COURIER_ATTEMPTS, lock.key],
+            keys=[keys.courier_events(key), keys.courier_due_of(key), keys.courier_attempts(key), lock.key],
             args=[handled, key, lock.token, lock.ms],
         )
 
@@ -290,9 +291,9 @@ class CourierQueue:
         return len(raw), events
 
     async def _defer(self, key: str):
-        attempts = await self.redis.hincrby(keys.COURIER_ATTEMPTS, key, 1)
+        attempts = await self.redis.incr(keys.courier_attempts(key))
         delay = self.retry.courier.delay(attempts)
-        await self.redis.zadd(keys.COURIER_DUE, {key: time.time() + delay})
+        await self.redis.zadd(keys.courier_due_of(key), {key: time.time() + delay})
         logger.info("courier events of chat %s kept for retry in %.1f s (attempt %d)", key, delay, attempts)
 
     def _kick_if_due(self, key: str):
@@ -311,12 +312,12 @@ class CourierQueue:
 
     async def _run_due(self):
         try:
-            due = await self.redis.zrangebyscore(keys.COURIER_DUE, "-inf", time.time(), start=0, num=200)
+            due = await sweep(self.redis, keys.courier_due, time.time(), 200)
         except (RedisError, OSError) as e:
             logger.debug("due courier events not read: %s", e)
             return
         for key in due:
-            self._kick_if_due(key.decode())
+            self._kick_if_due(key)
 
     async def stop(self, timeout: float):
         """Stop the due loop and give in-flight posts up to `timeout` seconds to finish. A post still

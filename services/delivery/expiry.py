@@ -23,6 +23,7 @@ from services.errors import Unavailable
 from services.lookups import Lookups
 from services.mailer import Mailer, one_line
 from services.store import keys
+from services.store.indexes import sweep
 from services.store.lock import Locks
 
 logger = logging.getLogger(__name__)
@@ -67,18 +68,18 @@ class Expiry:
     async def sweep(self) -> int:
         """Give up every message older than the expiry; returns how many."""
         cutoff = time.time() - self.expiry
-        stale_chats = await self.redis.zrangebyscore(keys.OUTBOXES, "-inf", cutoff, start=0, num=100)
+        stale_chats = await sweep(self.redis, keys.outboxes, cutoff, 100)
         given_up = 0
         for key in stale_chats:
             try:
-                given_up += await self._expire_chat(key.decode(), cutoff)
+                given_up += await self._expire_chat(key, cutoff)
             except _STORES_DOWN:
                 raise
             except Exception:  # noqa: BLE001 - one chat's bad data must not stop the sweep for every other
                 logger.exception("could not give up the stale messages of chat=%s; trying it again after "
-                                 "--msg-expiry", key.decode())
+                                 "--msg-expiry", key)
                 # to the back of the sweep order, so that chats that always fail never hold up the rest
-                await self.outbox.reindex(key.decode(), time.time())
+                await self.outbox.reindex(key, time.time())
         return given_up
 
     async def _expire_chat(self, key: str, cutoff: float) -> int:

@@ -2,7 +2,7 @@
 email beside them.
 
 Each entry is stored as the exact `chat_out` frame the widget gets, so pushing it costs no
-encoding. Entries are ordered by a global sequence and leave only when acknowledged (or given up).
+encoding. Entries are ordered by their shard's sequence and leave only when acknowledged (or given up).
 """
 
 import logging
@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from services.errors import TooLarge
 from services.store import keys
 from services.store.client import redis_errors
+from services.store.pubsub import WakeChannels
 from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
@@ -25,14 +26,14 @@ EMAIL_TTL = 365 * 86400
 # Queue a frame unless the same message is already queued (Courier may post a message twice) or
 # the outbox already holds ARGV[6] messages (-1), then wake whichever process holds the chat's
 # sockets, with the message itself ("key\nframe"), so that it can push it without reading the
-# outbox back.
+# outbox back (ARGV[7]: PUBLISH, or SPUBLISH where the server has sharded pub/sub).
 QUEUE = """
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then return -1 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
 redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5])
-redis.call('PUBLISH', ARGV[3], ARGV[1] .. '\\n' .. ARGV[2])
+redis.call(ARGV[7], ARGV[3], ARGV[1] .. '\\n' .. ARGV[2])
 return 1
 """
 
@@ -62,8 +63,9 @@ end
 
 
 class Outbox:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts):
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, wakes: WakeChannels):
         self.redis = redis
+        self.wakes = wakes
         self._queue = scripts.register(QUEUE)
         self._window = scripts.register(WINDOW)
 
@@ -72,8 +74,8 @@ class Outbox:
         """Queue a frame for the chat; False if that message was already queued, TooLarge if the
         outbox already holds `most` messages."""
         added = await self._queue(
-            keys=[keys.outbox_order(key), keys.outbox_frames(key), keys.SEQ, keys.OUTBOXES],
-            args=[msg_key, frame, keys.wake_channel(key), time.time(), key, most],
+            keys=[keys.outbox_order(key), keys.outbox_frames(key), keys.seq(key), keys.outboxes_of(key)],
+            args=[msg_key, frame, keys.wake_channel(key), time.time(), key, most, self.wakes.publish],
         )
         if added == -1:
             raise TooLarge(f"the chat's outbox is full: {most} messages wait for the visitor")
@@ -88,16 +90,16 @@ class Outbox:
     @staticmethod
     def entry_keys(key: str) -> list[str]:
         """The keys REMOVE_ENTRY takes for a chat's outbox."""
-        return [keys.outbox_order(key), keys.outbox_frames(key), keys.OUTBOXES]
+        return [keys.outbox_order(key), keys.outbox_frames(key), keys.outboxes_of(key)]
 
     @redis_errors("indexing an outbox")
     async def reindex(self, key: str, oldest_queued: float = None):
         """Record when the chat's oldest waiting message was queued (None: the outbox is empty)."""
         if oldest_queued is None:
             if not await self.redis.zcard(keys.outbox_order(key)):
-                await self.redis.zrem(keys.OUTBOXES, key)
+                await self.redis.zrem(keys.outboxes_of(key), key)
         else:
-            await self.redis.zadd(keys.OUTBOXES, {key: oldest_queued}, xx=True)
+            await self.redis.zadd(keys.outboxes_of(key), {key: oldest_queued}, xx=True)
 
     @redis_errors("keeping an email")
     async def keep_visitor_email(self, key: str, email: str):

@@ -1,8 +1,8 @@
 """Pushes each chat's outbox to the sockets bound to it in this process, and pushes again what is
 not acknowledged in time.
 
-A process listens on one Redis pub/sub connection, subscribed to the wake channel of every chat it
-holds: a message queued on any process reaches the holder in one publish, which carries the frame,
+A process listens on its wake channels (services/store/pubsub.py), subscribed to the one of every chat
+it holds: a message queued on any process reaches the holder in one publish, which carries the frame,
 so the usual case pushes it with no read of the outbox. Pumping (reading the outbox) starts only
 once Redis confirms a subscription, so nothing queued in between is missed.
 """
@@ -23,12 +23,13 @@ from services.events import queued_at
 from services.metrics import Metrics
 from services.shutdown import settle
 from services.store import keys
+from services.store.pubsub import WakeChannels
 
 logger = logging.getLogger(__name__)
 
 
 class Delivery:
-    def __init__(self, redis: aioredis.Redis, outbox: Outbox, registry: Registry, *,
+    def __init__(self, redis: aioredis.Redis, outbox: Outbox, registry: Registry, wakes: WakeChannels, *,
                  ack_timeout: float = 15.0, max_attempts: int = 10, window: int = 100,
                  retry: RetryPolicy = RetryPolicy(),
                  max_buffer: int = 1024 * 1024, stall_timeout: float = 30.0, metrics: Metrics):
@@ -42,7 +43,7 @@ class Delivery:
         self.max_buffer = max_buffer
         self.stall_timeout = stall_timeout
         self.metrics = metrics
-        self._pubsub = None
+        self.wakes = wakes
         self._listener = None
         self._stopping = False
         self._retry = None
@@ -51,7 +52,7 @@ class Delivery:
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self):
-        self._pubsub = self.redis.pubsub()
+        await self.wakes.start()
         self._listener = asyncio.get_running_loop().create_task(self._listen())
         self._retry = PeriodicCallback(self._retry_due, self.retry.tick * 1000)
         self._retry.start()
@@ -80,8 +81,8 @@ class Delivery:
                          "closing its pub/sub connection under it")
         if self._tasks:
             await settle(list(self._tasks), timeout, "pushes", "their messages stay in the outboxes")
-        if self._pubsub is not None:
-            await settle([self._pubsub.aclose()], timeout, "closing the pub/sub connection",
+        if self._listener is not None:
+            await settle([self.wakes.aclose()], timeout, "closing the pub/sub connection",
                          "the socket is left to the process's exit")
 
     # binding
@@ -90,7 +91,7 @@ class Delivery:
         """Start delivering the chat's outbox to this session."""
         if self.registry.add(session):
             try:
-                await self._pubsub.subscribe(keys.wake_channel(session.key))
+                await self.wakes.subscribe(keys.wake_channel(session.key))
             except (RedisError, OSError) as e:
                 # the listener resubscribes every held chat when Redis is back
                 logger.warning("could not subscribe chat=%s: %s", session.chat_id, e)
@@ -100,13 +101,13 @@ class Delivery:
     def unbind(self, session: Session):
         if self.registry.remove(session):
             self._deep.discard(session.key)
-            if self._pubsub is not None:
+            if self._listener is not None:
                 self._spawn(self._unsubscribe(session.key))
 
     async def _unsubscribe(self, key: str):
         try:
             if not self.registry.sessions(key):
-                await self._pubsub.unsubscribe(keys.wake_channel(key))
+                await self.wakes.unsubscribe(keys.wake_channel(key))
         except (RedisError, OSError) as e:
             logger.debug("unsubscribe chat=%s failed: %s", key, e)
 
@@ -261,7 +262,7 @@ class Delivery:
         await self._subscribe_held()
         while not self._stopping:
             try:
-                if not self._pubsub.subscribed:
+                if not self.wakes.subscribed:
                     # nothing held, or the subscriptions failed while Redis was away: try them again
                     if self.registry.chats():
                         failures += 1
@@ -271,13 +272,15 @@ class Delivery:
                     if self.registry.chats():
                         await self._subscribe_held()
                     continue
-                message = await self._pubsub.get_message(timeout=1.0)
+                wake = await self.wakes.next(timeout=1.0)
                 failures = 0
-                if message and message["type"] == "message":
-                    msg_key, _, frame = message["data"].decode().partition("\n")
-                    self.offer(keys.chat_from_wake(message["channel"].decode()), msg_key, frame)
-                elif message and message["type"] == "subscribe":
-                    self.wake(keys.chat_from_wake(message["channel"].decode()))
+                if wake is None:
+                    continue
+                if wake.kind == "message":
+                    msg_key, _, frame = wake.data.decode().partition("\n")
+                    self.offer(keys.chat_from_wake(wake.channel), msg_key, frame)
+                else:  # subscribed: read what was queued before
+                    self.wake(keys.chat_from_wake(wake.channel))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as e:
@@ -293,9 +296,7 @@ class Delivery:
         """Subscribe every chat this process holds (after a reconnect, confirmations pump them all)."""
         held = [keys.wake_channel(key) for key in self.registry.chats()]
         try:
-            await self._pubsub.connect()
-            if held:
-                await self._pubsub.subscribe(*held)
+            await self.wakes.subscribe(*held)
         except (RedisError, OSError) as e:
             logger.debug("resubscribe failed: %s", e)
 

@@ -58,7 +58,7 @@ async def test_a_sweep_gives_up_only_stale_messages_and_reports_them_failed_to_c
     assert courier.of_type("msg_status", stale_chat) == failed(1, 2)
     assert courier.of_type("msg_status", fresh_chat) == []
     # the chat comes up again when its fresh message turns stale, not before
-    assert store.zscore(keys.OUTBOXES, key) >= fresh_from
+    assert store.zscore(keys.outboxes_of(key), key) >= fresh_from
     assert await expiry.sweep() == 0
     assert store.get(keys.expire_lock(key)) is None, "a sweep kept the chat's lock after it was done"
 
@@ -72,7 +72,7 @@ async def test_a_chat_whose_messages_all_went_stale_is_swept_once(services, expi
     await asyncio.sleep(EXPIRY + 0.1)
     assert await expiry.sweep() == 1
     assert await services.outbox.depth(key) == 0
-    assert store.zscore(keys.OUTBOXES, key) is None, "an emptied outbox stays due for the next sweep"
+    assert store.zscore(keys.outboxes_of(key), key) is None, "an emptied outbox stays due for the next sweep"
     assert await expiry.sweep() == 0
     await courier.wait_for(lambda: courier.of_type("msg_status", chat_id))
     assert courier.of_type("msg_status", chat_id) == failed(5)
@@ -119,7 +119,7 @@ async def test_a_sweep_gives_up_the_stale_messages_of_a_chat_and_keeps_its_fresh
     await courier.wait_for(lambda: courier.of_type("msg_status", chat_id))
     assert courier.of_type("msg_status", chat_id) == [{"type": "msg_status", "status": {"msg_id": 1, "status": "failed"}}]
     # the chat is due again when its fresh message turns stale, not before
-    assert store.zscore(keys.OUTBOXES, key) >= fresh_from
+    assert store.zscore(keys.outboxes_of(key), key) >= fresh_from
     assert await server.services.expiry.sweep() == 0
 
 

@@ -13,6 +13,7 @@ from services.delivery.outbox import EMAIL_TTL, Outbox
 from services.errors import TooLarge
 from services.store import keys
 from services.store.client import connect
+from services.store.pubsub import WakeChannels
 from services.store.scripts import Scripts
 from tests.polling import wait_until
 
@@ -25,8 +26,11 @@ async def outbox(redis_url):
     """An Outbox over the tests' Redis, built as chip.build builds it."""
     redis = connect(redis_url)
     scripts = Scripts(redis)
-    yield Outbox(redis, scripts)
+    wakes = WakeChannels(redis)
+    await wakes.start()  # which pub/sub the server has
+    yield Outbox(redis, scripts, wakes)
     await scripts.stop()
+    await wakes.aclose()
     await redis.aclose()
 
 
@@ -81,12 +85,13 @@ async def test_an_acked_message_leaves_and_the_others_keep_their_order(services,
 
 async def test_queueing_wakes_whoever_holds_the_chat_with_the_message_itself(outbox, store):
     pubsub = store.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(keys.wake_channel(KEY))
+    (pubsub.ssubscribe if outbox.wakes.sharded else pubsub.subscribe)(keys.wake_channel(KEY))
     hello = frame(7, "hello")
     try:
         await outbox.queue(KEY, "7", hello, 100)
         await outbox.queue(KEY, "7", hello, 100)  # a repeat wakes no one: it was pushed already
-        messages = [pubsub.get_message(timeout=0.1) for _ in range(10)]
+        read = pubsub.get_sharded_message if outbox.wakes.sharded else pubsub.get_message
+        messages = [read(timeout=0.1) for _ in range(10)]
     finally:
         pubsub.close()
     assert [m["data"] for m in messages if m] == [b"7\n" + hello]
@@ -95,14 +100,14 @@ async def test_queueing_wakes_whoever_holds_the_chat_with_the_message_itself(out
 async def test_a_chat_waits_for_expiry_from_when_its_oldest_message_was_queued(outbox, store):
     before = time.time()
     await outbox.queue(KEY, "1", frame(1, "oldest"), 100)
-    queued_at = store.zscore(keys.OUTBOXES, KEY)
+    queued_at = store.zscore(keys.outboxes_of(KEY), KEY)
     assert before <= queued_at <= time.time()
     await outbox.queue(KEY, "2", frame(2, "newer"), 100)
-    assert store.zscore(keys.OUTBOXES, KEY) == queued_at, "a newer message put the chat's expiry off"
+    assert store.zscore(keys.outboxes_of(KEY), KEY) == queued_at, "a newer message put the chat's expiry off"
     await outbox.reindex(KEY, queued_at + 60)  # its oldest message given up, the next one is that old
-    assert store.zscore(keys.OUTBOXES, KEY) == queued_at + 60
+    assert store.zscore(keys.outboxes_of(KEY), KEY) == queued_at + 60
     await outbox.reindex(KEY, None)
-    assert store.zscore(keys.OUTBOXES, KEY) is not None, "a chat with messages waiting left the index"
+    assert store.zscore(keys.outboxes_of(KEY), KEY) is not None, "a chat with messages waiting left the index"
 
 
 async def test_the_visitors_email_is_kept_a_year_with_the_chat(outbox, store):
@@ -148,7 +153,7 @@ async def test_a_chat_whose_last_message_is_acked_no_longer_counts_as_waiting(st
     key = keys.chat_key(channel["uuid"], visitor.chat_id)
     await post_msg(channel["uuid"], visitor.chat_id, {"id": 3, "text": "hi", "origin": "flow"})
     await visitor.expect("chat_out")
-    assert store.zscore(keys.OUTBOXES, key) is not None  # /metrics: chip_outboxes_waiting counts it
+    assert store.zscore(keys.outboxes_of(key), key) is not None  # /metrics: chip_outboxes_waiting counts it
     await visitor.send({"type": "ack_chat", "msg_id": 3})
     assert await wait_until(lambda: store.zcard(keys.outbox_order(key)) == 0)
-    assert store.zscore(keys.OUTBOXES, key) is None, "an emptied outbox still counts as a chat with messages waiting"
+    assert store.zscore(keys.outboxes_of(key), key) is None, "an emptied outbox still counts as a chat with messages waiting"

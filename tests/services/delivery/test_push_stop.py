@@ -14,6 +14,7 @@ from services.delivery.push import Delivery
 from services.delivery.sessions import Registry
 from services.metrics import Metrics
 from services.store.client import connect
+from services.store.pubsub import WakeChannels
 from services.store.scripts import Scripts
 from tests.polling import wait_until
 
@@ -136,7 +137,8 @@ async def test_stopping_delivery_while_its_listener_connects_ends_every_time(red
     metrics = Metrics()
     for turns in range(60):
         redis = connect(redis_url)
-        delivery = Delivery(redis, Outbox(redis, Scripts(redis)), Registry(), metrics=metrics)
+        wakes = WakeChannels(redis)
+        delivery = Delivery(redis, Outbox(redis, Scripts(redis), wakes), Registry(), wakes, metrics=metrics)
         await delivery.start()
         for _ in range(turns):
             await asyncio.sleep(0)
