@@ -11,10 +11,10 @@ import logging
 import resource
 import signal
 import sys
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import uvloop
+from redis.asyncio.cluster import RedisCluster
 from tornado.web import Application
 
 import handlers
@@ -24,7 +24,7 @@ from models import MODELS, Database, DatabaseUnavailable, SchemaError
 from services import config as configuration
 from services.backoff import RetryPolicy
 from services.chats import Chats
-from services.config import Config
+from services.config import Config, safe_url
 from services.courier.client import CourierClient
 from services.courier.queue import CourierQueue
 from services.delivery.expiry import Expiry
@@ -52,7 +52,7 @@ SHUTDOWN_GRACE = 5.0  # seconds in-flight Courier calls and /wc/send requests ge
 class Services:
     config: Config
     db: Database
-    redis: aioredis.Redis
+    redis: aioredis.Redis | RedisCluster
     scripts: Scripts
     courier_client: CourierClient
     lookups: Lookups
@@ -71,7 +71,7 @@ class Services:
         """Wait until the database and then Redis answer (retrying with backoff, logged), start the
         loops and become ready; Stopping if a stop is asked for while waiting."""
         while True:
-            await self.readiness.until_answers("the database", self.db.check, _safe(self.config.db))
+            await self.readiness.until_answers("the database", self.db.check, safe_url(self.config.db))
             try:
                 # which generation of RapidPro's tables; SchemaError, which no retry mends, if chip
                 # cannot serve them
@@ -79,7 +79,7 @@ class Services:
                 break
             except DatabaseUnavailable:
                 continue  # lost again since it answered: wait for it once more
-        await self.readiness.until_answers("valkey/redis", self.redis.ping, _safe(self.config.valkey))
+        await self.readiness.until_answers("valkey/redis", self.redis.ping, safe_url(self.config.valkey))
         await self.legacy.move_pending()  # what an earlier release queued, before anything is served
         await self.courier_client.start()
         await self.delivery.start()
@@ -107,7 +107,7 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     connected yet: start() waits for the stores."""
     retry = retry or RetryPolicy.from_config(config)
     db = Database(config.db, MODELS, pool_size=config.db_pool_size)
-    redis = connect(config.redis_url)
+    redis = connect(config.valkey)
     metrics = Metrics()
     courier_client = CourierClient(config.courier_url, metrics=metrics, timeout=config.courier_timeout)
     lookups = Lookups(db)
@@ -212,14 +212,6 @@ class Server:
             self.metrics_http.stop()
 
 
-def _safe(url: str) -> str:
-    """A URL fit for a log line: without its password."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
-
-
 def tune_collector():
     """Freeze what start-up made (modules, the app, the services) so that collections never walk it
     again, and collect the young generation every 10,000 allocations instead of every 700: with
@@ -279,7 +271,7 @@ async def serve(config: Config, argv=None):
     else:
         tune_collector()
         logger.info("chip ready, listening on %s:%d instance=%s courier=%s open files<=%d", config.address,
-                    config.port, config.instance_id, _safe(config.courier_url),
+                    config.port, config.instance_id, safe_url(config.courier_url),
                     resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         await readiness.stopped()
     await server.stop()

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import dotenv
 
 from services.courier.client import COURIER_TIMEOUT
+from services.store.url import parse_store_url
 
 VERSION = "1.0.0"
 
@@ -35,6 +36,24 @@ def _url(schemes):
             )
         return value
     return parse
+
+
+def _store_url(value):
+    try:
+        parse_store_url(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{safe_url(value)!r}: {e}") from None
+    return value
+
+
+def _count(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 or more")
+    return number
 
 
 def _positive(kind):
@@ -118,8 +137,15 @@ class Config:
     ssl: bool = setting(False, _bool, "the public URLs use https (default off)")
     db: str = setting("postgres://temba:temba@localhost/temba", _url(["postgres", "postgresql"]),
                       "RapidPro's PostgreSQL database URL")
-    valkey: str = setting("valkey://localhost:6379/5", _url(["valkey", "valkeys", "redis", "rediss", "unix"]),
-                          "Valkey/Redis URL for outboxes and delivery state (valkey://, redis:// or unix://)")
+    valkey: str = setting("valkey://localhost:6379/5", _store_url,
+                          "Valkey/Redis URL for outboxes and delivery state: one server (valkey://host:port/db, "
+                          "redis://, unix:///path), a cluster (valkey+cluster://host:port,host:port/, any seed "
+                          "nodes) or Sentinel (valkey+sentinel://host:port,host:port/<service>/<db>); "
+                          "valkeys:// and valkeys+... for TLS; user:pass@ before the host(s)")
+    valkey_min_replicas: int = setting(
+        0, _count, "replicas that must confirm a write before chip acknowledges it (0: none, the fastest; but a "
+        "failover can then lose what was acknowledged in the moment before it; more: a write that fewer "
+        "replicas confirm in time is answered 503/unavailable, and retried; issue 15: not yet applied to messages)")
     courier_url: str = setting("", _url(["http", "https"]), "Courier's base URL (default: http(s)://<domain>)")
     courier_timeout: float = setting(40.0, _positive(float),
                                      "seconds chip waits for Courier's answer before posting again; more than "
@@ -198,15 +224,6 @@ class Config:
         if not self.instance_id:
             object.__setattr__(self, "instance_id", socket.gethostname())
 
-    @property
-    def redis_url(self) -> str:
-        """The --valkey URL in the form redis-py understands (valkey:// is redis:// by another name)."""
-        if self.valkey.startswith("valkeys://"):
-            return "rediss://" + self.valkey[len("valkeys://"):]
-        if self.valkey.startswith("valkey://"):
-            return "redis://" + self.valkey[len("valkey://"):]
-        return self.valkey
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
@@ -284,6 +301,14 @@ def load(argv=None) -> Config:
         return parse(argv)
     except ConfigError as e:
         fail(str(e))
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for a log line or an error: without its password."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
 
 
 def fail(message: str):

@@ -14,6 +14,7 @@ import pathlib
 import secrets
 import shutil
 import tempfile
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -194,6 +195,26 @@ def spare_redis(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def spare_replica(spare_redis, tmp_path):
+    """A second redis-server of the test's own, a replica of spare_redis, in sync when the test starts."""
+    server = EmbeddedRedis(tmp_path / "replica")
+    server.start()
+    client = redis.Redis(port=server.port)
+    try:
+        client.replicaof("127.0.0.1", spare_redis.port)
+        for _ in range(200):
+            if client.info("replication")["master_link_status"] == "up":
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("the replica did not reach its master")
+        yield server
+    finally:
+        client.close()
+        server.stop()
 
 
 @pytest.fixture

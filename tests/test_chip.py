@@ -33,12 +33,16 @@ def test_help_lists_settings():
     (["--port", "nope"], {}, "chip: error: argument --port: 'nope' is not a number"),
     ([], {"CHIP_DB": "sqlite:///x"}, "chip: error: CHIP_DB: 'sqlite:///x' is not a URL"),
     (["--env-file", "/nonexistent/chip.env"], {}, "chip: error: --env-file /nonexistent/chip.env: No such file"),
+    (["--valkey", "valkey+cluster://chip:hunter2@a:7000,b:x/"], {},
+     "chip: error: argument --valkey: 'valkey+cluster://chip:***@a:7000,b:x/': 'b:x' is not host:port"),
+    ([], {"CHIP_VALKEY": "valkeys+sentinel://:hunter2@a:26379/"},
+     "chip: error: CHIP_VALKEY: 'valkeys+sentinel://:***@a:26379/': the URL must end with /<service name>"),
 ])
 def test_bad_configuration_is_one_line_and_status_2(args, env, message):
     result = run(*args, env=env)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
 
 
 def test_a_misspelt_setting_in_the_env_file_is_one_line_and_status_2(tmp_path):
@@ -87,6 +91,23 @@ async def test_the_database_down_at_start_is_logged_without_its_password(chip_pr
     assert status == 0
     assert "the database at postgres://temba:***@127.0.0.1:1/temba does not answer" in stderr
     assert "hunter2" not in stderr
+
+
+@pytest.mark.parametrize("url", ["valkey+cluster://chip:hunter2@127.0.0.1:1,127.0.0.1:2/",
+                                 "valkey+sentinel://chip:hunter2@127.0.0.1:1,127.0.0.1:2/mymaster/0"])
+async def test_a_cluster_or_sentinel_down_at_start_is_waited_for_as_one_server_is(chip_process, http, url):
+    process = await chip_process("--valkey", url).ready(http, path="/")
+    for _ in range(100):
+        answer = await http(process.url + "/ready")
+        if answer == (503, {"ready": False, "error": "starting: waiting for valkey/redis"}):
+            break
+        await asyncio.sleep(0.05)
+    assert answer == (503, {"ready": False, "error": "starting: waiting for valkey/redis"})
+    await asyncio.sleep(0.5)  # at least one try has failed and been logged
+    status, stderr = process.terminate(timeout=10)
+    assert status == 0
+    assert f"valkey/redis at {url.replace('hunter2', '***')} does not answer" in stderr
+    assert "not ready, trying again in" in stderr and "hunter2" not in stderr and "Traceback" not in stderr
 
 
 async def test_two_processes_send_to_one_receive_on_the_other(chip_process, http, channel, courier):

@@ -5,12 +5,15 @@ import logging
 import resource
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection, parse_url
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.exceptions import RedisError
 from redis.utils import HIREDIS_AVAILABLE
 
 from services.errors import Unavailable
 from services.store.packing import PACKED
+from services.store.url import StoreURL, parse_store_url
 
 logger = logging.getLogger(__name__)
 
@@ -37,17 +40,54 @@ def max_connections() -> int:
     return max(16, min(1024, soft // 4)) if soft != resource.RLIM_INFINITY else 1024
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A client on its own pool for `url` (redis://, rediss:// or unix://); it connects on first use.
+def connect(url: str) -> aioredis.Redis | RedisCluster:
+    """A client for a --valkey URL (services/store/url.py); it connects on first use. One server: a
+    Redis on its own pool. A cluster: a RedisCluster that finds every node from the seeds and follows
+    MOVED and ASK itself. Sentinel: the Redis client of the service's master, which asks the sentinels
+    where the master is and again after a failover. ValueError if the URL is not one chip can use.
 
-    Room for bursts: redis-py's default of 100 connections became 503s under load, and a blocking
-    pool kept the loop waiting for connections (BENCHMARKS.md, "What was tried", "Redis connection
-    pool" and "A plain Redis pool")."""
-    # as with redis-py's from_url, what the URL says wins over these defaults; but the URL's kind
-    # of connection is wrapped, not taken as it is
+    Room for bursts: redis-py's default of 100 connections (per node, for a cluster) became 503s under
+    load, and a blocking pool kept the loop waiting for connections (BENCHMARKS.md, "What was tried",
+    "Redis connection pool" and "A plain Redis pool")."""
+    target = parse_store_url(url)
+    # as with redis-py's from_url, what the URL says wins over these defaults
     options = {"max_connections": max_connections(), "socket_connect_timeout": 3, "socket_timeout": 5,
-               "health_check_interval": 30, **parse_url(url)}
-    kind = options.get("connection_class", Connection)
+               "health_check_interval": 30, **target.options}
+    if target.kind == "cluster":
+        # RedisCluster takes no connection class (it picks redis-py's own, plain or TLS): its commands
+        # are packed in Python
+        return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+                            ssl=target.tls, **options)
+    if target.kind == "sentinel":
+        return _sentinel_master(target, options)
+    # the URL's kind of connection is wrapped, not taken as it is
+    return aioredis.Redis.from_pool(aioredis.ConnectionPool(**{**options, "connection_class": _packed(
+        options.get("connection_class", Connection))}))
+
+
+class SentinelMaster(aioredis.Redis):
+    """The client of the master the sentinels name; closing it closes the connections to them too."""
+
+    sentinel: Sentinel
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            await self.sentinel.aclose()
+
+
+def _sentinel_master(target: StoreURL, options: dict) -> SentinelMaster:
+    # the sentinels get the same user, password, TLS and timeouts as the master; not its pool size
+    sentinel_options = {name: value for name, value in options.items() if name != "max_connections"}
+    sentinel = Sentinel(target.nodes, sentinel_kwargs={**sentinel_options, "ssl": target.tls})
+    kind = SentinelManagedSSLConnection if target.tls else SentinelManagedConnection
+    master = sentinel.master_for(target.service, redis_class=SentinelMaster, db=target.db,
+                                 connection_class=_packed(kind), **options)
+    master.sentinel = sentinel
+    return master
+
+
+def _packed(kind: type) -> type:
     # requirements.txt asks for redis[hiredis]; an install without it still works, packing in Python
-    options["connection_class"] = PACKED.get(kind, kind) if HIREDIS_AVAILABLE else kind
-    return aioredis.Redis.from_pool(aioredis.ConnectionPool(**options))
+    return PACKED.get(kind, kind) if HIREDIS_AVAILABLE else kind

@@ -7,6 +7,7 @@ are decoded as before.
 
 import hiredis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.connection import HiredisRespSerializer
 
 
@@ -49,5 +50,16 @@ class PackedUnixConnection(HiredisPacking, UnixDomainSocketConnection):
     pass
 
 
+class PackedSentinelConnection(HiredisPacking, SentinelManagedConnection):
+    pass
+
+
+class PackedSentinelSSLConnection(HiredisPacking, SentinelManagedSSLConnection):
+    pass
+
+
+# redis-py's connection classes and their packed kin (a cluster's client takes no connection class)
 PACKED = {Connection: PackedConnection, SSLConnection: PackedSSLConnection,
-          UnixDomainSocketConnection: PackedUnixConnection}
+          UnixDomainSocketConnection: PackedUnixConnection,
+          SentinelManagedConnection: PackedSentinelConnection,
+          SentinelManagedSSLConnection: PackedSentinelSSLConnection}

@@ -11,7 +11,7 @@ def test_defaults():
     config = parse([], {})
     assert (config.address, config.port, config.domain, config.ssl) == ("localhost", 8070, "localhost", False)
     assert config.db == "postgres://temba:temba@localhost/temba"
-    assert config.valkey == "valkey://localhost:6379/5" and config.redis_url == "redis://localhost:6379/5"
+    assert config.valkey == "valkey://localhost:6379/5" and config.valkey_min_replicas == 0
     assert config.courier_url == "http://localhost" and config.storage_url == "http://localhost/media"
     assert config.ack_timeout == 15 and config.log_level == "info" and config.instance_id
 
@@ -26,11 +26,19 @@ def test_environment_and_flags_flag_wins():
     assert config.ack_timeout == 2.5
 
 
-@pytest.mark.parametrize("url, redis_url", [
-    ("valkey://h:1/2", "redis://h:1/2"), ("valkeys://h/0", "rediss://h/0"),
-    ("redis://h/3", "redis://h/3"), ("unix:///run/redis.sock", "unix:///run/redis.sock")])
-def test_valkey_url_schemes(url, redis_url):
-    assert parse(["--valkey", url], {}).redis_url == redis_url
+@pytest.mark.parametrize("url", [
+    "valkey://h:1/2", "valkeys://h/0", "redis://h/3", "rediss://u:p@h/0", "unix:///run/redis.sock?db=2",
+    "valkey+cluster://a:7000,b:7001/", "redis+cluster://a:7000", "valkeys+cluster://u:p@[::1]:7000/0",
+    "rediss+cluster://a:7000/?ssl_ca_certs=/etc/ca.pem&socket_timeout=2",
+    "valkey+sentinel://a:26379,b:26380/mymaster/3", "redis+sentinel://:p@a/mymaster",
+    "valkeys+sentinel://a:1/m/0", "rediss+sentinel://a:1/m/0?ssl_cert_reqs=none"])
+def test_valkey_url_forms(url):
+    assert parse(["--valkey", url], {}).valkey == url
+
+
+def test_min_replicas():
+    assert parse(["--valkey-min-replicas", "2"], {}).valkey_min_replicas == 2
+    assert parse([], {"CHIP_VALKEY_MIN_REPLICAS": "1"}).valkey_min_replicas == 1
 
 
 @pytest.mark.parametrize("argv, env, message", [
@@ -38,7 +46,22 @@ def test_valkey_url_schemes(url, redis_url):
     (["--port", "70000"], {}, "not a port number"),
     ([], {"CHIP_PORT": "0"}, "CHIP_PORT: '0' must be greater than zero"),
     (["--db", "mysql://x/y"], {}, "is not a URL starting with postgres:// or postgresql://"),
-    (["--valkey", "memcached://x"], {}, "is not a URL starting with valkey://"),
+    (["--valkey", "memcached://x"], {}, "'memcached://x': not a URL starting with valkey://, valkeys://"),
+    (["--valkey", "unix+cluster:///run/redis.sock"], {}, "not a URL starting with valkey://"),
+    (["--valkey", "valkey+cluster:///"], {}, "'' is not host:port"),
+    (["--valkey", "valkey+cluster://a:7000,,b:7001/"], {}, "'' is not host:port (nodes are separated by commas)"),
+    (["--valkey", "valkey+cluster://a:x/"], {}, "'a:x' is not host:port"),
+    (["--valkey", "valkey+cluster://a:70000/"], {}, "'a:70000' is not host:port"),
+    (["--valkey", "valkey+cluster://a:7000/3"], {}, "a cluster has only database 0: end the URL with / (not /3)"),
+    (["--valkey", "valkey+cluster://a:7000/?db=1"], {}, "option 'db' is not one chip passes to a cluster"),
+    (["--valkey", "valkey+cluster://a/?ssl_ca_certs=/ca"], {}, "option 'ssl_ca_certs' is not one chip passes"),
+    (["--valkey", "valkey+sentinel://a:26379/"], {}, "must end with /<service name> or /<service name>/<db>"),
+    (["--valkey", "valkey+sentinel://a:26379/m/x"], {}, "must end with /<service name> or /<service name>/<db>"),
+    (["--valkey", "valkey+sentinel://a/m/0/1"], {}, "must end with /<service name> or /<service name>/<db>"),
+    (["--valkey", "valkey://h/0?socket_timeout=soon"], {}, "Invalid value for 'socket_timeout'"),
+    ([], {"CHIP_VALKEY": "valkey+sentinel://u:hunter2@a/"}, "CHIP_VALKEY: 'valkey+sentinel://u:***@a/': "),
+    (["--valkey-min-replicas", "-1"], {}, "'-1' must be 0 or more"),
+    (["--valkey-min-replicas", "one"], {}, "'one' is not a whole number"),
     (["--ack-timeout", "-1"], {}, "must be greater than zero"),
     (["--log-level", "loud"], {}, "is not one of debug, info"),
     ([], {"CHIP_SSL": "maybe"}, "CHIP_SSL: 'maybe' is not true or false"),

@@ -1,8 +1,12 @@
-"""The shared Redis client (services/store/client.py): every kind of connection packs with hiredis, values
-round-trip, and settings in the URL win."""
+"""The shared Redis client (services/store/client.py): the right kind for one server, a cluster or
+Sentinel, every kind of connection packing with hiredis (services/store/packing.py, tested beside it),
+values round-trip, and settings in the URL win."""
 
 import pytest
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedConnection, SentinelManagedSSLConnection
 
 from services.store import packing
 from services.store import client as store_client
@@ -59,3 +63,64 @@ async def test_settings_in_the_url_win_over_chips_defaults(redis_url):
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+async def test_a_cluster_url_is_a_cluster_client_on_its_seed_nodes():
+    client = connect("valkeys+cluster://chip:hunter2@10.0.0.1:7000,[::1]:7001/?ssl_ca_certs=/etc/ca.pem")
+    try:
+        assert isinstance(client, RedisCluster)
+        assert [(node.host, node.port) for node in client.startup_nodes] == [("10.0.0.1", 7000), ("::1", 7001)]
+        settings = client.connection_kwargs
+        assert settings["connection_class"] is SSLConnection and settings["ssl_ca_certs"] == "/etc/ca.pem"
+        assert (settings["username"], settings["password"]) == ("chip", "hunter2")
+        # chip's pool size and timeouts, for each node
+        assert settings["max_connections"] == store_client.max_connections()
+        assert (settings["socket_connect_timeout"], settings["socket_timeout"]) == (3, 5)
+    finally:
+        await client.aclose()
+
+
+async def test_a_cluster_url_without_tls_has_plain_connections():
+    client = connect("redis+cluster://10.0.0.1")
+    try:
+        assert [(node.host, node.port) for node in client.startup_nodes] == [("10.0.0.1", 6379)]
+        assert client.connection_kwargs["connection_class"] is Connection
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("url, base, ssl", [
+    ("valkey+sentinel://:hunter2@10.0.0.1,10.0.0.2:26380/mymaster/3", SentinelManagedConnection, False),
+    ("rediss+sentinel://:hunter2@10.0.0.1,10.0.0.2:26380/mymaster/3", SentinelManagedSSLConnection, True),
+])
+async def test_a_sentinel_url_is_the_client_of_the_services_master(url, base, ssl):
+    client = connect(url)
+    try:
+        pool = client.connection_pool
+        assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "mymaster" and pool.is_master
+        assert issubclass(pool.connection_class, base) and issubclass(pool.connection_class, packing.HiredisPacking)
+        assert (pool.connection_kwargs["db"], pool.connection_kwargs["password"]) == (3, "hunter2")
+        assert pool.max_connections == store_client.max_connections()
+        # the sentinels are asked with the same password and TLS
+        sentinels = [sentinel.connection_pool for sentinel in client.sentinel.sentinels]
+        assert [(p.connection_kwargs["host"], p.connection_kwargs["port"]) for p in sentinels] == \
+            [("10.0.0.1", 26379), ("10.0.0.2", 26380)]
+        assert all(p.connection_kwargs["password"] == "hunter2" for p in sentinels)
+        assert all(issubclass(p.connection_class, SSLConnection) == ssl for p in sentinels)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("url", ["valkey://127.0.0.1:6379/0", "valkeys://127.0.0.1:6380/0"])
+async def test_valkey_urls_are_redis_urls_by_another_name(url):
+    client = connect(url)
+    try:
+        assert type(client) is Redis
+        assert issubclass(client.connection_pool.connection_class, SSLConnection) == url.startswith("valkeys")
+    finally:
+        await client.aclose()
+
+
+def test_a_url_chip_cannot_use_is_a_value_error():
+    with pytest.raises(ValueError, match="a cluster has only database 0"):
+        connect("valkey+cluster://10.0.0.1:7000/2")
