@@ -15,6 +15,8 @@ from demo.embedded import free_port, redis_server_binary
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0  # seconds a topology gets to be up, its replicas in sync
 FAILOVER_TIMEOUT = 30.0  # seconds a failover gets (Sentinel waits failover-timeout x 2 between two)
+# a data server keeps nothing on disk, and a replica's full sync starts at once (Redis 7 waits 5 s by default)
+DATA_CONFIG = ['save ""', "appendonly no", "repl-diskless-sync-delay 0"]
 BUS_OFFSET = 10000  # a cluster node's bus listens on its port + 10000 (Redis 6 cannot be told otherwise)
 
 
@@ -53,7 +55,7 @@ def unsupported() -> str | None:
     return None
 
 
-def wait_until(what: str, check, timeout: float):
+def poll(what: str, check, timeout: float):
     """check()'s first truthy result, polled; Redis and socket errors count as not yet."""
     deadline = time.monotonic() + timeout
     last_error = None
@@ -115,7 +117,7 @@ class Server:
                                     f" {self.process.returncode}; see {self.directory / 'server.log'}")
             with self.client() as client:
                 return client.ping()
-        wait_until(f"redis-server on port {self.port} answering PING", answers, timeout)
+        poll(f"redis-server on port {self.port} answering PING", answers, timeout)
 
     def kill(self):
         """SIGKILL, by the PID this object started: a crash, no goodbye to replicas or clients."""
@@ -177,7 +179,7 @@ class Topology:
         self.started_pids.append(server.start(*args))
 
     def _wait(self, what: str, check, timeout: float | None = None):
-        return wait_until(what, check, self.timeout if timeout is None else timeout)
+        return poll(what, check, self.timeout if timeout is None else timeout)
 
     def _start(self):
         raise NotImplementedError

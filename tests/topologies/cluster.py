@@ -3,7 +3,7 @@
 import redis.asyncio.cluster
 from redis.crc import key_slot
 
-from tests.topologies.base import FAILOVER_TIMEOUT, HOST, START_TIMEOUT, Server, Topology, TopologyError
+from tests.topologies.base import DATA_CONFIG, FAILOVER_TIMEOUT, HOST, START_TIMEOUT, Server, Topology, TopologyError
 
 SLOTS = 16384
 
@@ -19,7 +19,7 @@ class Cluster(Topology):
         self.primary_count = primaries
         config = ["cluster-enabled yes", "cluster-config-file nodes.conf", f"cluster-node-timeout {node_timeout_ms}",
                   # a replica takes over however long its link was down: the tests kill at will
-                  "cluster-replica-validity-factor 0", 'save ""', "appendonly no"]
+                  "cluster-replica-validity-factor 0", *DATA_CONFIG]
         ports = self._ports(primaries * (1 + replicas), bus=True)
         self.nodes = [self._add(f"node-{port}", port, config) for port in ports]
 

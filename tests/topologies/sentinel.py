@@ -2,7 +2,7 @@
 
 import redis.asyncio.sentinel
 
-from tests.topologies.base import FAILOVER_TIMEOUT, HOST, START_TIMEOUT, Server, Topology
+from tests.topologies.base import DATA_CONFIG, FAILOVER_TIMEOUT, HOST, START_TIMEOUT, Server, Topology
 
 
 class Sentinel(Topology):
@@ -14,9 +14,8 @@ class Sentinel(Topology):
         super().__init__("chip-test-sentinel-", timeout)
         self.service = service
         ports = self._ports(1 + replicas + sentinels)
-        data = ['save ""', "appendonly no"]
-        replica = [*data, f"replicaof {HOST} {ports[0]}"]
-        self.data_servers = [self._add(f"redis-{port}", port, replica if i else data)
+        replica = [*DATA_CONFIG, f"replicaof {HOST} {ports[0]}"]
+        self.data_servers = [self._add(f"redis-{port}", port, replica if i else DATA_CONFIG)
                              for i, port in enumerate(ports[:1 + replicas])]
         monitor = [f"sentinel monitor {service} {HOST} {ports[0]} {quorum}",
                    f"sentinel down-after-milliseconds {service} {down_after_ms}",
@@ -38,9 +37,17 @@ class Sentinel(Topology):
         return redis.asyncio.sentinel.Sentinel(self.sentinel_addresses, **kwargs)
 
     def _start(self):
-        for server in self.servers:
+        for server in self.data_servers:
             self._run(server)
-        for server in self.servers:
+        for server in self.data_servers:
+            server.wait_ready(self.timeout)
+        # Sentinels learn the replicas from the primary's INFO, which they read every 10 s: they
+        # start once the replicas are there to be seen
+        self._wait("replicas in sync with the primary",
+                   lambda: all(server.role()[3] == "connected" for server in self.data_servers[1:]))
+        for server in self.sentinels:
+            self._run(server)
+        for server in self.sentinels:
             server.wait_ready(self.timeout)
         self.wait_settled()
 
@@ -110,7 +117,7 @@ class Sentinel(Topology):
     def heal(self):
         """Restart every killed server (a data server as the current primary's replica) and wait
         until settled."""
-        primary = self._announced()
+        primary = self.primary()
         for server in self.servers:
             if not server.alive:
                 self._run(server, *([] if server.sentinel else ["--replicaof", HOST, str(primary.port)]))
