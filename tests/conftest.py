@@ -5,6 +5,8 @@ Which servers: CHIP_TEST_DB names a PostgreSQL server (a database on it is creat
 run) and CHIP_TEST_VALKEY a Redis database that the tests flush. Unset, the local servers are used
 when they answer on their default ports, and otherwise the embedded ones `make demo` uses (started
 for the run in a temporary directory, stopped at its end). CHIP_TEST_EMBEDDED=1 forces those.
+The Redis Cluster and the Sentinel topology (tests/topologies) are started once per run, by the
+first test that asks for the `cluster` or `sentinel` fixture.
 """
 
 import contextlib
