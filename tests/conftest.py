@@ -5,6 +5,8 @@ Which servers: CHIP_TEST_DB names a PostgreSQL server (a database on it is creat
 run) and CHIP_TEST_VALKEY a Redis database that the tests flush. Unset, the local servers are used
 when they answer on their default ports, and otherwise the embedded ones `make demo` uses (started
 for the run in a temporary directory, stopped at its end). CHIP_TEST_EMBEDDED=1 forces those.
+The Redis Cluster and the Sentinel topology (tests/topologies) are started once per run, by the
+first test that asks for the `cluster` or `sentinel` fixture.
 """
 
 import contextlib
@@ -33,6 +35,7 @@ from services.backoff import RetryPolicy
 from services.config import Config
 from tests.courier_double import CourierDouble
 from tests.servers import ChipProcess, SparePostgres
+from tests.topologies import Cluster, Sentinel, unsupported
 from tests.visitor import Visitor
 
 LOCAL_DB = ("postgres://postgres@localhost:5432/postgres", "localhost", 5432)
@@ -195,6 +198,44 @@ def spare_redis(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+def _topology(kind):
+    """Start a topology for the run, or skip when this machine's redis-server cannot run it."""
+    reason = unsupported()
+    if reason:
+        pytest.skip(reason)
+    with kind() as topology:
+        yield topology
+
+
+@pytest.fixture(scope="session")
+def cluster_servers():
+    """The run's Redis Cluster (tests/topologies): started once, it takes some seconds."""
+    yield from _topology(Cluster)
+
+
+@pytest.fixture
+def cluster(cluster_servers):
+    """The run's Redis Cluster, healed (killed nodes back, as replicas) and emptied for each test.
+    `cluster.sharded_pubsub` says whether the server has SPUBLISH/SSUBSCRIBE (Redis >= 7)."""
+    cluster_servers.heal()
+    cluster_servers.flush()
+    return cluster_servers
+
+
+@pytest.fixture(scope="session")
+def sentinel_servers():
+    """The run's primary, replicas and Sentinels (tests/topologies): started once, it takes some seconds."""
+    yield from _topology(Sentinel)
+
+
+@pytest.fixture
+def sentinel(sentinel_servers):
+    """The run's Sentinel topology, healed (killed servers back, as replicas) and emptied for each test."""
+    sentinel_servers.heal()
+    sentinel_servers.flush()
+    return sentinel_servers
 
 
 @pytest.fixture
