@@ -113,7 +113,7 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     lookups = Lookups(db)
     registry = Registry()
     metrics.watch(registry, redis)
-    scripts = Scripts(redis)
+    scripts = Scripts(redis, min_replicas=config.valkey_min_replicas)
     wakes = WakeChannels(redis)
     outbox = Outbox(redis, scripts, wakes)
     delivery = Delivery(redis, outbox, registry, wakes, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,

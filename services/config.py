@@ -145,7 +145,8 @@ class Config:
     valkey_min_replicas: int = setting(
         0, _count, "replicas that must confirm a write before chip acknowledges it (0: none, the fastest; but a "
         "failover can then lose what was acknowledged in the moment before it; more: a write that fewer "
-        "replicas confirm in time is answered 503/unavailable, and retried; issue 15: not yet applied to messages)")
+        "replicas confirm within 2 s is answered 503 to Courier (/wc/send) or unavailable to the widget (send_msg), "
+        "which retry)")
     courier_url: str = setting("", _url(["http", "https"]), "Courier's base URL (default: http(s)://<domain>)")
     courier_timeout: float = setting(40.0, _positive(float),
                                      "seconds chip waits for Courier's answer before posting again; more than "

@@ -125,7 +125,7 @@ class CourierQueue:
     @redis_errors("queueing a courier event")
     async def push(self, key: str, event: dict) -> bool:
         """Queue an event durably; True if the chat is backing off (Courier failed it lately)."""
-        attempts = await self._push(
+        attempts = await self._push.replicated(
             keys=[keys.courier_events(key), keys.courier_due_of(key), keys.courier_attempts(key)],
             args=[encode_event(event), self.due_score, key],
         )

@@ -73,7 +73,7 @@ class Outbox:
     async def queue(self, key: str, msg_key: str, frame: bytes, most: int) -> bool:
         """Queue a frame for the chat; False if that message was already queued, TooLarge if the
         outbox already holds `most` messages."""
-        added = await self._queue(
+        added = await self._queue.replicated(
             keys=[keys.outbox_order(key), keys.outbox_frames(key), keys.seq(key), keys.outboxes_of(key)],
             args=[msg_key, frame, keys.wake_channel(key), time.time(), key, most, self.wakes.publish],
         )

@@ -13,6 +13,10 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
 from services.errors import Unavailable
 
+# how long a write waits for its replicas before chip answers 503 (Courier, or the widget, retries):
+# well under the client's 5 s socket timeout, which bounds the wait for WAIT's own answer
+REPLICA_WAIT = 2.0
+
 
 async def replicated(redis, pipe: Pipeline | ClusterPipeline, key, replicas: int, timeout: float) -> list:
     """Execute `pipe` (writes to `key`, or to keys of its slot, of `redis`) and return what each of its

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from services.store.batching import TurnBatch
+from services.store.replication import REPLICA_WAIT, replicated
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +32,15 @@ class BatchedScript:
     def __call__(self, keys=(), args=()) -> asyncio.Future:
         return self.scripts.call(self, keys, args)
 
+    async def replicated(self, keys=(), args=()):
+        """The call, answered only once --valkey-min-replicas replicas have its writes."""
+        return await self.scripts.call_replicated(self, keys, args)
+
 
 class Scripts:
-    def __init__(self, redis: aioredis.Redis):
+    def __init__(self, redis: aioredis.Redis, min_replicas: int = 0):
         self.redis = redis
+        self.min_replicas = min_replicas
         self._registered: list[BatchedScript] = []
         self._batch = TurnBatch(self._execute)
 
@@ -52,16 +58,38 @@ class Scripts:
         if missing:
             # Redis restarted or flushed its scripts: load them all, then run what did not run. The
             # calls that did run keep their answers even if this fails: they must not be repeated.
-            logger.info("loading %d scripts into redis", len(self._registered))
             try:
-                for script in self._registered:
-                    await self.redis.script_load(script.source)
+                await self._load_all()
                 again = await self._pipeline([calls[i] for i in missing])
             except (RedisError, OSError) as e:
                 again = [e] * len(missing)
             for i, result in zip(missing, again):
                 results[i] = result
         return results
+
+    async def call_replicated(self, script: BatchedScript, keys, args):
+        """A call of its own (not batched), followed on its connection by a WAIT for min_replicas
+        replicas (services/store/replication.py): Unavailable if they do not confirm its writes in
+        time, though the writes are made (the callers' writes may be made twice). Batched as usual
+        when no replica is asked for."""
+        if not self.min_replicas:
+            return await self.call(script, keys, args)
+        for first in (True, False):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            [result] = await replicated(self.redis, pipe, keys[0], self.min_replicas, REPLICA_WAIT)
+            if first and isinstance(result, NoScriptError):
+                await self._load_all()
+                continue
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+    async def _load_all(self):
+        # Redis restarted, failed over or flushed its scripts
+        logger.info("loading %d scripts into redis", len(self._registered))
+        for script in self._registered:
+            await self.redis.script_load(script.source)
 
     async def _pipeline(self, calls: list) -> list:
         pipe = self.redis.pipeline(transaction=False)

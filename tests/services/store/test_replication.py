@@ -5,6 +5,7 @@ import pytest
 import redis
 
 from services.errors import Unavailable
+from services.store import keys
 from services.store.client import connect
 from services.store.replication import replicated
 
@@ -63,3 +64,28 @@ async def test_a_lost_connection_is_a_redis_error(master, spare_redis):
     pipe.set("chip:test:a", "one")
     with pytest.raises(redis.ConnectionError):
         await replicated(master, pipe, "chip:test:a", 1, 0.2)
+
+
+async def test_with_min_replicas_a_message_is_acknowledged_once_a_replica_has_it(spare_redis, spare_replica, start_chip,
+                                                                                 bound, channel, post_msg, courier):
+    server = await start_chip(valkey=spare_redis.url, valkey_min_replicas=1)
+    visitor = await bound(server, channel)
+    status, _ = await post_msg(channel["uuid"], visitor.chat_id, {"id": 1, "text": "kept twice", "origin": "flow"},
+                               server=server)
+    assert status == 200
+    replica = redis.Redis(port=spare_replica.port)
+    try:
+        chat = keys.chat_key(channel["uuid"], visitor.chat_id)
+        assert replica.zscore(keys.outbox_order(chat), "1") is not None  # on the replica when Courier got 200
+    finally:
+        replica.close()
+    assert (await visitor.expect("chat_out"))["msg_out"]["text"] == "kept twice"
+
+    spare_replica.stop()  # no replica confirms: Courier gets 503 and retries, the visitor is told to
+    status, body = await post_msg(channel["uuid"], visitor.chat_id, {"id": 2, "text": "unconfirmed", "origin": "flow"},
+                                  server=server)
+    assert status == 503 and "replica" in body["error"]
+    # queued all the same (Courier's retry of it is a repeat, which queues nothing twice)
+    assert (await visitor.expect("chat_out"))["msg_out"]["id"] == 2
+    await visitor.send({"type": "send_msg", "text": "hello?"})
+    assert (await visitor.expect("error", timeout=5))["code"] == "unavailable"
