@@ -54,7 +54,7 @@ async def test_stale_messages_fail_without_smtp(store, start_chip, channel, stal
     client = store
     key = keys.chat_key(channel["uuid"], stale_chat)
     assert client.zcard(keys.outbox_order(key)) == 0
-    assert client.zscore(keys.OUTBOXES, key) is None
+    assert client.zscore(keys.outboxes_of(key), key) is None
 
 
 async def test_fresh_messages_are_kept(store, start_chip, channel, stale_chat, post_msg, courier):
@@ -166,7 +166,7 @@ async def test_a_chat_that_cannot_be_swept_is_logged_and_the_others_are_swept(st
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [
         f"could not give up the stale messages of chat={broken}; trying it again after --msg-expiry"]
     # it waits another expiry, behind every chat that went stale before the sweep
-    assert store.zscore(keys.OUTBOXES, broken) >= swept_at
+    assert store.zscore(keys.outboxes_of(broken), broken) >= swept_at
     assert await server.services.expiry.sweep() == 0
 
 
