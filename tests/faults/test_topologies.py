@@ -153,13 +153,14 @@ async def busy_chat(topology, start_chip, bound, channel, replicas: int):
     return [a, b], visitor
 
 
-def check(flow, queued, delivered, replicas: int, tally, fault: str):
-    tally(f"{fault}, --valkey-min-replicas {replicas}", sent=len(queued),
-          delivered=len(set(queued) & set(delivered)), duplicates=len(flow.received) - len(delivered))
-    print(f"{fault} (min replicas {replicas}): {len(queued)} queued, {len(set(queued) - set(delivered))} lost, "
+def check(flow, queued, delivered, fault: str, tally, keeps_all: bool):
+    """Tally and print the losses; what was delivered came in order; with `keeps_all`, nothing was lost."""
+    tally(fault, sent=len(queued), delivered=len(set(queued) & set(delivered)),
+          duplicates=len(flow.received) - len(delivered))
+    print(f"{fault}: {len(queued)} queued, {len(set(queued) - set(delivered))} lost, "
           f"{len(flow.received) - len(delivered)} repeated, {flow.refused} posts refused")
     assert [i for i in delivered if i in set(queued)] == sorted(set(queued) & set(delivered))  # in order
-    if replicas:
+    if keeps_all:
         assert set(queued) <= set(delivered), sorted(set(queued) - set(delivered))
 
 
@@ -176,11 +177,15 @@ async def test_cluster_primary_killed_under_load(cluster, start_chip, bound, cha
         killed.append(await asyncio.to_thread(cluster.kill_primary_of, slot_key))
         successor = await asyncio.to_thread(cluster.wait_failover, slot_key)
         assert successor.port != killed[0].port
+        # the successor has no replica of its own to confirm writes until the killed node is back
+        # (as its replica), as a supervisor would bring it back: posts are answered 503 until then
+        await asyncio.to_thread(cluster.heal)
 
     flow = Flow(servers, channel, visitor.chat_id, http, bound)
     queued, delivered = await flow.run(visitor, kill)
     assert queued == list(range(1, LOAD + 1))
-    check(flow, queued, delivered, replicas, tally, "cluster: the busy chat's primary killed")
+    check(flow, queued, delivered, f"cluster: the busy chat's primary killed, --valkey-min-replicas {replicas}",
+          tally, keeps_all=replicas > 0)
 
 
 async def test_cluster_slot_resharded_under_load(cluster, start_chip, bound, channel, http, tally):
@@ -195,7 +200,7 @@ async def test_cluster_slot_resharded_under_load(cluster, start_chip, bound, cha
 
     flow = Flow(servers, channel, visitor.chat_id, http, bound)
     queued, delivered = await flow.run(visitor, reshard)
-    check(flow, queued, delivered, 1, tally, "cluster: the busy chat's slot migrated")
+    check(flow, queued, delivered, "cluster: the busy chat's slot migrated", tally, keeps_all=True)
 
 
 @pytest.mark.parametrize("replicas", MIN_REPLICAS)
@@ -213,4 +218,5 @@ async def test_sentinel_failover_under_load(sentinel, start_chip, bound, channel
 
     flow = Flow(servers, channel, visitor.chat_id, http, bound)
     queued, delivered = await flow.run(visitor, fail_over)
-    check(flow, queued, delivered, replicas, tally, f"sentinel: {how}")
+    check(flow, queued, delivered, f"sentinel: {how}, --valkey-min-replicas {replicas}", tally,
+          keeps_all=replicas > 0)
