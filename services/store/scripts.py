@@ -37,6 +37,12 @@ class BatchedScript:
         return await self.scripts.call_replicated(self, keys, args)
 
 
+def _evalsha(pipe, script: BatchedScript, keys, args):
+    # by name: redis-py's cluster pipeline refuses its evalsha() method, yet sends EVALSHA to the
+    # node of its keys like any other command
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
 class Scripts:
     def __init__(self, redis: aioredis.Redis, min_replicas: int = 0):
         self.redis = redis
@@ -76,7 +82,7 @@ class Scripts:
             return await self.call(script, keys, args)
         for first in (True, False):
             pipe = self.redis.pipeline(transaction=False)
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            _evalsha(pipe, script, keys, args)
             [result] = await replicated(self.redis, pipe, keys[0], self.min_replicas, REPLICA_WAIT)
             if first and isinstance(result, NoScriptError):
                 await self._load_all()
@@ -94,7 +100,7 @@ class Scripts:
     async def _pipeline(self, calls: list) -> list:
         pipe = self.redis.pipeline(transaction=False)
         for script, keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            _evalsha(pipe, script, keys, args)
         return await pipe.execute(raise_on_error=False)
 
     async def stop(self):

@@ -69,3 +69,15 @@ async def test_calls_that_ran_keep_their_answers_when_reloading_the_others_fails
     assert isinstance(results[1], Exception)
     assert admin.lrange("list", 0, -1) == [b"once"]
     admin.close()
+
+
+async def test_scripts_run_in_batches_on_a_cluster(cluster):
+    client = cluster.client()
+    try:
+        count = Scripts(client).register(COUNT)
+        counters = [f"counter:{n}" for n in range(20)]  # keys on every primary
+        assert len({cluster.slot_of(key) for key in counters}) > 3
+        assert await asyncio.gather(*[count(keys=[key]) for key in counters]) == [1] * 20
+        assert await asyncio.gather(*[count(keys=[key]) for key in counters]) == [2] * 20
+    finally:
+        await client.aclose()
