@@ -6,11 +6,12 @@ import contextlib
 
 
 class Forwarder:
-    """Accepts on (host, port) and pipes each connection to (target_host, target_port) both ways."""
+    """Accepts on (host, port) and pipes each connection both ways to `target`: (host, port), or
+    the path of a Unix socket (an embedded PostgreSQL listens on one only)."""
 
-    def __init__(self, host: str, port: int, target_host: str, target_port: int):
+    def __init__(self, host: str, port: int, target: tuple[str, int] | str):
         self.host, self.port = host, port
-        self.target = target_host, target_port
+        self.target = target
         self.server = None
         self.pipes: set[asyncio.Task] = set()
 
@@ -27,7 +28,9 @@ class Forwarder:
 
     async def _connection(self, reader, writer):
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*self.target), 5)
+            opening = (asyncio.open_unix_connection(self.target) if isinstance(self.target, str)
+                       else asyncio.open_connection(*self.target))
+            up_reader, up_writer = await asyncio.wait_for(opening, 5)
         except (OSError, asyncio.TimeoutError):
             writer.close()
             return

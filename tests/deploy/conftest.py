@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -80,11 +80,12 @@ def hosts_cluster(hosts):
 
 @pytest.fixture
 async def forward(hosts):
-    """forward(host, port) -> (GATEWAY, port'): host:port, reachable from the hosts; stopped at teardown."""
+    """forward(target) -> (GATEWAY, port): target ((host, port) or a Unix socket's path), reachable
+    from the hosts there; stopped at teardown."""
     started = []
 
-    async def start(host: str, port: int) -> tuple[str, int]:
-        started.append(await Forwarder(GATEWAY, 0, host, port).start())
+    async def start(target: tuple[str, int] | str) -> tuple[str, int]:
+        started.append(await Forwarder(GATEWAY, 0, target).start())
         return GATEWAY, started[-1].server.sockets[0].getsockname()[1]
 
     yield start
@@ -97,11 +98,15 @@ async def host_chips(hosts, hosts_cluster, forward, pg_url, courier):
     """chip on each host (ip netns exec chip-hN chip.py --address 10.77.0.N), sharing the cluster,
     reaching PostgreSQL and the Courier double through forwarders; killed by PID at teardown."""
     db = urlsplit(pg_url)
-    db_host, db_port = await forward(db.hostname or "127.0.0.1", db.port or 5432)
+    query = dict(parse_qsl(db.query))
+    socket_dir = query.pop("host", None)  # a Unix socket's folder: the embedded PostgreSQL's form
+    port = db.port or 5432
+    target = f"{socket_dir}/.s.PGSQL.{port}" if socket_dir else (db.hostname or "127.0.0.1", port)
+    db_host, db_port = await forward(target)
     credentials, at, _ = db.netloc.rpartition("@")
-    db_url = urlunsplit(db._replace(netloc=f"{credentials}{at}{db_host}:{db_port}"))
+    db_url = urlunsplit(db._replace(netloc=f"{credentials}{at}{db_host}:{db_port}", query=urlencode(query)))
     courier_url = urlsplit(courier.url)
-    courier_host, courier_port = await forward(courier_url.hostname, courier_url.port)
+    courier_host, courier_port = await forward((courier_url.hostname, courier_url.port))
     started = []
     try:
         for n in range(1, hosts.count + 1):
