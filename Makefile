@@ -3,6 +3,7 @@
 # make run:  start chip with the configuration in the environment (CHIP_*; see python chip.py --help).
 # make install-prod: .venv with the runtime requirements only (what make run uses; README "Deploying").
 # make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md).
+# make hosts-example: as root, three chip hosts in network namespaces sharing a Redis Cluster, one cut off (deploy/hosts).
 # make mutate: plant known bugs one at a time in a copy of the tree and print the tests' kill rate (TESTING.md).
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +14,7 @@ PROD_STAMP := $(VENV)/.installed-prod
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test run install-prod bench bench-quick mutate clean
+.PHONY: demo test run install-prod bench bench-quick mutate hosts-example clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,12 @@ bench-quick: $(BENCH_STAMP)
 # about 10 minutes, one mutant at a time; MUTATE_ARGS passes options (python -m tests.mutation --help)
 mutate: $(STAMP)
 	$(PY) -m tests.mutation $(MUTATE_ARGS)
+
+# about a minute, needs root: deploy/hosts/hosts.sh up makes namespaces chip-h1..3 (10.77.0.1-3) on
+# bridge chip-br0 (10.77.0.254); chip runs in each (ip netns exec chip-hN chip.py --address 10.77.0.N);
+# the test cuts chip-h2's link and hosts.sh down removes it all (skipped, saying why, without root)
+hosts-example: $(STAMP)
+	$(PY) -m pytest tests/deploy/test_hosts.py -rs $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -71,15 +71,16 @@ class SparePostgres:
 
 
 class ChipProcess:
-    """chip.py run as operators run it, in a process of its own on a free loopback port."""
+    """chip.py run as operators run it, in a process of its own on a free loopback port; or on
+    `address`, run through `wrapper` (e.g. `ip netns exec chip-h1`, which execs chip: the PID is chip's)."""
 
-    def __init__(self, *args, env=None):
+    def __init__(self, *args, env=None, address="127.0.0.1", wrapper=()):
         sock, self.port = bind_unused_port()
         sock.close()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.url = f"http://{address}:{self.port}"
+        self.ws_url = f"ws://{address}:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "chip.py"), "--address", "127.0.0.1", "--port", str(self.port), *args],
+            [*wrapper, sys.executable, str(ROOT / "chip.py"), "--address", address, "--port", str(self.port), *args],
             cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     async def ready(self, http, path="/ready", timeout=10.0):

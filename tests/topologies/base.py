@@ -76,8 +76,10 @@ class Server:
     """One redis-server process of a topology: its port, its folder (config, log, cluster state),
     the PID of its current process. `start()` may be called again after `kill()`: same port, same files."""
 
-    def __init__(self, binary: str, directory: Path, port: int, config: list[str], sentinel: bool = False):
+    def __init__(self, binary: str, directory: Path, port: int, config: list[str], sentinel: bool = False,
+                 host: str = HOST):
         self.binary = binary
+        self.host = host
         self.directory = directory
         self.port = port
         self.sentinel = sentinel
@@ -85,7 +87,9 @@ class Server:
         self.process = None
         directory.mkdir(parents=True)
         self.config = directory / ("sentinel.conf" if sentinel else "redis.conf")
-        lines = [f"port {port}", f"bind {HOST}", f'dir "{directory}"', 'logfile "server.log"', *config]
+        lines = [f"port {port}", f"bind {host}", f'dir "{directory}"', 'logfile "server.log"', *config]
+        if host != HOST:  # protected mode refuses every client not on loopback, and no password is set
+            lines.append("protected-mode no")
         self.config.write_text("\n".join(lines) + "\n")
 
     def __repr__(self):
@@ -101,7 +105,7 @@ class Server:
 
     @property
     def address(self) -> tuple[str, int]:
-        return HOST, self.port
+        return self.host, self.port
 
     def start(self, *args: str) -> int:
         """Start the process (`args` are extra command-line options) and return its PID."""
@@ -127,7 +131,7 @@ class Server:
             self.process.wait(10)
 
     def client(self, decode: bool = True) -> redis.Redis:
-        return redis.Redis(host=HOST, port=self.port, decode_responses=decode, socket_timeout=5,
+        return redis.Redis(host=self.host, port=self.port, decode_responses=decode, socket_timeout=5,
                            socket_connect_timeout=1)
 
     def role(self) -> list:
@@ -170,8 +174,8 @@ class Topology:
     def pids(self) -> list[int]:
         return [server.pid for server in self.servers if server.alive]
 
-    def _add(self, name: str, port: int, config: list[str], sentinel: bool = False) -> Server:
-        server = Server(self.binary, self.directory / name, port, config, sentinel)
+    def _add(self, name: str, port: int, config: list[str], sentinel: bool = False, host: str = HOST) -> Server:
+        server = Server(self.binary, self.directory / name, port, config, sentinel, host)
         self.servers.append(server)
         return server
 

@@ -10,18 +10,21 @@ SLOTS = 16384
 
 class Cluster(Topology):
     """A Redis Cluster: `primaries` primaries with `replicas` replicas each; the slots split evenly.
+    Its nodes listen on `host` and announce it: loopback by default, another local address for
+    clients in other network namespaces (tests/deploy/test_hosts.py).
 
     cluster-node-timeout is short so a killed primary's replica takes over within seconds."""
 
     def __init__(self, primaries: int = 3, replicas: int = 1, node_timeout_ms: int = 1500,
-                 timeout: float = START_TIMEOUT):
+                 timeout: float = START_TIMEOUT, host: str = HOST):
         super().__init__("chip-test-cluster-", timeout)
+        self.host = host
         self.primary_count = primaries
         config = ["cluster-enabled yes", "cluster-config-file nodes.conf", f"cluster-node-timeout {node_timeout_ms}",
                   # a replica takes over however long its link was down: the tests kill at will
                   "cluster-replica-validity-factor 0", *DATA_CONFIG]
         ports = self._ports(primaries * (1 + replicas), bus=True)
-        self.nodes = [self._add(f"node-{port}", port, config) for port in ports]
+        self.nodes = [self._add(f"node-{port}", port, config, host=host) for port in ports]
 
     @property
     def sharded_pubsub(self) -> bool:
@@ -30,12 +33,12 @@ class Cluster(Topology):
 
     @property
     def url(self) -> str:
-        """chip's form: valkey+cluster://127.0.0.1:p1,127.0.0.1:p2,.../ (every node, dead ones included)."""
-        return "valkey+cluster://" + ",".join(f"{HOST}:{node.port}" for node in self.nodes) + "/"
+        """chip's form: valkey+cluster://host:p1,127.0.0.1:p2,.../ (every node, dead ones included)."""
+        return "valkey+cluster://" + ",".join(f"{self.host}:{node.port}" for node in self.nodes) + "/"
 
     def client(self, **kwargs) -> redis.asyncio.cluster.RedisCluster:
         """A plain redis-py asyncio RedisCluster that starts from every node; the caller closes it."""
-        startup = [redis.asyncio.cluster.ClusterNode(HOST, node.port) for node in self.nodes]
+        startup = [redis.asyncio.cluster.ClusterNode(self.host, node.port) for node in self.nodes]
         return redis.asyncio.cluster.RedisCluster(startup_nodes=startup, **kwargs)
 
     def _start(self):
@@ -52,7 +55,7 @@ class Cluster(Topology):
                 client.execute_command("CLUSTER", "ADDSLOTS", *range(first, last))
         with self.nodes[0].client() as client:
             for node in self.nodes[1:]:
-                client.execute_command("CLUSTER", "MEET", HOST, node.port)
+                client.execute_command("CLUSTER", "MEET", self.host, node.port)
         self._wait("every cluster node knowing every other", lambda: all(
             self._view(node).keys() == {n.id for n in self.nodes} for node in self.nodes))
         for i, node in enumerate(replicas):
@@ -142,7 +145,7 @@ class Cluster(Topology):
             dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.id)
             src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", to.id)
             while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
-                src.execute_command("MIGRATE", HOST, to.port, "", 0, 5000, "KEYS", *keys)
+                src.execute_command("MIGRATE", self.host, to.port, "", 0, 5000, "KEYS", *keys)
         for node in (to, source, *others):  # the new owner first: it must not bounce clients back
             with node.client() as client:
                 client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", to.id)
