@@ -98,20 +98,10 @@ class Scripts:
             await self.redis.script_load(script.source)
 
     async def _pipeline(self, calls: list) -> list:
-        if isinstance(self.redis, aioredis.RedisCluster):
-            # redis-py's cluster pipeline refuses EVALSHA: one call after the other, in order
-            return [await self._one(*call) for call in calls]
         pipe = self.redis.pipeline(transaction=False)
         for script, keys, args in calls:
             _evalsha(pipe, script, keys, args)
         return await pipe.execute(raise_on_error=False)
-
-    async def _one(self, script: BatchedScript, keys, args):
-        """One call's answer, or its error (as a pipeline's execute(raise_on_error=False) gives it)."""
-        try:
-            return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
-        except (RedisError, OSError) as e:
-            return e
 
     async def stop(self):
         """Wait for the batches already sent (their callers are waiting for the answers)."""
