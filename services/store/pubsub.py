@@ -17,8 +17,9 @@ from redis.exceptions import ResponseError
 
 logger = logging.getLogger(__name__)
 
-# a cluster's sharded subscriptions sit on one connection per node, which redis-py reads in turn:
-# each gets this long, so a wake-up on the last of N idle nodes waits at most N times it
+# a cluster's sharded subscriptions sit on one connection per node, which redis-py reads in turn,
+# waiting on each: first a look at every node without waiting (what is there already is taken at
+# once, however busy the others), and only when all are silent a wait of this long on each
 CLUSTER_POLL = 0.05
 
 
@@ -67,7 +68,9 @@ class WakeChannels:
     async def next(self, timeout: float) -> Wake | None:
         """The next wake-up or confirmation, or None after `timeout` seconds (about) of silence."""
         if self.sharded and self._cluster:
-            message = await self._pubsub.get_sharded_message(timeout=CLUSTER_POLL)
+            message = await self._pubsub.get_sharded_message(timeout=0)
+            if message is None:
+                message = await self._pubsub.get_sharded_message(timeout=CLUSTER_POLL)
         else:
             message = await self._pubsub.get_message(timeout=timeout)
         if not message:
