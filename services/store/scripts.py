@@ -66,7 +66,8 @@ class Scripts:
     async def _pipeline(self, calls: list) -> list:
         pipe = self.redis.pipeline(transaction=False)
         for script, keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            # by name: redis-py blocks its evalsha() on a cluster pipeline, yet routes EVALSHA by key there
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         return await pipe.execute(raise_on_error=False)
 
     async def stop(self):
