@@ -2,7 +2,8 @@
 # make test: create .venv if missing, install requirements, run the test suite.
 # make run:  start chip with the configuration in the environment (CHIP_*; see python chip.py --help).
 # make install-prod: .venv with the runtime requirements only (what make run uses; README "Deploying").
-# make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md).
+# make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md);
+#   BENCH_ARGS="--topology cluster" (or sentinel) runs it on a Redis Cluster (Sentinel) the benchmark starts.
 # make hosts-example: as root, three chip hosts in network namespaces sharing a Redis Cluster, one cut off (deploy/hosts).
 # make mutate: plant known bugs one at a time in a copy of the tree and print the tests' kill rate (TESTING.md).
 PYTHON ?= python3

@@ -55,7 +55,7 @@ def ceiling(r: dict, one: dict, two: dict) -> list:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"Mode: {r['mode']}, {r['settings']['chats']:,} bound chats, {r['settings']['duration']:.0f} s per step, "
+    lines = [f"Mode: {r['mode']}, Redis topology {r.get('topology', 'single')}, {r['settings']['chats']:,} bound chats, {r['settings']['duration']:.0f} s per step, "
              f"{r['settings']['clients']} client processes, {r['machine']['cpus']} CPUs, Python "
              f"{r['machine']['python']}, run took {r['seconds']:.0f} s.", "",
              "### Targets", "", "| target | measured | met |", "|---|---|---|"]
@@ -63,8 +63,8 @@ def markdown(r: dict) -> str:
     lines += ["", "### Fixed loads (latency: POST sent -> chat_out received)", "",
               "| server | offered msg/s | sustained msg/s | p50 ms | p95 ms | p99 ms | max ms | late | lost | errors | "
               "Courier calls/msg | statuses to Courier | server CPU s/1k msgs | client CPU s/1k msgs | "
-              "stub CPU s/1k msgs | Redis CPU s/1k msgs | machine busy |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "stub CPU s/1k msgs | Redis CPU s/1k msgs | Redis ops/msg | machine busy |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in ("chip", "baseline"):
         for s in r[kind]["steps"] + [r[kind]["saturation"]]:
             offered = _f(s["offered_per_s"]) if s["offered_per_s"] else f"max ({s['in_flight']} in flight)"
@@ -74,7 +74,7 @@ def markdown(r: dict) -> str:
                 f"| {_f(s['courier_calls_per_msg'], 2)} | {s['statuses_to_courier']:,} "
                 f"| {_f(s['server_cpu_s_per_1000'], 3)} | {_f(s['client_cpu_s_per_1000'], 3)} "
                 f"| {_f(s.get('stub_cpu_s_per_1000'), 3)} | {_f(s.get('redis_cpu_s_per_1000'), 3)} "
-                f"| {s['machine_busy']:.0%} |")
+                f"| {_f(s.get('redis_ops_per_msg'), 1)} | {s['machine_busy']:.0%} |")
     one, two = r["chip"]["saturation"], r["chip_two_processes"]["saturation"]
     base = r["baseline"]["saturation"]
     lines += ["", "### Throughput (closed loop: a fixed number of messages between POST and chat_out)", "",

@@ -1,7 +1,8 @@
 """The benchmark run: chip and the baseline under the same load, from the same client code.
 
 Everything is on loopback: a bench database made and dropped here (CHIP_BENCH_DB names the
-PostgreSQL server), a Redis database flushed before and after (CHIP_BENCH_VALKEY, default DB 12),
+PostgreSQL server), Redis flushed before and after (--topology single: the database CHIP_BENCH_VALKEY
+names, default DB 12; cluster or sentinel: servers started here on free ports, see bench/stores.py),
 a Courier stub, the servers under test and the client workers, all started here and stopped by
 their PIDs when the run ends, however it ends. Every load step is bounded in rate and time.
 """
@@ -19,9 +20,9 @@ import time
 import urllib.request
 
 import psutil
-import redis
 
 from bench import client, profile, report
+from bench.stores import TOPOLOGIES, Store
 from demo.rows import Rows, create_database, drop_database
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ class Bench:
         self.procs: list[subprocess.Popen] = []
         self.workers: list = []            # (process, pipe)
         self.next_id = 1
-        self.store = redis.Redis.from_url(VALKEY)
+        self.store = None
         self.db_url = None
         self.channel_uuid = None
         self.chat_ids: list = []
@@ -95,7 +96,7 @@ class Bench:
             process = self.spawn(name, ["-m", "bench.baseline", str(port)])
         else:
             process = self.spawn(name, [
-                "chip.py", "--address", "127.0.0.1", "--port", str(port), "--db", self.db_url, "--valkey", VALKEY,
+                "chip.py", "--address", "127.0.0.1", "--port", str(port), "--db", self.db_url, "--valkey", self.store.url,
                 "--courier-url", self.stub_url, "--instance-id", name, "--log-level", self.opts.log_level,
                 *PER_IP_LIMITS_OFF])
         # chip listens before its stores have answered: /ready says when it serves (the baseline has only /)
@@ -129,7 +130,8 @@ class Bench:
         self.chat_ids = [f"bench{i:019d}" for i in range(max(self.opts.chats, *self.opts.idle))]
         rows.contacts(org_id, self.channel_uuid, self.chat_ids)
         rows.close()
-        self.store.flushdb()
+        self.store = Store(self.opts.topology, VALKEY)
+        self.store.flush()
         port = free_port()
         self.stub_url = f"http://127.0.0.1:{port}"
         self.wait_up(self.stub_url + "/stats", self.spawn("courier-stub", ["-m", "bench.stub", str(port)]))
@@ -150,8 +152,9 @@ class Bench:
             self.stop(process)
         if self.db_url:
             drop_database(ADMIN_DB, self.db_url)
-        self.store.flushdb()
-        self.store.close()
+        if self.store:
+            self.store.flush()
+            self.store.stop()
 
     # measuring
 
@@ -173,7 +176,7 @@ class Bench:
         """One load step against the servers on `ports`; figures for the report."""
         n, duration = len(self.workers), self.opts.duration
         urls = [f"http://127.0.0.1:{port}/wc/send/{self.channel_uuid}/" for port in ports]
-        servers_cpu, stub_cpu, redis_cpu = self._cpu(servers), self._cpu([self.stub]), self._redis_cpu()
+        servers_cpu, stub_cpu, (redis_cpu, redis_ops) = self._cpu(servers), self._cpu([self.stub]), self.store.counters()
         stub_before, machine = self.stub_stats(), psutil.cpu_times()
         first = self.next_id
         self.next_id += 10_000_000
@@ -187,7 +190,8 @@ class Bench:
         stub_after = self.stub_stats()
         busy = psutil.cpu_times()
         server_cpu = self._cpu(servers) - servers_cpu
-        stub_cpu, redis_cpu = self._cpu([self.stub]) - stub_cpu, self._redis_cpu() - redis_cpu
+        redis_after = self.store.counters()
+        stub_cpu, redis_cpu, redis_ops = self._cpu([self.stub]) - stub_cpu, redis_after[0] - redis_cpu, redis_after[1] - redis_ops
         latencies = sorted(x for r in results for x in r["latencies"])
         seconds = max(r["seconds"] for r in results)
         figures = {
@@ -205,8 +209,10 @@ class Bench:
             # the rest of the machine's work per message: Courier's stand-in, and the Redis server
             "stub_cpu_s_per_1000": stub_cpu / delivered * 1000 if delivered else None,
             "redis_cpu_s_per_1000": redis_cpu / delivered * 1000 if delivered else None,
+            # commands the Redis primaries processed per message (the benchmark's own left out)
+            "redis_ops_per_msg": redis_ops / delivered if delivered else None,
             "machine_busy": 1 - (busy.idle - machine.idle) / (sum(busy) - sum(machine)),
-            "left_in_outboxes": self.store.zcard("chip:outboxes"),
+            "left_in_outboxes": self.store.waiting(),
         }
         samples = [s for r in results for s in r["error_samples"]]
         if samples:
@@ -221,16 +227,11 @@ class Bench:
         """User and system CPU seconds the processes have used so far."""
         return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes)
 
-    def _redis_cpu(self) -> float:
-        """CPU seconds of the Redis server so far (the whole server: other databases' work too)."""
-        info = self.store.info("cpu")
-        return info["used_cpu_sys"] + info["used_cpu_user"]
-
     def _wait_backlog(self, limit: float = 60.0) -> float:
         """Wait (bounded) for chip's outboxes to empty, so a step's backlog does not spill into the
         next; the seconds it took. Messages still missing then are counted as lost."""
         started = time.monotonic()
-        while self.store.zcard("chip:outboxes") and time.monotonic() - started < limit:
+        while self.store.waiting() and time.monotonic() - started < limit:
             time.sleep(0.1)
         time.sleep(0.2)  # the last chat_out frames are on the wire
         return time.monotonic() - started
@@ -336,6 +337,9 @@ def main():
     parser.add_argument("--plot", help="PNG path for the latency plot (default: in --out)")
     parser.add_argument("--profile", metavar="RATE", help="sample chip with py-spy during the step at this "
                         "rate, or 'max' for the closed loop (adds its own load)")
+    parser.add_argument("--topology", choices=TOPOLOGIES, default="single",
+                        help="Redis chip runs against: single (CHIP_BENCH_VALKEY), or a cluster (3 primaries, "
+                        "a replica each) or Sentinel (primary, 2 replicas, 3 Sentinels) started here (default: single)")
     parser.add_argument("--parts", default="baseline,chip,idle",
                         help="which parts to run, comma-separated; the report needs all three (default)")
     opts = parser.parse_args()
@@ -358,7 +362,7 @@ def main():
 def run(opts, out: pathlib.Path) -> dict:
     """The parts of the run that opts.parts names; with all three, the report is written too."""
     bench = Bench(opts, out)
-    results = {"mode": "quick" if opts.quick else "full", "command": " ".join(sys.argv),
+    results = {"mode": "quick" if opts.quick else "full", "topology": opts.topology, "command": " ".join(sys.argv),
                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
                "settings": {k: v for k, v in vars(opts).items() if k not in ("out", "plot")}}
     parts = set(opts.parts.split(","))

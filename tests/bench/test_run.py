@@ -1,15 +1,18 @@
 """`make bench`, shrunk to seconds: both servers measured with every figure the report needs, the
-report and plot written, and every process and the bench database gone afterwards."""
+report and plot written, and every process and the bench database gone afterwards; and one chip-only
+run on a Redis Cluster the benchmark starts itself (--topology cluster)."""
 
 import types
 
 import psutil
 import psycopg2
+import pytest
 
 from bench import run as bench_run
+from tests.topologies import unsupported
 
 TINY = dict(quick=True, loads=[40], duration=1.0, chats=20, idle=[20], clients=1, in_flight=8,
-            log_level="warning", profile=None, plot=None, parts="baseline,chip,idle")
+            log_level="warning", profile=None, plot=None, parts="baseline,chip,idle", topology="single")
 
 
 def test_a_tiny_run_measures_both_servers_reports_and_leaves_nothing_behind(tmp_path, monkeypatch, test_db,
@@ -43,3 +46,23 @@ def test_a_tiny_run_measures_both_servers_reports_and_leaves_nothing_behind(tmp_
     with psycopg2.connect(test_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'chip_bench_%'")
         assert cur.fetchone() == (0,)
+
+
+@pytest.mark.skipif(unsupported() is not None, reason=unsupported() or "")
+def test_a_tiny_cluster_run_counts_redis_round_trips_and_cpu_on_the_primaries(tmp_path, monkeypatch, test_db):
+    """--topology cluster: the benchmark starts its own cluster, chip runs on it, and the figures
+    include the Redis commands and CPU per message summed over the primaries; nothing is left behind."""
+    monkeypatch.setattr(bench_run, "ADMIN_DB", test_db)
+    ours = psutil.Process()
+    before = set(ours.children(recursive=True))
+    opts = dict(TINY, parts="chip", topology="cluster")
+
+    results = bench_run.run(types.SimpleNamespace(out=str(tmp_path), **opts), tmp_path)
+
+    assert results["topology"] == "cluster"
+    for step in results["chip"]["steps"] + [results["chip"]["saturation"]]:
+        assert step["sent"] > 0 and step["delivered"] == step["sent"] and step["lost"] == 0, step
+        assert step["statuses_to_courier"] == step["delivered"]
+        # queue, push and ack each take at least one script on the chat's primary
+        assert step["redis_ops_per_msg"] >= 2 and step["redis_cpu_s_per_1000"] > 0, step
+    assert set(ours.children(recursive=True)) <= before  # the cluster's servers too

@@ -1,18 +1,8 @@
-"""Redis topologies the tests start from a real redis-server binary, all on loopback ports of their own:
+"""The Redis topologies the tests run on; they live in demo/topologies, which the benchmark uses too
+(bench/ does not import tests/)."""
 
-- `Cluster`: three primaries with a replica each (Redis Cluster), slots assigned with redis-py;
-- `Sentinel`: a primary with two replicas, watched by three Sentinels that monitor it as "chip".
-
-Each keeps its servers' files in a temporary folder, ends every process it started by PID in `stop()`
-(also when `start()` fails midway) and bounds every wait, raising `TopologyTimeout` with what it was
-waiting for. Starting, stopping and the failure operations block: an async test that keeps chip
-serving meanwhile calls them through `asyncio.to_thread`.
-"""
-
-from tests.topologies.base import (FAILOVER_TIMEOUT, START_TIMEOUT, Server, TopologyError, TopologyTimeout,
-                                   topology_binary, unsupported)
-from tests.topologies.cluster import Cluster
-from tests.topologies.sentinel import Sentinel
+from demo.topologies import (FAILOVER_TIMEOUT, START_TIMEOUT, Cluster, Sentinel, Server, TopologyError,
+                             TopologyTimeout, topology_binary, unsupported)
 
 __all__ = ["Cluster", "Sentinel", "Server", "TopologyError", "TopologyTimeout", "START_TIMEOUT", "FAILOVER_TIMEOUT",
            "topology_binary", "unsupported"]

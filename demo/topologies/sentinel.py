@@ -2,7 +2,7 @@
 
 import redis.asyncio.sentinel
 
-from tests.topologies.base import DATA_CONFIG, FAILOVER_TIMEOUT, HOST, START_TIMEOUT, Server, Topology
+from demo.topologies.base import DATA_CONFIG, FAILOVER_TIMEOUT, HOST, START_TIMEOUT, Server, Topology
 
 
 class Sentinel(Topology):

@@ -3,7 +3,7 @@
 import redis.asyncio.cluster
 from redis.crc import key_slot
 
-from tests.topologies.base import DATA_CONFIG, FAILOVER_TIMEOUT, HOST, START_TIMEOUT, Server, Topology, TopologyError
+from demo.topologies.base import DATA_CONFIG, FAILOVER_TIMEOUT, HOST, START_TIMEOUT, Server, Topology, TopologyError
 
 SLOTS = 16384
 
