@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import peewee
 from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.shortcuts import ThreadSafeDatabaseMetadata
 
 from models.schema import Columns
 
@@ -19,10 +20,16 @@ class DatabaseUnavailable(Exception):
 
 
 class BaseModel(peewee.Model):
-    """RapidPro owns these tables: chip maps the columns it uses and never creates or migrates."""
+    """RapidPro owns these tables: chip maps the columns it uses and never creates or migrates.
+
+    Which database a model queries is kept per thread (each Database's workers bind the models to
+    it): with one binding for the whole process, a second chip in it (the tests run several)
+    took the models over, and the first one's workers opened connections of the second's pool
+    that nothing gave back, until it had none left."""
 
     class Meta:
         legacy_table_names = False
+        model_metadata_class = ThreadSafeDatabaseMetadata
 
 
 class Database:
@@ -41,7 +48,8 @@ class Database:
             connect_timeout=connect_timeout, **params)
         self.db.bind(models)
         self.schema: Columns | None = None  # load_schema() reads it
-        self._workers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="db")
+        self._workers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="db",
+                                           initializer=self.db.bind, initargs=(models,))
 
     async def run(self, work, *args):
         """Run work(*args) on a worker thread in a transaction and return its result."""

@@ -8,6 +8,7 @@ any error, Delivery subscribes every held chat again and re-reads their outboxes
 truth, a wake-up only saves a read).
 """
 
+import asyncio
 import logging
 from typing import NamedTuple
 
@@ -35,6 +36,10 @@ class WakeChannels:
         self.sharded = False
         self._cluster = isinstance(redis, RedisCluster)
         self._pubsub = None
+        # one subscription change at a time: redis-py's PubSub opens its connection on first use,
+        # and two opened at once each made one, the first then left behind, subscribed and never
+        # read (its wake-ups were lost)
+        self._changing = asyncio.Lock()
 
     @property
     def publish(self) -> str:
@@ -56,14 +61,16 @@ class WakeChannels:
         return self._pubsub is not None and self._pubsub.subscribed
 
     async def subscribe(self, *channels: str):
-        if not channels:
-            if not self.sharded:
+        """Subscribe the channels; with none, only make sure the connection is open."""
+        async with self._changing:
+            if not self._cluster:  # a cluster's opens one per node as its subscriptions need
                 await self._pubsub.connect()
-            return
-        await (self._pubsub.ssubscribe if self.sharded else self._pubsub.subscribe)(*channels)
+            if channels:
+                await (self._pubsub.ssubscribe if self.sharded else self._pubsub.subscribe)(*channels)
 
     async def unsubscribe(self, *channels: str):
-        await (self._pubsub.sunsubscribe if self.sharded else self._pubsub.unsubscribe)(*channels)
+        async with self._changing:
+            await (self._pubsub.sunsubscribe if self.sharded else self._pubsub.unsubscribe)(*channels)
 
     async def next(self, timeout: float) -> Wake | None:
         """The next wake-up or confirmation, or None after `timeout` seconds (about) of silence."""
