@@ -99,6 +99,7 @@ class Services:
         await self.courier_client.close()
         # 2 s, like each of Delivery's steps: every bound hit still ends within the shipped 25 s stop timeouts
         await settle([self.redis.aclose()], 2.0, "closing Redis connections", "the process's exit closes them")
+        await self.lookups.stop()
         self.db.close()
 
 

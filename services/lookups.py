@@ -33,6 +33,10 @@ class Lookups:
         self._contacts = TTLCache(maxsize=size, ttl=CHAT_TTL)
         self._resumes = TurnBatch(self._read_urns)
 
+    async def stop(self, timeout: float = 2.0):
+        """Let the batched reads under way end (or cancel them) before the database closes."""
+        await self._resumes.wait(timeout)
+
     async def channel(self, channel_uuid: str):
         """The active CHP channel of an active org with this UUID, or None."""
         return await self._cached(self._channels, Channel.active_chp, channel_uuid)

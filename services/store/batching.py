@@ -53,5 +53,8 @@ class TurnBatch:
 
     async def wait(self, timeout: float):
         """Wait up to `timeout` seconds for the runs already started (their callers want the answers);
-        a run still going then is left to finish, or not, on its own."""
-        await settle(list(self._tasks), timeout, "batched calls", "their callers may get no answer")
+        a run still going then is cancelled, its callers' answers with it: left pending, it outlived
+        the event loop and died with an error at the process's exit."""
+        await settle(list(self._tasks), timeout, "batched calls", "their callers get no answer")
+        for task in list(self._tasks):
+            task.cancel()
