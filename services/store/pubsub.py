@@ -36,10 +36,10 @@ class WakeChannels:
         self.sharded = False
         self._cluster = isinstance(redis, RedisCluster)
         self._pubsub = None
-        # one subscription change at a time: redis-py's PubSub opens its connection on first use,
-        # and two opened at once each made one, the first then left behind, subscribed and never
-        # read (its wake-ups were lost)
-        self._changing = asyncio.Lock()
+        # one opening of the connection at a time: redis-py's PubSub opens it on first use, and
+        # subscriptions made at once each opened one, the first ones then left behind, subscribed
+        # and never read (their wake-ups were lost)
+        self._connecting = asyncio.Lock()
 
     @property
     def publish(self) -> str:
@@ -62,15 +62,15 @@ class WakeChannels:
 
     async def subscribe(self, *channels: str):
         """Subscribe the channels; with none, only make sure the connection is open."""
-        async with self._changing:
-            if not self._cluster:  # a cluster's opens one per node as its subscriptions need
+        if not self._cluster and (not channels or self._pubsub.connection is None):
+            # a cluster's opens one per node as its subscriptions need
+            async with self._connecting:
                 await self._pubsub.connect()
-            if channels:
-                await (self._pubsub.ssubscribe if self.sharded else self._pubsub.subscribe)(*channels)
+        if channels:
+            await (self._pubsub.ssubscribe if self.sharded else self._pubsub.subscribe)(*channels)
 
     async def unsubscribe(self, *channels: str):
-        async with self._changing:
-            await (self._pubsub.sunsubscribe if self.sharded else self._pubsub.unsubscribe)(*channels)
+        await (self._pubsub.sunsubscribe if self.sharded else self._pubsub.unsubscribe)(*channels)
 
     async def next(self, timeout: float) -> Wake | None:
         """The next wake-up or confirmation, or None after `timeout` seconds (about) of silence."""
