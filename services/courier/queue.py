@@ -86,7 +86,6 @@ return left
 """
 
 
-
 def encode_event(event: dict) -> bytes:
     """An event as stored in a chat's list: with the time it was queued, for --inbound-expiry."""
     return orjson.dumps({"t": time.time(), "e": event})
@@ -94,8 +93,8 @@ def encode_event(event: dict) -> bytes:
 
 class CourierQueue:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, locks: Locks, client: CourierClient,
-                 lookups: Lookups, metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50, retry: RetryPolicy = RetryPolicy(),
-                 answer_wait: float = 10.0):
+                 lookups: Lookups, metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50,
+                 retry: RetryPolicy = RetryPolicy(), answer_wait: float = 10.0):
         self.redis = redis
         self.client = client
         self.lookups = lookups
