@@ -122,7 +122,7 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
                         retry=retry)
     locks = Locks(scripts)
     courier_queue = CourierQueue(redis, scripts, locks, courier_client, lookups, metrics,
-                                 expiry=config.inbound_expiry, retry=retry)
+                                 expiry=config.inbound_expiry, status_expiry=config.status_expiry, retry=retry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, locks, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry,
                     interval=retry.sweep)

@@ -161,6 +161,9 @@ class Config:
     db_pool_size: int = setting(8, _positive(int), "PostgreSQL connections (and worker threads) per process")
     inbound_expiry: float = setting(86400.0, _positive(float), "seconds a visitor's event is kept for Courier "
                                     "while Courier fails, before it is given up")
+    status_expiry: float = setting(30.0, _positive(float), "seconds a msg_status (an ack's report) is retried while "
+                                   "Courier refuses it, before it is given up so that the visitor's later "
+                                   "messages go on")
     max_attempts: int = setting(10, _positive(int), "pushes of an unacknowledged message to one socket before "
                                 "waiting for the visitor's next visit")
     msg_expiry: float = setting(7 * 86400.0, _positive(float), "seconds an outgoing message may wait in an outbox "

@@ -49,9 +49,10 @@ class Metrics:
                                       "Courier requests not handled: failed (5xx, no answer), refused (a 400 "
                                       "that is retried) or rejected (a 4xx that is not)", ["outcome"], registry=r)
         self.courier_given_up = Counter("chip_courier_events_given_up",
-                                        "visitors' events never handed to Courier: rejected, expired (retried "
-                                        "for --inbound-expiry), too_large (over Courier's body limit alone) "
-                                        "or channel_gone", ["reason"], registry=r)
+                                        "events never handed to Courier: rejected, expired (retried "
+                                        "for --inbound-expiry), too_large (over Courier's body limit alone), "
+                                        "channel_gone, status_rejected (a msg_status Courier refused for good) "
+                                        "or status_expired (refused for --status-expiry)", ["reason"], registry=r)
         self._registry = None
         self._redis = None
 

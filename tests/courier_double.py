@@ -4,8 +4,10 @@ Courier's CHP handler does to the database), plus what tests need to watch and b
 It records every body received and every event handled. `fail_with` makes it answer with that
 status and Courier's error body naming `fail_error` (by default the 400 of a wrong secret), for
 `fail_times` requests and then as usual, or every request while `fail_times` is None; `delay`
-makes it slow, like a busy Courier. Like Courier, it reads no more than MAX_BODY bytes of a body,
-and its refusals always have Courier's own error body.
+makes it slow, like a busy Courier. `status_error` makes it refuse, with that error, the first
+msg_status of a request that names its message by `msg_id` only (as Courier does since it reads only
+`msg_uuid`), after writing the events before it. Like Courier, it reads no more than MAX_BODY bytes
+of a body, and its refusals always have Courier's own error body.
 """
 
 import asyncio
@@ -28,6 +30,7 @@ class CourierDouble(Courier):
         self.fail_error = "secret incorrect"
         self.fail_times = None
         self.delay = 0.0
+        self.status_error = None
 
     async def receive(self, channel_uuid: str, raw: bytes) -> tuple:
         self.requests.append(json.loads(raw or b"null"))
@@ -39,7 +42,20 @@ class CourierDouble(Courier):
             return self.fail_with, error_body(self.fail_error)
         if len(raw) > MAX_BODY:  # what Courier reads of it is cut off mid-JSON
             return 400, error_body("unable to parse request JSON: unexpected end of JSON input")
+        if self.status_error:
+            return await self._receive_by_uuid(channel_uuid, raw)
         return await super().receive(channel_uuid, raw)
+
+    async def _receive_by_uuid(self, channel_uuid: str, raw: bytes) -> tuple:
+        body = json.loads(raw)
+        events = body.get("events", [])
+        bad = next((i for i, e in enumerate(events)
+                    if e.get("type") == "msg_status" and "msg_uuid" not in e.get("status", {})), None)
+        if bad is None:
+            return await super().receive(channel_uuid, raw)
+        if bad:  # Courier writes the events before the one it fails on
+            await super().receive(channel_uuid, json.dumps({**body, "events": events[:bad]}).encode())
+        return 400, error_body(self.status_error)
 
     async def handled(self, channel_uuid: str, chat_id: str, events: list):
         self.events.extend((chat_id, event) for event in events)

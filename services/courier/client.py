@@ -33,11 +33,25 @@ PERMANENT_ERRORS = (
     "Field validation for",
 )
 
+# The errors of a 400 about a msg_status Courier cannot attach to a message: from v10.3.19 Courier
+# reads only msg_uuid, so a status by msg_id (a message sent before the upgrade) is refused for good
+# (earlier backends say "no id"). Courier stopped at that status: the events after it were not written.
+STATUS_ERRORS = (
+    "message status with no UUID or external id",
+    "message status with no id or external id",
+)
+
 
 class Outcome(enum.Enum):
-    OK = "ok"              # Courier handled the events
-    REJECTED = "rejected"  # Courier refused them for good: retrying cannot help
-    FAILED = "failed"      # 5xx, a timeout, no connection or Courier's own failure: try again later
+    OK = "ok"                            # Courier handled the events
+    REJECTED = "rejected"                # Courier refused them for good: retrying cannot help
+    STATUS_REJECTED = "status_rejected"  # Courier refused a msg_status for good, and wrote nothing after it
+    REFUSED = "refused"                  # a 400 that is Courier's own failure: try again later
+    FAILED = "failed"                    # 5xx, a timeout or no connection: try again later
+
+    @property
+    def retried(self) -> bool:
+        return self in (Outcome.REFUSED, Outcome.FAILED)
 
 
 def errors_of(answer: bytes) -> list[str]:
@@ -52,11 +66,16 @@ def errors_of(answer: bytes) -> list[str]:
     return [item["error"] for item in data if isinstance(item, dict) and isinstance(item.get("error"), str)]
 
 
-def is_permanent(status: int, answer: bytes) -> bool:
-    """Whether a 4xx answer means the same request can never succeed: only Courier's own 400s that
-    say so. Any other 4xx (a 404 from a wrong --courier-url, a proxy's 401, 403 or 413) is a setting
-    an operator can mend, so the events wait for it, until --inbound-expiry, instead of being lost."""
-    return status == 400 and any(marker in text for text in errors_of(answer) for marker in PERMANENT_ERRORS)
+def refusal(status: int, answer: bytes) -> Outcome:
+    """What a 4xx answer means. Only Courier's own 400s that say so are for good. Any other 4xx (a 404
+    from a wrong --courier-url, a proxy's 401, 403 or 413) is a setting an operator can mend, so the
+    events wait for it, until --inbound-expiry, instead of being lost."""
+    texts = errors_of(answer) if status == 400 else []
+    if any(marker in text for text in texts for marker in PERMANENT_ERRORS):
+        return Outcome.REJECTED
+    if any(marker in text for text in texts for marker in STATUS_ERRORS):
+        return Outcome.STATUS_REJECTED
+    return Outcome.REFUSED
 
 
 class CourierClient:
@@ -96,8 +115,8 @@ class CourierClient:
         return outcome
 
     async def _post(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> tuple[Outcome, str]:
-        """The outcome, and how it is counted in chip_courier_errors: `refused` is a 400 that is
-        retried, `failed` a 5xx or no answer."""
+        """The outcome, and how it is counted in chip_courier_errors: `rejected` a 4xx that is not
+        retried, `refused` a 400 that is, `failed` a 5xx or no answer."""
         try:
             async with self._session.post(self.receive_url(channel_uuid), data=self.body(chat_id, secret, events)) \
                     as response:
@@ -111,14 +130,15 @@ class CourierClient:
             return Outcome.OK, Outcome.OK.value
         text = answer.decode(errors="replace")
         # Courier's error body never echoes the secret, so it is safe to log a prefix of it
-        if 400 <= status < 500 and is_permanent(status, answer):
+        outcome = refusal(status, answer) if 400 <= status < 500 else Outcome.FAILED
+        if outcome in (Outcome.REJECTED, Outcome.STATUS_REJECTED):
             logger.error("courier rejected %d event(s) channel=%s chat=%s status=%d: %s",
                          len(events), channel_uuid, chat_id, status, text[:200])
-            return Outcome.REJECTED, Outcome.REJECTED.value
-        if 400 <= status < 500:
+            return outcome, Outcome.REJECTED.value
+        if outcome is Outcome.REFUSED:
             logger.warning("courier refused %d event(s) for now, will retry channel=%s chat=%s status=%d: %s",
                            len(events), channel_uuid, chat_id, status, text[:200])
-            return Outcome.FAILED, "refused"
+            return outcome, outcome.value
         logger.warning("courier failed channel=%s chat=%s status=%d: %s",
                        channel_uuid, chat_id, status, text[:200])
         return Outcome.FAILED, Outcome.FAILED.value

@@ -9,6 +9,10 @@ due loop of any chip process (this one after a restart, or another) picks them u
 A request stays within Courier's body limit, and ends with the first event that Courier must not
 get twice (anything but a msg_status): Courier writes the events before the one it fails on, then
 answers 400, and the whole request is posted again.
+
+A msg_status is chip's report, a msg_in the visitor's words: a status Courier refuses for good, or
+keeps refusing for longer than `status_expiry`, is given up and the visitor's events behind it are
+posted at once, in their order.
 """
 
 import asyncio
@@ -93,13 +97,14 @@ def encode_event(event: dict) -> bytes:
 
 class CourierQueue:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, locks: Locks, client: CourierClient,
-                 lookups: Lookups, metrics: Metrics, *, expiry: float = 86400.0, batch: int = 50,
-                 retry: RetryPolicy = RetryPolicy(), answer_wait: float = 10.0):
+                 lookups: Lookups, metrics: Metrics, *, expiry: float = 86400.0, status_expiry: float = 30.0,
+                 batch: int = 50, retry: RetryPolicy = RetryPolicy(), answer_wait: float = 10.0):
         self.redis = redis
         self.client = client
         self.lookups = lookups
         self.metrics = metrics
         self.expiry = expiry
+        self.status_expiry = status_expiry
         self.batch = batch
         self.retry = retry
         self.answer_wait = answer_wait
@@ -196,7 +201,7 @@ class CourierQueue:
                 outcome = await self._flush_locked(key, claimed)
                 claimed = None
                 first = first or outcome
-                if outcome is Outcome.FAILED or key not in self._dirty:
+                if outcome.retried or key not in self._dirty:
                     return first
         except (RedisError, OSError) as e:
             logger.warning("redis unavailable while posting to courier: %s", e)
@@ -235,19 +240,13 @@ class CourierQueue:
             if not raw:
                 handled, outcome = 0, Outcome.OK
             elif channel is None:
-                logger.error("dropping %d courier event(s) of a channel that is gone channel=%s chat=%s",
-                             len(raw), channel_uuid, chat_id)
-                self.metrics.courier_given_up.labels("channel_gone").inc(len(raw))
+                self._give_up(key, [orjson.loads(item)["e"] for item in raw], "channel_gone",
+                              "the channel is gone from the database")
                 handled, outcome = len(raw), Outcome.REJECTED
             else:
-                handled, events = self._next_request(key, raw, room)
-                outcome = Outcome.OK
-                if events:
-                    outcome = await self.client.post_events(channel_uuid, channel.secret, chat_id, events)
-                if outcome is Outcome.REJECTED:
-                    # every refusal Courier makes for good is of the whole request, never of one event
-                    self.metrics.courier_given_up.labels("rejected").inc(len(events))
-            if outcome is Outcome.FAILED:
+                handled, events, waited = self._next_request(key, raw, room)
+                outcome = await self._post(key, channel.secret, events, waited) if events else Outcome.OK
+            if outcome.retried:
                 await self._defer(key)
                 return outcome, True
             first = first or outcome
@@ -256,38 +255,60 @@ class CourierQueue:
                 return (first if left == 0 else Outcome.FAILED), False
             raw = None
 
+    async def _post(self, key: str, secret: str, events: list, waited: float) -> Outcome:
+        """Post one request. Its statuses give way to the visitor's event behind them when Courier
+        refuses one for good, or has refused the request for longer than `status_expiry` (`waited`:
+        how long its oldest status has waited): they are given up and that event is posted alone."""
+        channel_uuid, chat_id = keys.split_chat_key(key)
+        outcome = await self.client.post_events(channel_uuid, secret, chat_id, events)
+        if outcome is Outcome.STATUS_REJECTED or (outcome is Outcome.REFUSED and waited > self.status_expiry):
+            statuses = [e for e in events if e["type"] in REPEATABLE]
+            if statuses:
+                reason = "status_rejected" if outcome is Outcome.STATUS_REJECTED else "status_expired"
+                self._give_up(key, statuses, reason, "so that the visitor's events behind them go on")
+                events = events[len(statuses):]  # only a request's last event is not REPEATABLE
+                outcome = await self.client.post_events(channel_uuid, secret, chat_id, events) if events else Outcome.OK
+        if outcome in (Outcome.REJECTED, Outcome.STATUS_REJECTED):
+            # a refusal Courier makes for good is of the whole request (its secret, its chat id)
+            self._give_up(key, events, "rejected", "courier refused them for good")
+        return outcome
+
+    def _give_up(self, key: str, events: list, reason: str, why: str):
+        """Events that will never be posted: an error line, and chip_courier_events_given_up{reason}."""
+        kinds = ",".join(sorted({e.get("type", "?") for e in events}))
+        logger.error("giving up %d courier event(s) (%s) of chat %s, %s: %s", len(events), kinds, key, reason, why)
+        self.metrics.courier_given_up.labels(reason).inc(len(events))
+
     async def _commit_handled(self, key: str, lock: Lock, handled: int) -> int:
         return await self._commit(
             keys=[keys.courier_events(key), keys.courier_due_of(key), keys.courier_attempts(key), lock.key],
             args=[handled, key, lock.token, lock.ms],
         )
 
-    def _next_request(self, key: str, raw: list, room: int) -> tuple[int, list]:
-        """How many of the events read (`raw`, oldest first) the next request covers, and those of
-        them to post: as many as fit in `room` bytes, up to the first one that is not REPEATABLE.
-        Events older than the expiry, and one too large for any request, are given up, loudly."""
-        now, events, used = time.time(), [], 0
+    def _next_request(self, key: str, raw: list, room: int) -> tuple[int, list, float]:
+        """How many of the events read (`raw`, oldest first) the next request covers, those of them
+        to post (as many as fit in `room` bytes, up to the first one that is not REPEATABLE), and how
+        long the oldest REPEATABLE among them has waited. Events older than the expiry, and one too
+        large for any request, are given up, loudly."""
+        now, events, used, waited = time.time(), [], 0, 0.0
         for count, item in enumerate(raw, 1):
             stored = orjson.loads(item)
             event = stored["e"]
             size = len(orjson.dumps(event))
             if now - stored["t"] > self.expiry:
-                logger.error("giving up a %s event for chat %s after %.0f s: courier never took it",
-                             event.get("type"), key, now - stored["t"])
-                self.metrics.courier_given_up.labels("expired").inc()
+                self._give_up(key, [event], "expired", f"courier never took it in {now - stored['t']:.0f} s")
                 continue
             if size > room:
-                logger.error("giving up a %s event for chat %s: %d bytes, more than courier reads of a request",
-                             event.get("type"), key, size)
-                self.metrics.courier_given_up.labels("too_large").inc()
+                self._give_up(key, [event], "too_large", f"{size} bytes, more than courier reads of a request")
                 continue
             used += size + (1 if events else 0)  # and the comma between two events
             if used > room:
-                return count - 1, events
+                return count - 1, events, waited
             events.append(event)
             if event.get("type") not in REPEATABLE:
-                return count, events
-        return len(raw), events
+                return count, events, waited
+            waited = max(waited, now - stored["t"])
+        return len(raw), events, waited
 
     async def _defer(self, key: str):
         attempts = await self.redis.incr(keys.courier_attempts(key))

@@ -214,7 +214,7 @@ async def test_a_400_that_never_clears_is_given_up_after_the_inbound_expiry(boun
         await visitor.send({"type": "send_msg", "text": "too late"})
         assert await wait_until(lambda: given_up(server, "expired") == 1, timeout=8)
     assert len(courier.requests) > 3  # it was retried meanwhile
-    assert "giving up a msg_in event for chat" in caplog.text
+    assert "giving up 1 courier event(s) (msg_in) of chat" in caplog.text
     # counted as it is given up, dropped from the list by the commit that follows
     events = keys.courier_events(keys.chat_key(channel["uuid"], visitor.chat_id))
     assert await wait_until(lambda: store.llen(events) == 0)
