@@ -19,13 +19,6 @@ logger = logging.getLogger(__name__)
 
 # Count one new chat in the client's current window; the window starts with its first chat, so
 # the key expires with it. Returns [count so far, seconds left in the window].
-COUNT_NEW_CHAT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return {count, redis.call('TTL', KEYS[1])}
-"""
-
-
 def _address(text: str):
     try:
         return ipaddress.ip_address(text.strip())
@@ -104,7 +97,7 @@ class Limits:
         self.max_outbox = config.max_outbox
         self._sockets = PerClient(config.max_sockets_per_ip)
         self._connections = PerClient(config.max_connections_per_ip)
-        self._count_new_chat = scripts.register(COUNT_NEW_CHAT)
+        self._count_new_chat = scripts.load("limits_new_chat")
 
     def check_origin(self, origin: str | None):
         """Raise Forbidden unless the page's origin is allowed. Without a configured list any origin
@@ -177,8 +170,8 @@ class Limits:
     async def count_new_chat(self, channel_uuid: str, client_ip: str):
         """Count a new chat for the client on the channel, in Redis so that every process shares the
         count; RateLimited past --new-chats-per-ip in the window."""
-        count, left = await self._count_new_chat(keys=[keys.new_chats(channel_uuid, client_key(client_ip))],
-                                                 args=[self.new_chats_window])
+        count, left = await self._count_new_chat(counter=keys.new_chats(channel_uuid, client_key(client_ip)),
+                                                 window=self.new_chats_window)
         if count > self.new_chats_per_ip:
             logger.info("new chat refused channel=%s ip=%s: %d in the window", channel_uuid, client_ip, count)
             raise RateLimited(f"more than {self.new_chats_per_ip} new chats from this address in "

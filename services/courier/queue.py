@@ -27,68 +27,19 @@ from tornado.ioloop import PeriodicCallback
 from services import events
 from services.backoff import RetryPolicy
 from services.courier.client import MAX_BODY, CourierClient, Outcome
-from services.delivery.outbox import REMOVE_ENTRY, Outbox
 from services.lookups import Lookups
 from services.metrics import Metrics
 from services.shutdown import settle
 from services.store import keys
 from services.store.client import redis_errors
 from services.store.indexes import sweep
-from services.store.lock import LOCK, Lock, Locks
+from services.store.lock import Lock, Locks
 from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 
 # the only event that Courier may be given twice without harm: it sets a status again
 REPEATABLE = frozenset({"msg_status"})
-
-# Append an event and make sure the chat is on the due set (without moving a backoff forward).
-# Returns the chat's failed attempts in a row (nil when it is not backing off).
-PUSH = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[3])
-return redis.call('GET', KEYS[3])
-"""
-
-# Take a chat's lock (key, token, ms) and read its first N events in one round trip; nil if another
-# flusher holds it. A part of TAKE and of ACK.
-TAKE_LOCK = LOCK + """
-local function take(lock, events, token, ms, n)
-  if not take_lock(lock, token, ms) then return nil end
-  return redis.call('LRANGE', events, 0, tonumber(n) - 1)
-end
-"""
-
-TAKE = TAKE_LOCK + "return take(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])\n"
-
-# A message leaves its outbox (KEYS[1..3]) and its status is queued for Courier in the same step;
-# nil when the outbox had no such entry. Given a lock (KEYS[6], token, ms, N), also takes the chat's
-# lock and returns its first N events, saving the poster a round trip; 1 when the lock is not taken.
-ACK = REMOVE_ENTRY + TAKE_LOCK + """
-if not remove_entry(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]) then return false end
-redis.call('RPUSH', KEYS[4], ARGV[3])
-redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[2])
-return KEYS[6] and take(KEYS[6], KEYS[4], ARGV[5], ARGV[6], ARGV[7]) or 1
-"""
-
-# Drop the first N events once they are handled, if this flusher still holds the lock; let the
-# lock go when none are left (saving a round trip), else renew it for the next post, so a long
-# drain never lets another process post the same events. Returns how many events are left
-# (-1: the lock was lost, nothing was dropped).
-COMMIT = LOCK + """
-if not holds_lock(KEYS[4], ARGV[3]) then return -1 end
-redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
-redis.call('DEL', KEYS[3])
-local left = redis.call('LLEN', KEYS[1])
-if left == 0 then
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  redis.call('DEL', KEYS[4])
-else
-  redis.call('PEXPIRE', KEYS[4], ARGV[4])
-end
-return left
-"""
-
 
 def encode_event(event: dict) -> bytes:
     """An event as stored in a chat's list: with the time it was queued, for --inbound-expiry."""
@@ -111,10 +62,10 @@ class CourierQueue:
         # a crashed flusher's lock expires, and its chats fall due, a little after its post would
         # have timed out (--courier-timeout, itself longer than Courier's own limit)
         self.grace = client.timeout + 5.0
-        self._push = scripts.register(PUSH)
-        self._take = scripts.register(TAKE)
-        self._commit = scripts.register(COMMIT)
-        self._ack = scripts.register(ACK)
+        self._push = scripts.load("courier_push")
+        self._take = scripts.load("courier_take")
+        self._commit = scripts.load("courier_commit")
+        self._ack = scripts.load("courier_ack")
         self.locks = locks
         self._flushing: dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
@@ -130,8 +81,8 @@ class CourierQueue:
     async def push(self, key: str, event: dict) -> bool:
         """Queue an event durably; True if the chat is backing off (Courier failed it lately)."""
         attempts = await self._push.replicated(
-            keys=[keys.courier_events(key), keys.courier_due_of(key), keys.courier_attempts(key)],
-            args=[encode_event(event), self.due_score, key],
+            events=keys.courier_events(key), due=keys.courier_due_of(key), attempts=keys.courier_attempts(key),
+            event=encode_event(event), score=self.due_score, chat=key,
         )
         return attempts is not None
 
@@ -142,15 +93,16 @@ class CourierQueue:
         unknown). With `post`, the chat's events are posted next, the lock taken in that same step
         when this process is not posting them already."""
         lock = self.lock(key) if post else None
-        done = await self._ack(
-            keys=Outbox.entry_keys(key) + [keys.courier_events(key), keys.courier_due_of(key)] + ([lock.key] if lock else []),
-            args=[msg_key, key, encode_event(events.courier_msg_status(msg_key, status)), self.due_score]
-            + ([lock.token, lock.ms, self.batch] if lock else []),
+        removed, *taken = await self._ack(
+            order=keys.outbox_order(key), frames=keys.outbox_frames(key), outboxes=keys.outboxes_of(key),
+            events=keys.courier_events(key), due=keys.courier_due_of(key), lock=keys.courier_lock(key),
+            msg_key=msg_key, chat=key, status=encode_event(events.courier_msg_status(msg_key, status)),
+            score=self.due_score, token=lock.token if lock else "", ms=lock.ms if lock else 0, n=self.batch,
         )
-        if done is None:
+        if not removed:
             return False
         if post:
-            self.kick(key, lock, done if isinstance(done, list) else None)
+            self.kick(key, lock, taken or None)
         return True
 
     async def send(self, key: str, event: dict):
@@ -214,7 +166,8 @@ class CourierQueue:
             lock, raw = claimed
         else:
             lock = self._claim(key)
-            raw = await self._take(keys=[lock.key, keys.courier_events(key)], args=[lock.token, lock.ms, self.batch])
+            raw = await self._take(lock=lock.key, events=keys.courier_events(key), token=lock.token, ms=lock.ms,
+                                   n=self.batch)
         if raw is None:
             # another process is posting this chat's events; look again shortly in case it just ended
             asyncio.get_running_loop().call_later(self.retry.tick / 2, self._kick_if_due, key)
@@ -280,10 +233,9 @@ class CourierQueue:
         self.metrics.courier_given_up.labels(reason).inc(len(events))
 
     async def _commit_handled(self, key: str, lock: Lock, handled: int) -> int:
-        return await self._commit(
-            keys=[keys.courier_events(key), keys.courier_due_of(key), keys.courier_attempts(key), lock.key],
-            args=[handled, key, lock.token, lock.ms],
-        )
+        return await self._commit(events=keys.courier_events(key), due=keys.courier_due_of(key),
+                                  attempts=keys.courier_attempts(key), lock=lock.key, handled=handled, chat=key,
+                                  token=lock.token, ms=lock.ms)
 
     def _next_request(self, key: str, raw: list, room: int) -> tuple[int, list, float]:
         """How many of the events read (`raw`, oldest first) the next request covers, those of them

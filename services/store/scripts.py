@@ -1,5 +1,11 @@
-"""Lua scripts run in batches: every script call made during one turn of the event loop goes to
-Redis in one pipeline (one write, one read for all of them) instead of a round trip each.
+"""Lua scripts, each a file in services/store/lua/, run in batches: every script call made during
+one turn of the event loop goes to Redis in one pipeline (one write, one read for all of them)
+instead of a round trip each.
+
+A script's header names its keys and arguments (`-- KEYS: a b`, `-- ARGV: c d`) and what it
+returns; `-- include: name` puts lua/lib/<name>.lua before it, once. The loader binds each name to
+a local, so the script and its Python callers use the same names and nobody counts positions:
+`await script(a=..., b=..., c=..., d=...)`.
 
 Under load, one turn of the loop handles many requests and frames, and each wants a script (queue,
 ack, Courier's lock); redis-py would send each on its own. Each call is still its own atomic
@@ -9,6 +15,8 @@ script, and the calls of one turn run in the order they were made (services/stor
 import asyncio
 import hashlib
 import logging
+import pathlib
+import re
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
@@ -18,23 +26,72 @@ from services.store.replication import REPLICA_WAIT, replicated
 
 logger = logging.getLogger(__name__)
 
+LUA = pathlib.Path(__file__).parent / "lua"
+_HEADER = re.compile(r"^-- (KEYS|ARGV|include): *(.*)$", re.M)
+
+
+class LuaFile:
+    """A script file as Redis runs it: its includes, then locals named after its keys and arguments,
+    then its body."""
+
+    def __init__(self, name: str, folder: pathlib.Path = LUA):
+        self.name = name
+        text = (folder / f"{name}.lua").read_text()
+        header = {kind: value.split() for kind, value in _HEADER.findall(text)}
+        self.keys: tuple[str, ...] = tuple(header.get("KEYS", ()))
+        self.args: tuple[str, ...] = tuple(header.get("ARGV", ()))
+        parts = [(folder / "lib" / f"{lib}.lua").read_text() for lib in _includes(header.get("include", []), folder)]
+        parts += [_bind(self.keys, "KEYS"), _bind(self.args, "ARGV"), text]
+        self.source = "\n".join(part for part in parts if part)
+
+
+def _includes(names: list, folder: pathlib.Path, seen: list = None) -> list:
+    """The library files to put before a script, each after those it includes itself, and once."""
+    seen = [] if seen is None else seen
+    for name in names:
+        if name not in seen:
+            nested = _HEADER.findall((folder / "lib" / f"{name}.lua").read_text())
+            _includes([n for kind, value in nested if kind == "include" for n in value.split()], folder, seen)
+            seen.append(name)
+    return seen
+
+
+def _bind(names: tuple, table: str) -> str:
+    if not names:
+        return ""
+    return f"local {', '.join(names)} = {', '.join(f'{table}[{i}]' for i in range(1, len(names) + 1))}"
+
 
 class BatchedScript:
-    """A registered script: `await script(keys=[...], args=[...])`, as with redis-py's own."""
+    """A registered script: `await script(name=value, ...)` with the names its file declares, or
+    `await script(keys=[...], args=[...])` for one registered from source."""
 
-    __slots__ = ("scripts", "source", "sha")
+    __slots__ = ("scripts", "source", "sha", "key_names", "arg_names")
 
-    def __init__(self, scripts: "Scripts", source: str):
+    def __init__(self, scripts: "Scripts", source: str, key_names: tuple = (), arg_names: tuple = ()):
         self.scripts = scripts
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.key_names = key_names
+        self.arg_names = arg_names
 
-    def __call__(self, keys=(), args=()) -> asyncio.Future:
+    def __call__(self, keys=(), args=(), **named) -> asyncio.Future:
+        if named:
+            keys, args = self.bind(named)
         return self.scripts.call(self, keys, args)
 
-    async def replicated(self, keys=(), args=()):
+    async def replicated(self, **named):
         """The call, answered only once --valkey-min-replicas replicas have its writes."""
-        return await self.scripts.call_replicated(self, keys, args)
+        return await self.scripts.call_replicated(self, *self.bind(named))
+
+    def bind(self, named: dict) -> tuple[list, list]:
+        """The keys and arguments in the order the script's header names them; KeyError names one
+        missing, TypeError one the header does not know."""
+        if len(named) != len(self.key_names) + len(self.arg_names):
+            unknown = set(named) - set(self.key_names) - set(self.arg_names)
+            if unknown:
+                raise TypeError(f"the script takes no {', '.join(sorted(unknown))}")
+        return [named[n] for n in self.key_names], [named[n] for n in self.arg_names]
 
 
 def _evalsha(pipe, script: BatchedScript, keys, args):
@@ -52,6 +109,13 @@ class Scripts:
 
     def register(self, source: str) -> BatchedScript:
         script = BatchedScript(self, source)
+        self._registered.append(script)
+        return script
+
+    def load(self, name: str) -> BatchedScript:
+        """The script in lua/<name>.lua, called by the names its header gives."""
+        lua = LuaFile(name)
+        script = BatchedScript(self, lua.source, lua.keys, lua.args)
         self._registered.append(script)
         return script
 

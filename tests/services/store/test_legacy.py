@@ -6,12 +6,14 @@ import time
 import orjson
 
 from services.store import keys
-from services.store.legacy import old_keys
+from services.store.legacy import move_keys
 
 
 def queue_old_layout(store, chat: str, frames: list[tuple[str, dict]], events: list[dict], email: str):
     """What the release before the sharded layout left in Redis for a chat (its Lua scripts' steps)."""
-    order, frame_hash, email_key, event_list, _lock, outboxes, due, _attempts = old_keys(chat)
+    old = move_keys(chat)
+    order, frame_hash, email_key, event_list = old["order"], old["frames"], old["email"], old["events"]
+    outboxes, due = old["outboxes"], old["due"]
     now = time.time()
     for msg_key, out in frames:
         store.hset(frame_hash, msg_key, orjson.dumps({"type": "chat_out", "msg_out": out}))
@@ -30,13 +32,14 @@ async def test_an_upgrade_delivers_what_the_earlier_layout_queued(store, start_c
     chat = keys.chat_key(channel["uuid"], chat_id)
     out = [(str(i), {"id": i, "text": f"old {i}", "type": "text", "origin": "flow",
                      "time": "2026-11-29T10:00:0%dZ" % i}) for i in (3, 1, 2)]
-    queue_old_layout(store, chat, out, [{"type": "msg_in", "msg": {"text": "queued before the upgrade"}}],
+    texts = [f"queued before the upgrade {i}" for i in range(3)]
+    queue_old_layout(store, chat, out, [{"type": "msg_in", "msg": {"text": text}} for text in texts],
                      "visitor@example.com")
 
     server = await start_chip()
-    # Courier gets the visitor's message the old release had not posted yet
-    await courier.wait_for(lambda: courier.of_type("msg_in", chat_id))
-    assert courier.of_type("msg_in", chat_id)[0]["msg"]["text"] == "queued before the upgrade"
+    # Courier gets the visitor's messages the old release had not posted yet, in their order
+    await courier.wait_for(lambda: len(courier.of_type("msg_in", chat_id)) == 3)
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", chat_id)] == texts
     # the visitor gets the waiting messages, in the order they were queued
     visitor = await connect(server, channel["uuid"])
     assert (await visitor.start(chat_id))["type"] == "chat_resumed"
@@ -45,4 +48,4 @@ async def test_an_upgrade_delivers_what_the_earlier_layout_queued(store, start_c
     assert store.get(keys.visitor_email(chat)) == b"visitor@example.com"
     assert 0 < store.ttl(keys.visitor_email(chat)) <= 3600
     # and nothing is left under the old keys
-    assert [k for k in old_keys(chat) if store.exists(k)] == []
+    assert [k for n, k in move_keys(chat).items() if not n.startswith("n_") and store.exists(k)] == []
