@@ -27,7 +27,7 @@ from services.chats import Chats
 from services.config import Config, safe_url
 from services.courier.client import CourierClient
 from services.courier.queue import CourierQueue
-from services.delivery.expiry import Expiry
+from services.expiry import Expiry
 from services.delivery.outbox import Outbox
 from services.delivery.push import Delivery
 from services.delivery.sessions import Registry
@@ -91,8 +91,8 @@ class Services:
     async def stop(self):
         """Let Courier calls finish, stop the loops, close Redis and the database (Server.stop has
         closed the sockets and answered the requests in flight before)."""
-        self.expiry.stop()
-        self.legacy.stop()
+        await self.expiry.stop()
+        await self.legacy.stop()
         await self.courier_queue.stop(SHUTDOWN_GRACE)
         await self.delivery.stop()
         await self.scripts.stop()

@@ -14,7 +14,7 @@ from models import ContactURN, Database, Msg
 from services import events
 from services.courier.client import Outcome
 from services.courier.queue import CourierQueue
-from services.delivery.outbox import Outbox
+from services.delivery.outbox import Outbox, visitor_email
 from services.delivery.push import Delivery
 from services.delivery.sessions import Session
 from services.errors import ChatNotStarted, Forbidden, InvalidCommand, Unavailable
@@ -31,18 +31,6 @@ CHAT_ID_ALPHABET = string.ascii_letters + string.digits
 
 def new_chat_id() -> str:
     return "".join(secrets.choice(CHAT_ID_ALPHABET) for _ in range(24))
-
-
-async def visitor_email(outbox: Outbox, lookups: Lookups, channel, chat_id: str, urn=None) -> str | None:
-    """The visitor's email: kept in Redis by set_email; else their URN's display, where the Go server
-    kept it (Courier clears it when the visitor writes again). `urn`: the chat's URN if the caller
-    has just read it, so that it is not read again."""
-    email = await outbox.visitor_email(keys.chat_key(channel.uuid, chat_id))
-    if email:
-        return email
-    if urn is None:
-        urn = await lookups.urn(channel.org_id, chat_id)
-    return urn.display if urn else None
 
 
 class Chats:

@@ -15,12 +15,14 @@ from urllib.parse import urlsplit
 
 import dotenv
 
-from services.courier.client import COURIER_TIMEOUT
 from services.store.url import parse_store_url
 
 VERSION = "1.0.0"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# Courier allows itself this long per request (its handler's context and chi's Timeout middleware)
+COURIER_TIMEOUT = 30.0
 
 
 class ConfigError(ValueError):

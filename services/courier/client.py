@@ -20,9 +20,6 @@ logger = logging.getLogger(__name__)
 # off and the JSON fails to parse, so a larger batch could never succeed
 MAX_BODY = 1024 * 1024
 
-# Courier allows itself this long per request (its handler's context and chi's Timeout middleware)
-COURIER_TIMEOUT = 30.0
-
 # The errors of a 400 that the same request would get again (Courier's chip handler and its JSON
 # decoding): the events are dropped. Any other 400 is Courier failing, and is retried.
 PERMANENT_ERRORS = (

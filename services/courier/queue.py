@@ -22,13 +22,13 @@ import time
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from tornado.ioloop import PeriodicCallback
 
 from services import events
 from services.backoff import RetryPolicy
 from services.courier.client import MAX_BODY, CourierClient, Outcome
 from services.lookups import Lookups
 from services.metrics import Metrics
+from services.periodic import Periodic
 from services.shutdown import settle
 from services.store import keys
 from services.store.client import redis_errors
@@ -69,8 +69,7 @@ class CourierQueue:
         self.locks = locks
         self._flushing: dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
-        self._loop = None
-        self._tick_task = None
+        self._due = Periodic(self._run_due, self.retry.tick, jitter=0.1, name="the courier due loop")
 
     @property
     def due_score(self) -> float:
@@ -275,12 +274,7 @@ class CourierQueue:
     # the due loop
 
     def start(self):
-        self._loop = PeriodicCallback(self._tick, self.retry.tick * 1000, jitter=0.1)
-        self._loop.start()
-
-    def _tick(self):
-        if self._tick_task is None or self._tick_task.done():
-            self._tick_task = asyncio.get_running_loop().create_task(self._run_due())
+        self._due.start()
 
     async def _run_due(self):
         try:
@@ -295,7 +289,6 @@ class CourierQueue:
         """Stop the due loop and give in-flight posts up to `timeout` seconds to finish. A post still
         running then is given up: its events stay queued in Redis, and once its lock expires any
         chip process posts them (Courier may then get some twice)."""
-        if self._loop is not None:
-            self._loop.stop()
-        pending = [t for t in list(self._flushing.values()) + [self._tick_task] if t and not t.done()]
+        await self._due.stop(timeout)
+        pending = [t for t in self._flushing.values() if not t.done()]
         await settle(pending, timeout, "Courier posts", "their events stay queued in Redis for the next poster")

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.errors import TooLarge
+from services.lookups import Lookups
 from services.store import keys
 from services.store.client import redis_errors
 from services.store.pubsub import WakeChannels
@@ -72,3 +73,15 @@ class Outbox:
             logger.warning("redis unavailable while reading an email: %s", e)
             return None
         return email.decode() if email is not None else None
+
+
+async def visitor_email(outbox: Outbox, lookups: Lookups, channel, chat_id: str, urn=None) -> str | None:
+    """The visitor's email: kept in Redis by set_email; else their URN's display, where the Go server
+    kept it (Courier clears it when the visitor writes again). `urn`: the chat's URN if the caller
+    has just read it, so that it is not read again."""
+    email = await outbox.visitor_email(keys.chat_key(channel.uuid, chat_id))
+    if email:
+        return email
+    if urn is None:
+        urn = await lookups.urn(channel.org_id, chat_id)
+    return urn.display if urn else None

@@ -13,7 +13,6 @@ import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from tornado.ioloop import PeriodicCallback
 
 from services.backoff import RetryPolicy
 from services.delivery.outbox import Outbox
@@ -21,6 +20,7 @@ from services.delivery.sessions import Pushed, Registry, Session, Stall
 from services.errors import Unavailable
 from services.events import queued_at
 from services.metrics import Metrics
+from services.periodic import Periodic
 from services.shutdown import settle
 from services.store import keys
 from services.store.pubsub import WakeChannels
@@ -46,7 +46,7 @@ class Delivery:
         self.wakes = wakes
         self._listener = None
         self._stopping = False
-        self._retry = None
+        self._retry = Periodic(self._retry_due, retry.tick, name="the re-push loop")
         self._pumping: dict[str, bool] = {}  # chat key -> another pump was asked for meanwhile
         self._deep: set[str] = set()  # chats whose outbox holds more than one window
         self._tasks: set[asyncio.Task] = set()
@@ -54,7 +54,6 @@ class Delivery:
     async def start(self):
         await self.wakes.start()
         self._listener = asyncio.get_running_loop().create_task(self._listen())
-        self._retry = PeriodicCallback(self._retry_due, self.retry.tick * 1000)
         self._retry.start()
 
     @property
@@ -73,8 +72,7 @@ class Delivery:
         the write completes, and a listener relying on the cancellation alone then ran for ever,
         hanging this stop (and chip's SIGTERM)."""
         self._stopping = True
-        if self._retry is not None:
-            self._retry.stop()
+        await self._retry.stop(timeout)
         if self._listener is not None:
             self._listener.cancel()
             await settle([self._listener], timeout, "the wake listener",

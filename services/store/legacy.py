@@ -19,8 +19,8 @@ import time
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
-from tornado.ioloop import PeriodicCallback
 
+from services.periodic import Periodic
 from services.store import keys
 from services.store.scripts import Scripts
 
@@ -48,7 +48,7 @@ class LegacyKeys:
         self.redis = redis
         self.interval = interval
         self._move = scripts.load("legacy_move_chat")
-        self._loop = None
+        self._loop = Periodic(self.move_pending, interval, name="the upgrade pass")
 
     async def move_all(self, now: float) -> int:
         """Move every chat the old layout holds, their scripts batched into one pipeline; how many moved."""
@@ -65,7 +65,6 @@ class LegacyKeys:
 
     def start(self):
         """Look again every `interval` seconds: an old process may still be queueing."""
-        self._loop = PeriodicCallback(self.move_pending, self.interval * 1000)
         self._loop.start()
 
     async def move_pending(self):
@@ -75,6 +74,5 @@ class LegacyKeys:
         except (RedisError, OSError) as e:
             logger.warning("earlier key layout not read: %s", e)
 
-    def stop(self):
-        if self._loop is not None:
-            self._loop.stop()
+    async def stop(self, timeout: float = 2.0):
+        await self._loop.stop(timeout)

@@ -17,7 +17,7 @@ DELIVERY = ("tests/services/delivery/test_push.py", "tests/services/delivery/tes
             "tests/faults/test_outgoing.py")
 COURIER = ("tests/services/courier/test_queue.py", "tests/services/courier/test_queue_lock.py",
            "tests/handlers/test_send.py")
-EXPIRY = ("tests/services/delivery/test_expiry.py", "tests/faults/test_outgoing.py")
+EXPIRY = ("tests/services/test_expiry.py", "tests/faults/test_outgoing.py")
 LIMITS = ("tests/services/test_limits.py", "tests/handlers/test_limits.py")
 HISTORY = ("tests/models/", "tests/handlers/test_socket.py")
 SEND = ("tests/handlers/test_send.py", "tests/handlers/test_send_refusals.py",
@@ -62,9 +62,9 @@ MUTANTS = [
     # expiry
     Mutant("chip: the expiry loop is never started", "chip.py",
            "        self.expiry.start()\n", "", EXPIRY),
-    Mutant("expiry: a chat's fresh messages go with its stale ones", "services/delivery/expiry.py",
+    Mutant("expiry: a chat's fresh messages go with its stale ones", "services/expiry.py",
            "                if queued < cutoff:\n", "                if queued < cutoff or stale:\n", EXPIRY),
-    Mutant("expiry: emailed messages reported failed, others sent", "services/delivery/expiry.py",
+    Mutant("expiry: emailed messages reported failed, others sent", "services/expiry.py",
            'status = "sent" if await self._email(key, [out for _, out in stale]) else "failed"',
            'status = "failed" if await self._email(key, [out for _, out in stale]) else "sent"', EXPIRY),
     # the locks that the Courier queue and expiry share

@@ -1,4 +1,4 @@
-"""Giving up stale messages (services/delivery/expiry.py): a sweep gives up only the messages older than
+"""Giving up stale messages (services/expiry.py): a sweep gives up only the messages older than
 --msg-expiry and reports them failed to Courier, a running chip sweeps by itself, and a chat's fresh
 messages stay when its stale ones go. First Expiry itself over chip's other services, then a chip."""
 
@@ -13,7 +13,7 @@ import chip
 from services import events
 from services.backoff import RetryPolicy
 from services.config import Config
-from services.delivery.expiry import Expiry
+from services.expiry import Expiry
 from services.store.lock import Locks
 from services.store import keys
 

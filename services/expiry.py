@@ -12,16 +12,15 @@ import time
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from tornado.ioloop import PeriodicCallback
 
 from models import DatabaseUnavailable
 from services import events
-from services.chats import visitor_email
 from services.courier.queue import CourierQueue
-from services.delivery.outbox import Outbox
+from services.delivery.outbox import Outbox, visitor_email
 from services.errors import Unavailable
 from services.lookups import Lookups
 from services.mailer import Mailer, one_line
+from services.periodic import Periodic
 from services.store import keys
 from services.store.indexes import sweep
 from services.store.lock import Locks
@@ -43,27 +42,19 @@ class Expiry:
         self.mailer = mailer
         self.expiry = expiry
         self.interval = interval
-        self._loop = None
-        self._running = False
+        self._loop = Periodic(self._tick, interval, jitter=0.1, name="the stale message sweep")
 
     def start(self):
-        self._loop = PeriodicCallback(self._tick, self.interval * 1000, jitter=0.1)
         self._loop.start()
 
-    def stop(self):
-        if self._loop is not None:
-            self._loop.stop()
+    async def stop(self, timeout: float = 2.0):
+        await self._loop.stop(timeout)
 
     async def _tick(self):
-        if self._running:
-            return
-        self._running = True
         try:
             await self.sweep()
         except _STORES_DOWN as e:
             logger.warning("stale message sweep skipped: %s", e)
-        finally:
-            self._running = False
 
     async def sweep(self) -> int:
         """Give up every message older than the expiry; returns how many."""
