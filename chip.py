@@ -34,6 +34,7 @@ from services.delivery.sessions import Registry
 from services.limits import Limits
 from services.lookups import Lookups
 from services.mailer import Mailer
+from services.looplag import LoopLag
 from services.metrics import Metrics
 from services.readiness import Readiness, Stopping
 from services.shutdown import settle
@@ -66,6 +67,7 @@ class Services:
     limits: Limits
     metrics: Metrics
     readiness: Readiness
+    loop_lag: LoopLag
 
     async def start(self):
         """Wait until the database and then Redis answer (retrying with backoff, logged), start the
@@ -86,11 +88,13 @@ class Services:
         self.courier_queue.start()
         self.expiry.start()
         self.legacy.start()
+        self.loop_lag.start()
         self.readiness.set_ready()
 
     async def stop(self):
         """Let Courier calls finish, stop the loops, close Redis and the database (Server.stop has
         closed the sockets and answered the requests in flight before)."""
+        self.loop_lag.stop()
         await self.expiry.stop()
         await self.legacy.stop()
         await self.courier_queue.stop(SHUTDOWN_GRACE)
@@ -107,9 +111,9 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     """Build the services, every retry loop on one policy (from the settings unless given). Nothing is
     connected yet: start() waits for the stores."""
     retry = retry or RetryPolicy.from_config(config)
-    db = Database(config.db, MODELS, pool_size=config.db_pool_size)
-    redis = connect(config.valkey)
     metrics = Metrics()
+    db = Database(config.db, MODELS, pool_size=config.db_pool_size, on_query=metrics.db_queries.inc)
+    redis = connect(config.valkey)
     courier_client = CourierClient(config.courier_url, metrics=metrics, timeout=config.courier_timeout)
     lookups = Lookups(db)
     registry = Registry()
@@ -129,7 +133,8 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,
-                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, Readiness(retry.stores))
+                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, Readiness(retry.stores),
+                    LoopLag(metrics.loop_lag))
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:

@@ -95,8 +95,25 @@ def markdown(r: dict) -> str:
         lines.append(f"| {c['sockets']:,} | {c['kb_per_socket']:.1f} | {c['rss_mb']:.0f} | {c['start_chat_per_s']:,.0f} "
                      f"| {b['kb_per_socket']:.1f} | {b['rss_mb']:.0f} | {b['start_chat_per_s']:,.0f} |")
     lines.append(f"\nstart_chat (resume) rate binding {r['settings']['chats']:,} chats before the loads: chip "
-                 f"{r['chip']['bind']['start_chat_per_s']:,.0f}/s, baseline {r['baseline']['bind']['start_chat_per_s']:,.0f}/s.")
+                 f"{r['chip']['bind']['start_chat_per_s']:,.0f}/s, baseline {r['baseline']['bind']['start_chat_per_s']:,.0f}/s; "
+                 f"chip's PostgreSQL queries per resume: {_f(r['chip']['bind'].get('db_queries_per_resume'), 2)}.")
+    lines += ["", *costs(r)]
     return "\n".join(lines) + "\n"
+
+
+def costs(r: dict) -> list:
+    """Per chip step: the tail, the loop's longest stall, and which Redis commands each message cost."""
+    lines = ["### chip per step: tail, loop stalls, Redis commands per message", "",
+             "| offered msg/s | p99 ms | p99.9 ms | longest loop stall ms (bucket) | Redis commands/msg | "
+             "by command (INFO commandstats, scripts' own commands included) |", "|---|---|---|---|---|---|"]
+    for s in r["chip"]["steps"] + [r["chip"]["saturation"]]:
+        offered = _f(s["offered_per_s"]) if s["offered_per_s"] else f"max ({s['in_flight']} in flight)"
+        stall = s.get("loop_stall_ms")
+        by = ", ".join(f"{name} {count:g}" for name, count in s.get("redis_commands_per_msg", {}).items())
+        lines.append(f"| {offered} | {_f(s['p99_ms'], 2)} | {_f(s.get('p999_ms'), 2)} | "
+                     f"{'> 5000' if stall == float('inf') else _f(stall, 1)} | {_f(s.get('redis_ops_per_msg'), 1)} | "
+                     f"{by} |")
+    return lines
 
 
 def plot(r: dict, path: pathlib.Path):

@@ -1,8 +1,9 @@
 """The benchmark run: chip and the baseline under the same load, from the same client code.
 
 Everything is on loopback: a bench database made and dropped here (CHIP_BENCH_DB names the
-PostgreSQL server), Redis flushed before and after (--topology single: the database CHIP_BENCH_VALKEY
-names, default DB 12; cluster or sentinel: servers started here on free ports, see bench/stores.py),
+PostgreSQL server), Redis flushed before and after (--topology single: a server started here, or the
+database CHIP_BENCH_VALKEY names; cluster or sentinel: servers started here on free ports, see
+bench/stores.py),
 a Courier stub, the servers under test and the client workers, all started here and stopped by
 their PIDs when the run ends, however it ends. Every load step is bounded in rate and time.
 """
@@ -21,13 +22,13 @@ import urllib.request
 
 import psutil
 
-from bench import client, profile, report
+from bench import chipstats, client, profile, report
 from bench.stores import TOPOLOGIES, Store
 from demo.rows import Rows, create_database, drop_database
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ADMIN_DB = os.environ.get("CHIP_BENCH_DB", "postgres://postgres@localhost:5432/postgres")
-VALKEY = os.environ.get("CHIP_BENCH_VALKEY", "redis://localhost:6379/12")
+VALKEY = os.environ.get("CHIP_BENCH_VALKEY")  # unset: the single topology starts a server of its own
 # every simulated visitor comes from 127.0.0.1: the per-address limits would refuse all but a few
 PER_IP_LIMITS_OFF = ["--max-sockets-per-ip", "1000000", "--new-chats-per-ip", "1000000",
                      "--max-connections-per-ip", "1000000"]
@@ -59,6 +60,7 @@ class Bench:
         self.channel_uuid = None
         self.chat_ids: list = []
         self.stub_url = None
+        self.metrics_ports: dict[int, int] = {}  # a chip's public port -> its --metrics-port
 
     # processes
 
@@ -95,10 +97,11 @@ class Bench:
         if kind == "baseline":
             process = self.spawn(name, ["-m", "bench.baseline", str(port)])
         else:
+            self.metrics_ports[port] = free_port()
             process = self.spawn(name, [
                 "chip.py", "--address", "127.0.0.1", "--port", str(port), "--db", self.db_url, "--valkey", self.store.url,
                 "--courier-url", self.stub_url, "--instance-id", name, "--log-level", self.opts.log_level,
-                *PER_IP_LIMITS_OFF])
+                "--metrics-port", str(self.metrics_ports[port]), *PER_IP_LIMITS_OFF])
         # chip listens before its stores have answered: /ready says when it serves (the baseline has only /)
         self.wait_up(f"http://127.0.0.1:{port}/" + ("" if kind == "baseline" else "ready"), process)
         return process, port
@@ -161,13 +164,22 @@ class Bench:
     def connect(self, group: str, ports: list, chat_ids: list) -> dict:
         urls = [f"http://127.0.0.1:{port}/wc/connect/{self.channel_uuid}/" for port in ports]
         n = len(self.workers)
+        before = self._chip_stats(ports)
         started = time.perf_counter()
         results = self.ask("connect", [dict(group=group, ws_urls=urls, chat_ids=chat_ids[i::n]) for i in range(n)])
         seconds = time.perf_counter() - started
+        after = self._chip_stats(ports)
         refused = sum(r["refused"] for r in results)
         if refused:
             raise RuntimeError(f"{refused} start_chat did not resume their chat")
-        return {"sockets": len(chat_ids), "seconds": seconds, "start_chat_per_s": len(chat_ids) / seconds}
+        figures = {"sockets": len(chat_ids), "seconds": seconds, "start_chat_per_s": len(chat_ids) / seconds}
+        if after:
+            figures["db_queries_per_resume"] = sum(chipstats.queries(before[p], after[p]) for p in after) / len(chat_ids)
+        return figures
+
+    def _chip_stats(self, ports: list) -> dict:
+        """Each chip's loop-lag and query counters now, by public port (the baseline has none)."""
+        return {port: chipstats.scrape(self.metrics_ports[port]) for port in ports if port in self.metrics_ports}
 
     def stub_stats(self) -> dict:
         return json.loads(urllib.request.urlopen(self.stub_url + "/stats", timeout=5).read())
@@ -178,6 +190,7 @@ class Bench:
         urls = [f"http://127.0.0.1:{port}/wc/send/{self.channel_uuid}/" for port in ports]
         servers_cpu, stub_cpu, (redis_cpu, redis_ops) = self._cpu(servers), self._cpu([self.stub]), self.store.counters()
         stub_before, machine = self.stub_stats(), psutil.cpu_times()
+        chip_before, commands_before = self._chip_stats(ports), self.store.commandstats()
         first = self.next_id
         self.next_id += 10_000_000
         results = self.ask("load", [dict(group=group, post_urls=urls, rate=rate / n, duration=duration, in_flight=in_flight // n,
@@ -191,6 +204,7 @@ class Bench:
         busy = psutil.cpu_times()
         server_cpu = self._cpu(servers) - servers_cpu
         redis_after = self.store.counters()
+        chip_after, commands_after = self._chip_stats(ports), self.store.commandstats()
         stub_cpu, redis_cpu, redis_ops = self._cpu([self.stub]) - stub_cpu, redis_after[0] - redis_cpu, redis_after[1] - redis_ops
         latencies = sorted(x for r in results for x in r["latencies"])
         seconds = max(r["seconds"] for r in results)
@@ -201,7 +215,11 @@ class Bench:
             "duplicates": sum(r["duplicates"] for r in results), "backlog_drain_s": backlog,
             "sustained_per_s": (delivered - sum(r["late"] for r in settled)) / seconds if seconds else 0.0,
             "p50_ms": percentile(latencies, 0.50) * 1000, "p95_ms": percentile(latencies, 0.95) * 1000,
-            "p99_ms": percentile(latencies, 0.99) * 1000, "max_ms": (latencies[-1] * 1000) if latencies else None,
+            "p99_ms": percentile(latencies, 0.99) * 1000, "p999_ms": percentile(latencies, 0.999) * 1000,
+            "max_ms": (latencies[-1] * 1000) if latencies else None,
+            # the event loop's longest lateness in the step, to its histogram bucket (services/looplag.py)
+            "loop_stall_ms": max((chipstats.longest_stall_ms(chip_before[p], chip_after[p]) or float("inf")
+                                  for p in chip_after), default=None),
             "courier_calls_per_msg": (stub_after["requests"] - stub_before["requests"]) / delivered if delivered else 0,
             "statuses_to_courier": statuses,
             "server_cpu_s_per_1000": server_cpu / delivered * 1000 if delivered else None,
@@ -211,6 +229,12 @@ class Bench:
             "redis_cpu_s_per_1000": redis_cpu / delivered * 1000 if delivered else None,
             # commands the Redis primaries processed per message (the benchmark's own left out)
             "redis_ops_per_msg": redis_ops / delivered if delivered else None,
+            # which commands: INFO commandstats, the scripts' own commands included, per message
+            "redis_commands_per_msg": {name: round((calls - commands_before.get(name, 0)) / delivered, 2)
+                                       for name, calls in sorted(commands_after.items(),
+                                                                 key=lambda kv: commands_before.get(kv[0], 0) - kv[1])
+                                       if calls - commands_before.get(name, 0) >= 0.05 * delivered}
+            if delivered else {},
             "machine_busy": 1 - (busy.idle - machine.idle) / (sum(busy) - sum(machine)),
             "left_in_outboxes": self.store.waiting(),
         }

@@ -32,6 +32,18 @@ class BaseModel(peewee.Model):
         model_metadata_class = ThreadSafeDatabaseMetadata
 
 
+class _CountedDatabase(PooledPostgresqlDatabase):
+    """Calls on_query() for every statement sent: what a resume or a page of history costs the
+    database shows in chip_db_queries."""
+
+    on_query = None
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        if self.on_query is not None:
+            self.on_query()
+        return super().execute_sql(sql, params, *args, **kwargs)
+
+
 class Database:
     """RapidPro's PostgreSQL, reached through a bounded pool of connections and worker threads.
 
@@ -40,12 +52,13 @@ class Database:
     DatabaseUnavailable; the pool drops the broken connection and the next unit of work reconnects.
     """
 
-    def __init__(self, url: str, models, pool_size: int = 8, connect_timeout: int = 3):
+    def __init__(self, url: str, models, pool_size: int = 8, connect_timeout: int = 3, on_query=None):
         params = db_url.parse(url)
         name = params.pop("database")
-        self.db = PooledPostgresqlDatabase(
+        self.db = _CountedDatabase(
             name, max_connections=pool_size, stale_timeout=300, timeout=10,
             connect_timeout=connect_timeout, **params)
+        self.db.on_query = on_query
         self.db.bind(models)
         self.schema: Columns | None = None  # load_schema() reads it
         self._workers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="db",

@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 DELIVERY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, 60, 300)
 # and up to Courier's own 30 s limit when Courier is slow
 COURIER_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30)
+# a loop that keeps up is late by well under a millisecond; a stall of 100 ms is felt by every socket
+LAG_BUCKETS = (.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5)
 
 
 class Metrics:
@@ -53,6 +55,9 @@ class Metrics:
                                         "for --inbound-expiry), too_large (over Courier's body limit alone), "
                                         "channel_gone, status_rejected (a msg_status Courier refused for good) "
                                         "or status_expired (refused for --status-expiry)", ["reason"], registry=r)
+        self.loop_lag = Histogram("chip_loop_lag_seconds", "how late the event loop ran a timer that was due "
+                                  "(services/looplag.py)", buckets=LAG_BUCKETS, registry=r)
+        self.db_queries = Counter("chip_db_queries", "SQL statements sent to PostgreSQL", registry=r)
         self._registry = None
         self._redis = None
 

@@ -17,6 +17,7 @@ LAYERS = [
     ("services.chats", "services.expiry"),
     ("services.delivery", "services.courier"),
     ("services.lookups", "services.limits", "services.mailer", "services.metrics", "services.readiness",
+     "services.looplag",
      "services.events"),
     ("services.config",),
     ("services.store",),
