@@ -368,10 +368,13 @@ def http():
 
 
 @pytest.fixture
-def post_msg(http, chip_server):
-    """post_msg(channel_uuid, chat_id, msg, secret='sesame', server=chip_server) -> (status, body)."""
+def post_msg(http, chip_server, courier):
+    """post_msg(channel_uuid, chat_id, msg, secret='sesame', server=chip_server) -> (status, body), as
+    Courier sends a message (the double knows it sent it)."""
     async def post(channel_uuid, chat_id, msg, secret="sesame", server=None):
         body = {"chat_id": chat_id, "secret": secret, "msg": msg}
+        if isinstance(msg, dict) and isinstance(chat_id, str):
+            courier.sent(chat_id, msg)
         return await http(f"{(server or chip_server).url}/wc/send/{channel_uuid}/", method="POST",
                           body=json.dumps(body))
     return post

@@ -31,6 +31,7 @@ class CourierDouble(Courier):
         self.fail_times = None
         self.delay = 0.0
         self.status_error = None
+        self.sent_to: dict[str, str] = {}  # message id or uuid -> the chat Courier sent it to
 
     async def receive(self, channel_uuid: str, raw: bytes) -> tuple:
         self.requests.append(json.loads(raw or b"null"))
@@ -57,8 +58,19 @@ class CourierDouble(Courier):
             await super().receive(channel_uuid, json.dumps({**body, "events": events[:bad]}).encode())
         return 400, error_body(self.status_error)
 
+    def sent(self, chat_id: str, msg: dict):
+        """Courier sent this message to the chat (tests post it to chip's /wc/send themselves)."""
+        self.sent_to[str(msg.get("uuid") or msg.get("id")).lower()] = chat_id
+
     async def handled(self, channel_uuid: str, chat_id: str, events: list):
-        self.events.extend((chat_id, event) for event in events)
+        # like Courier, a status belongs to its message's chat, whichever chat the request names
+        self.events.extend((self._chat_of(event) or chat_id, event) for event in events)
+
+    def _chat_of(self, event: dict) -> str | None:
+        if event["type"] != "msg_status":
+            return None
+        status = event["status"]
+        return self.sent_to.get(str(status.get("msg_uuid") or status.get("msg_id")).lower())
 
     def of_type(self, kind: str, chat_id: str = None) -> list:
         return [e for c, e in self.events if e["type"] == kind and (chat_id is None or c == chat_id)]

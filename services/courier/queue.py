@@ -12,7 +12,8 @@ answers 400, and the whole request is posted again.
 
 A msg_status is chip's report, a msg_in the visitor's words: a status Courier refuses for good, or
 keeps refusing for longer than `status_expiry`, is given up and the visitor's events behind it are
-posted at once, in their order.
+posted at once, in their order. Requests of statuses alone, from chats of one channel, share a
+post (services/courier/statuses.py).
 """
 
 import asyncio
@@ -26,6 +27,7 @@ from redis.exceptions import RedisError
 from services import events
 from services.backoff import RetryPolicy
 from services.courier.client import MAX_BODY, CourierClient, Outcome
+from services.courier.statuses import StatusPosts
 from services.lookups import Lookups
 from services.metrics import Metrics
 from services.periodic import Periodic
@@ -69,6 +71,7 @@ class CourierQueue:
         self.locks = locks
         self._flushing: dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
+        self.statuses = StatusPosts(client)
         self._due = Periodic(self._run_due, self.retry.tick, jitter=0.1, name="the courier due loop")
 
     @property
@@ -212,7 +215,11 @@ class CourierQueue:
         refuses one for good, or has refused the request for longer than `status_expiry` (`waited`:
         how long its oldest status has waited): they are given up and that event is posted alone."""
         channel_uuid, chat_id = keys.split_chat_key(key)
-        outcome = await self.client.post_events(channel_uuid, secret, chat_id, events)
+        outcome = None
+        if all(e["type"] in REPEATABLE for e in events):
+            outcome = await self.statuses.post(channel_uuid, secret, chat_id, events)
+        if outcome is None:  # not statuses alone, or a shared post Courier refused a status of
+            outcome = await self.client.post_events(channel_uuid, secret, chat_id, events)
         if outcome is Outcome.STATUS_REJECTED or (outcome is Outcome.REFUSED and waited > self.status_expiry):
             statuses = [e for e in events if e["type"] in REPEATABLE]
             if statuses:
@@ -290,5 +297,6 @@ class CourierQueue:
         running then is given up: its events stay queued in Redis, and once its lock expires any
         chip process posts them (Courier may then get some twice)."""
         await self._due.stop(timeout)
+        self.statuses.flush()
         pending = [t for t in self._flushing.values() if not t.done()]
         await settle(pending, timeout, "Courier posts", "their events stay queued in Redis for the next poster")
