@@ -3,6 +3,7 @@
 # make run:  start chip with the configuration in the environment (CHIP_*; see python chip.py --help).
 # make install-prod: .venv with the runtime requirements only, the hash-checked versions of requirements.lock
 #   (what make run uses; README "Deploying").
+# make lint: ruff's checks and its formatting check (CI runs it before the tests).
 # make lock: recompile requirements.lock from pyproject.toml (README "Upgrading a dependency").
 # make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md);
 #   BENCH_ARGS="--topology cluster" (or sentinel) runs it on a Redis Cluster (Sentinel) the benchmark starts.
@@ -17,7 +18,7 @@ PROD_STAMP := $(VENV)/.installed-prod
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lock run install-prod bench bench-quick mutate hosts-example clean
+.PHONY: demo test lint lock run install-prod bench bench-quick mutate hosts-example clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # every platform's files, with their hashes, of the releases pyproject.toml admits: those already in the
 # lock stay unless LOCK_ARGS says otherwise (--upgrade-package NAME, or --upgrade for all)
