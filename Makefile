@@ -54,7 +54,7 @@ lint: $(STAMP)
 # lock stay unless LOCK_ARGS says otherwise (--upgrade-package NAME, or --upgrade for all)
 lock: $(STAMP)
 	$(PY) -m uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 \
-		-o requirements.lock $(LOCK_ARGS)
+		--quiet -o requirements.lock $(LOCK_ARGS)
 
 run: $(PROD_STAMP)
 	$(PY) chip.py
