@@ -1,7 +1,10 @@
 # make demo: create .venv if missing, install, run chip end to end on embedded servers (python -m demo).
 # make test: create .venv if missing, install requirements, run the test suite.
 # make run:  start chip with the configuration in the environment (CHIP_*; see python chip.py --help).
-# make install-prod: .venv with the runtime requirements only (what make run uses; README "Deploying").
+# make install-prod: .venv with the runtime requirements only, the hash-checked versions of requirements.lock
+#   (what make run uses; README "Deploying").
+# make lint: ruff's checks and its formatting check (CI runs it before the tests).
+# make lock: recompile requirements.lock from pyproject.toml (README "Upgrading a dependency").
 # make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md);
 #   BENCH_ARGS="--topology cluster" (or sentinel) runs it on a Redis Cluster (Sentinel) the benchmark starts.
 # make hosts-example: as root, three chip hosts in network namespaces sharing a Redis Cluster, one cut off (deploy/hosts).
@@ -15,14 +18,15 @@ PROD_STAMP := $(VENV)/.installed-prod
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test run install-prod bench bench-quick mutate hosts-example clean
+.PHONY: demo test lint lock run install-prod bench bench-quick mutate hosts-example clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(PROD_STAMP): $(PY) requirements.txt
+# exact versions whose files must match the lock's hashes: a production venv gets what was tested
+$(PROD_STAMP): $(PY) requirements.lock
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	touch $(PROD_STAMP)
 
 install-prod: $(PROD_STAMP)
@@ -41,6 +45,16 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# every platform's files, with their hashes, of the releases pyproject.toml admits: those already in the
+# lock stay unless LOCK_ARGS says otherwise (--upgrade-package NAME, or --upgrade for all)
+lock: $(STAMP)
+	$(PY) -m uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 \
+		--quiet -o requirements.lock $(LOCK_ARGS)
 
 run: $(PROD_STAMP)
 	$(PY) chip.py

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-
 from datetime import datetime, timezone
 
 import orjson

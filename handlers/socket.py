@@ -3,7 +3,7 @@
 import dataclasses
 import functools
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from marshmallow import Schema, ValidationError

@@ -2,9 +2,12 @@
 five minutes, which adds the bundle GET /wc/widget/<content hash>.js, cached for a year.
 
 Both are built from widget/src and widget/i18n into widget/dist (committed, so chip needs no Node)
-and read once at start. `--widget off` answers 404 for both.
+and read on the first request for them, never on import: `--widget off` answers 404 for both and
+reads nothing. Not Tornado's StaticFileHandler: the loader is filled in with the bundle's hash, and
+that hash is in the bundle's path (an old one redirected), where StaticFileHandler puts a ?v= query.
 """
 
+import functools
 import gzip
 import hashlib
 import logging
@@ -21,23 +24,40 @@ BUNDLE_CACHE = "public, max-age=31536000, immutable"  # its URL changes with its
 
 
 class Asset:
-    """A file's bytes, and the same gzipped once (browsers ask for gzip; chip may have no proxy doing it)."""
+    """A file's bytes, and the same gzipped once, when first asked for (browsers ask for gzip; chip
+    may have no proxy doing it)."""
 
     def __init__(self, body: bytes):
         self.body = body
-        self.gzipped = gzip.compress(body, 9, mtime=0)
+
+    @functools.cached_property
+    def gzipped(self) -> bytes:
+        return gzip.compress(self.body, 9, mtime=0)
 
 
 class WidgetFiles:
-    """The built widget: the bundle, the hash in its URL, and the loader pointing at that URL."""
+    """The built widget in `folder`, read when first used: the bundle, the hash in its URL, and the
+    loader pointing at that URL."""
 
     def __init__(self, folder: Path = DIST):
-        bundle = (folder / "chip.js").read_bytes()
-        self.hash = hashlib.sha256(bundle).hexdigest()[:16]
-        self.bundle_path = f"/wc/widget/{self.hash}.js"
-        loader = (folder / "loader.js").read_bytes().replace(b"__BUNDLE__", f"widget/{self.hash}.js".encode())
-        self.bundle = Asset(bundle)
-        self.loader = Asset(loader)
+        self.folder = folder
+
+    @functools.cached_property
+    def bundle(self) -> Asset:
+        return Asset((self.folder / "chip.js").read_bytes())
+
+    @functools.cached_property
+    def hash(self) -> str:
+        return hashlib.sha256(self.bundle.body).hexdigest()[:16]
+
+    @property
+    def bundle_path(self) -> str:
+        return f"/wc/widget/{self.hash}.js"
+
+    @functools.cached_property
+    def loader(self) -> Asset:
+        loader = (self.folder / "loader.js").read_bytes()
+        return Asset(loader.replace(b"__BUNDLE__", f"widget/{self.hash}.js".encode()))
 
 
 class WidgetHandler(JSONHandler):

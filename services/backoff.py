@@ -7,20 +7,28 @@ waits a capped exponential backoff with jitter.
 """
 
 import dataclasses
-import random
+
+from redis.backoff import EqualJitterBackoff
 
 CAP = 300.0  # most seconds between two tries of a message or of a Courier post
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Backoff:
+    """Doubling from `base` seconds up to `cap`, with redis-py's equal jitter: half of each wait
+    fixed, half random, so that many chats failing together do not retry together."""
+
     base: float
     cap: float
+    _jitter: EqualJitterBackoff = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_jitter", EqualJitterBackoff(cap=self.cap, base=self.base))
 
     def delay(self, attempt: int) -> float:
-        """Seconds to wait before try number `attempt` + 1: doubling from `base`, capped, jittered
-        into [half, full] so that many chats failing together do not retry together."""
-        return min(self.cap, self.base * (2 ** max(0, attempt - 1))) * random.uniform(0.5, 1.0)
+        """Seconds to wait before try number `attempt` + 1, in [half, full] of min(cap, base * 2 **
+        (attempt - 1)): the first retry waits about `base`."""
+        return self._jitter.compute(max(0, attempt - 1))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,17 +1,19 @@
 """Prometheus metrics of one chip process, for operators to scrape from --metrics-port.
 
 Each Metrics owns its CollectorRegistry rather than using prometheus-client's global one, so a
-test can build several apps in one process without their counters colliding. Gauges that
-describe state (sockets, chats, outbox depth) are read when scraped, not kept up to date on the
-hot path.
+test can build several apps in one process without their counters colliding. Counters and
+histograms are kept up to date as things happen; the gauges that describe state (sockets, chats,
+outbox depth) are a collector's, computed when scraped and never touched on the hot path.
 """
 
 import logging
+import math
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from redis.exceptions import RedisError
 
-from services.store import indexes, keys
+from services.store import keys
 
 logger = logging.getLogger(__name__)
 
@@ -23,18 +25,60 @@ COURIER_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10
 LAG_BUCKETS = (.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5)
 
 
+class StateGauges:
+    """A prometheus-client collector of the state gauges: open sockets and bound chats from the
+    process's socket registry, and outbox depth and chats waiting from Redis.
+
+    prometheus-client collects synchronously, and Redis is read asynchronously: so a scrape first
+    awaits refresh(), which reads the outboxes of every held chat and every shard's index in one
+    pipeline, and collect() then yields the sockets and chats as they are at that moment with the
+    Redis figures of that refresh. A refresh that fails leaves them NaN, unknown, rather than
+    passing off an older scrape's figures as current.
+    """
+
+    def __init__(self, sessions, redis):
+        self.sessions = sessions
+        self.redis = redis
+        self.depth = self.waiting = math.nan
+
+    async def refresh(self):
+        """Read the outbox depth of this process's chats and the chats waiting across all processes."""
+        chats = self.sessions.chats()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in chats:
+                    pipe.zcard(keys.outbox_order(key))
+                for number in range(keys.SHARDS):
+                    pipe.zcard(keys.outboxes(number))
+                counts = await pipe.execute()
+        except (RedisError, OSError) as e:
+            logger.warning("outbox depth not read: %s", e)
+            self.depth = self.waiting = math.nan
+            return
+        self.depth, self.waiting = sum(counts[:len(chats)]), sum(counts[len(chats):])
+
+    def describe(self):
+        """The gauges' names, without reading anything, for the registry's check of duplicates."""
+        return self._families(math.nan, math.nan, math.nan, math.nan)
+
+    def collect(self):
+        return self._families(self.sessions.open_count, len(self.sessions.chats()), self.depth, self.waiting)
+
+    @staticmethod
+    def _families(sockets, chats, depth, waiting) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily("chip_open_sockets", "WebSockets open in this process", value=sockets),
+            GaugeMetricFamily("chip_bound_chats", "chats with at least one socket in this process", value=chats),
+            GaugeMetricFamily("chip_outbox_depth", "messages waiting for an ack in the outboxes of this process's chats",
+                              value=depth),
+            GaugeMetricFamily("chip_outboxes_waiting", "chats (of all processes) with messages waiting", value=waiting),
+        ]
+
+
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.open_sockets = Gauge("chip_open_sockets", "WebSockets open in this process", registry=r)
-        self.bound_chats = Gauge("chip_bound_chats", "chats with at least one socket in this process",
-                                 registry=r)
-        self.outbox_depth = Gauge("chip_outbox_depth",
-                                  "messages waiting for an ack in the outboxes of this process's chats",
-                                  registry=r)
-        self.outboxes = Gauge("chip_outboxes_waiting", "chats (of all processes) with messages waiting",
-                              registry=r)
         self.queued = Counter("chip_messages_queued", "messages from Courier queued (repeats excluded)",
                               registry=r)
         self.pushed = Counter("chip_messages_pushed", "first pushes of a message to a socket", registry=r)
@@ -58,31 +102,15 @@ class Metrics:
         self.loop_lag = Histogram("chip_loop_lag_seconds", "how late the event loop ran a timer that was due "
                                   "(services/looplag.py)", buckets=LAG_BUCKETS, registry=r)
         self.db_queries = Counter("chip_db_queries", "SQL statements sent to PostgreSQL", registry=r)
-        self._registry = None
-        self._redis = None
+        self.state = None
 
-    def watch(self, registry, redis):
-        """Where the state gauges are read from when scraped: the socket registry and Redis."""
-        self._registry = registry
-        self._redis = redis
+    def watch(self, sessions, redis):
+        """Add the state gauges, read from the socket registry and Redis when scraped."""
+        self.state = StateGauges(sessions, redis)
+        self.registry.register(self.state)
 
     async def scrape(self) -> bytes:
         """The text exposition format, with the state gauges read now."""
-        if self._registry is not None:
-            self.open_sockets.set(self._registry.open_count)
-            chats = self._registry.chats()
-            self.bound_chats.set(len(chats))
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key in chats:
-                        pipe.zcard(keys.outbox_order(key))
-                    depths = await pipe.execute()
-                waiting = await indexes.count(self._redis, keys.outboxes)
-                self.outbox_depth.set(sum(depths))
-                self.outboxes.set(waiting)
-            except (RedisError, OSError) as e:
-                logger.warning("outbox depth not read: %s", e)
-                # unknown, not the last scrape's figures passed off as current
-                self.outbox_depth.set(float("nan"))
-                self.outboxes.set(float("nan"))
+        if self.state is not None:
+            await self.state.refresh()
         return generate_latest(self.registry)

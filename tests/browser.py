@@ -143,7 +143,7 @@ class Site:
             + (f'<script src="{self.url}/{name}.js"></script>' if hooks else "")
             + (f'<script src="{self.chip_url}/wc/widget.js" data-channel="{channel_uuid}"{attrs} async></script>'
                if script else "") +
-            f"</body></html>",
+            "</body></html>",
             (self.csp.replace("script-src", f"script-src {self.url}") if hooks else self.csp) if csp else None)
         if hooks:
             self.scripts[f"{name}.js"] = hooks

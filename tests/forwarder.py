@@ -31,7 +31,7 @@ class Forwarder:
             opening = (asyncio.open_unix_connection(self.target) if isinstance(self.target, str)
                        else asyncio.open_connection(*self.target))
             up_reader, up_writer = await asyncio.wait_for(opening, 5)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             writer.close()
             return
         pipes = [asyncio.ensure_future(self._pipe(reader, up_writer)),

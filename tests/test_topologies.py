@@ -9,7 +9,6 @@ import redis.asyncio
 
 from tests.topologies import Cluster, Sentinel, TopologyError, unsupported
 
-
 REASON = unsupported()  # why this machine's redis-server cannot run them, if it cannot
 needs_topologies = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 

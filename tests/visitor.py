@@ -27,7 +27,7 @@ class Visitor:
         """Assert that nothing arrives for a while."""
         try:
             frame = await asyncio.wait_for(self.conn.read_message(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         raise AssertionError(f"unexpected frame: {frame}")
 

@@ -10,8 +10,15 @@ waiting for. Starting, stopping and the failure operations block: an async test 
 serving meanwhile calls them through `asyncio.to_thread`.
 """
 
-from demo.topologies.base import (FAILOVER_TIMEOUT, START_TIMEOUT, Server, TopologyError, TopologyTimeout,
-                                   topology_binary, unsupported)
+from demo.topologies.base import (
+    FAILOVER_TIMEOUT,
+    START_TIMEOUT,
+    Server,
+    TopologyError,
+    TopologyTimeout,
+    topology_binary,
+    unsupported,
+)
 from demo.topologies.cluster import Cluster
 from demo.topologies.sentinel import Sentinel
 from demo.topologies.single import Single

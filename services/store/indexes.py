@@ -15,11 +15,3 @@ async def sweep(redis: aioredis.Redis, index, until: float, most: int) -> list[s
         found = [entry for shard in await pipe.execute() for entry in shard]
     found.sort(key=lambda entry: entry[1])
     return [chat.decode() for chat, _ in found[:most]]
-
-
-async def count(redis: aioredis.Redis, index) -> int:
-    """How many chats the shards of `index` hold in all."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for number in range(keys.SHARDS):
-            pipe.zcard(index(number))
-        return sum(await pipe.execute())

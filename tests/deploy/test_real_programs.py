@@ -39,7 +39,7 @@ async def status(session, url) -> int:
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=3)) as response:
             return response.status
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return 0
 
 
@@ -110,7 +110,7 @@ class Sender:
                         if r.status < 500:
                             self.refused.append((r.status, await r.text()))
                             return
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass
                 self.retries += 1
                 await asyncio.sleep(INTERVAL)
@@ -201,7 +201,7 @@ async def test_log_rotation_and_sighup_through_supervisorctl_keep_chip_running(d
     assert rotated.returncode == 0, rotated.stderr
     assert "chip:chip-" in deployment.ctl("signal", "HUP", "chip:*")
     for port in deployment.ports:
-        assert await wait_until(lambda: "reload: log level info" in deployment.chip_log(port), timeout=5)
+        assert await wait_until(lambda port=port: "reload: log level info" in deployment.chip_log(port), timeout=5)
         assert "chip ready" in deployment.chip_log(port, ".1")  # what was logged before the rotation
     assert deployment.pids() == before
     assert await all_ready(session, deployment)

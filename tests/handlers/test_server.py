@@ -24,7 +24,7 @@ async def dribble(server, first: bytes, then: bytes, every: float, limit: float 
             try:
                 if await asyncio.wait_for(reader.read(1024), every) == b"":
                     return time.monotonic() - started
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 writer.write(then)
         raise AssertionError(f"a client dribbling {then!r} was held for {limit} s")
     finally:
@@ -134,7 +134,7 @@ async def test_out_of_descriptors_logs_once_and_keeps_serving_connected_clients(
         for reader, _ in flood:
             try:
                 closed += await asyncio.wait_for(reader.read(), 0.2) == b""
-            except (asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, ConnectionError):
                 closed += isinstance(reader.exception(), ConnectionError)
         assert closed >= 50
         before = cpu_seconds(pid)

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-from handlers.widget import DIST
+from handlers.widget import DIST, WidgetFiles
 from services.config import parse
 
 WIDGET = DIST.parent
@@ -70,6 +70,17 @@ async def test_widget_off_answers_404(start_chip):
         response = await fetch(server.url + path)
         assert response.code == 404
         assert b"turned off" in response.body
+
+
+def test_the_widget_files_are_read_when_first_asked_for_not_before(tmp_path):
+    """A tree without widget/dist (a server run with --widget off) starts; the files are read on use."""
+    files = WidgetFiles(tmp_path)  # nothing built there yet
+    (tmp_path / "chip.js").write_bytes(b"chip()")
+    (tmp_path / "loader.js").write_bytes(b'add("__BUNDLE__")')
+    digest = hashlib.sha256(b"chip()").hexdigest()[:16]
+    assert files.loader.body == f'add("widget/{digest}.js")'.encode()
+    assert files.bundle_path == f"/wc/widget/{digest}.js"
+    assert gzip.decompress(files.bundle.gzipped) == b"chip()"
 
 
 @pytest.mark.skipif(not (WIDGET / "node_modules" / "esbuild").exists() or not shutil.which("node"),

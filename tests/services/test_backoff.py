@@ -7,7 +7,8 @@ from services.config import Config
 
 def test_a_backoff_doubles_from_its_base_up_to_its_cap_with_jitter():
     backoff = Backoff(1.0, 5.0)
-    for attempt, full in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (20, 5.0)]:
+    # the 2000th try of a chat that has failed for days waits the cap too, with no float overflow
+    for attempt, full in [(0, 1.0), (1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (20, 5.0), (2000, 5.0)]:
         delays = [backoff.delay(attempt) for _ in range(200)]
         assert all(full / 2 <= d <= full for d in delays), (attempt, min(delays), max(delays))
         assert len(set(delays)) > 1  # jittered: chats failing together do not retry together

@@ -14,8 +14,8 @@ from services import events
 from services.backoff import RetryPolicy
 from services.config import Config
 from services.expiry import Expiry
-from services.store.lock import Locks
 from services.store import keys
+from services.store.lock import Locks
 
 EXPIRY = 0.5  # seconds a message may wait in these tests' outboxes
 

@@ -1,9 +1,14 @@
 """The Prometheus endpoint: chip started as operators start it, with --metrics-port, then scraped."""
 
+import math
+
 from tornado.httpclient import AsyncHTTPClient
 from tornado.testing import bind_unused_port
 
 from services.config import parse
+from services.delivery.sessions import Registry
+from services.metrics import Metrics
+from services.store.client import connect
 
 
 def free_port() -> int:
@@ -36,7 +41,7 @@ async def test_metrics_count_a_chat_cycle(chip_process, http, connect, channel, 
                             '"msg": {"id": 7, "text": "hi", "origin": "flow"}}')
     assert (await visitor.expect("chat_out"))["msg_out"]["id"] == 7
     text = (await client.fetch(metrics_url)).body.decode()
-    assert sample(text, "chip_outbox_depth") == 1
+    assert sample(text, "chip_outbox_depth") == 1 and sample(text, "chip_outboxes_waiting") == 1
     await visitor.send({"type": "ack_chat", "msg_id": 7})
     await courier.wait_for(lambda: courier.of_type("msg_status", chat_id))
 
@@ -45,7 +50,7 @@ async def test_metrics_count_a_chat_cycle(chip_process, http, connect, channel, 
     for name in ("queued", "pushed", "acked"):
         assert sample(text, f"chip_messages_{name}_total") == 1, name
     assert sample(text, "chip_messages_retried_total") == 0
-    assert sample(text, "chip_outbox_depth") == 0
+    assert sample(text, "chip_outbox_depth") == 0 and sample(text, "chip_outboxes_waiting") == 0
     assert sample(text, "chip_delivery_seconds_count") == 1
     assert sample(text, "chip_courier_request_seconds_count") >= 2  # chat_started, then msg_status
 
@@ -53,3 +58,16 @@ async def test_metrics_count_a_chat_cycle(chip_process, http, connect, channel, 
 def test_metrics_port_is_off_by_default():
     assert parse([], {}).metrics_port == 0
     assert parse([], {"CHIP_METRICS_PORT": "9102"}).metrics_port == 9102
+
+
+async def test_outbox_figures_are_unknown_while_redis_does_not_answer():
+    """NaN, not the last scrape's figures passed off as current; the process's own figures still show."""
+    metrics = Metrics()
+    redis = connect(f"redis://127.0.0.1:{free_port()}/0")
+    metrics.watch(Registry(), redis)
+    try:
+        text = (await metrics.scrape()).decode()
+    finally:
+        await redis.aclose()
+    assert math.isnan(sample(text, "chip_outbox_depth")) and math.isnan(sample(text, "chip_outboxes_waiting"))
+    assert sample(text, "chip_open_sockets") == 0 and sample(text, "chip_bound_chats") == 0

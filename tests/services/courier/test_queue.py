@@ -10,7 +10,6 @@ from services.backoff import Backoff
 from services.store import keys
 from tests.polling import wait_until
 
-
 # retries within a test's patience, and a due loop that looks every 50 ms instead of every second
 FAST = dict(courier=Backoff(0.05, 0.2), tick=0.05)
 
@@ -73,7 +72,7 @@ async def test_another_process_delivers_what_a_stopped_one_queued(bound, start_c
     await first.stop()
 
     courier.fail_with = 0
-    second = await start_chip(instance_id="second", retry=FAST)
+    await start_chip(instance_id="second", retry=FAST)
     await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
     assert courier.of_type("msg_in", visitor.chat_id) == [{"type": "msg_in", "msg": {"text": "survives"}}]
 

@@ -3,6 +3,7 @@ line, chip_courier_events_given_up) and the visitor's messages behind it go on, 
 
 import logging
 
+import orjson
 import pytest
 
 from services.courier.client import Outcome, refusal
@@ -15,7 +16,7 @@ BEFORE_UUIDS = "message status with no id or external id"   # the backends befor
 
 
 def body(error: str) -> bytes:
-    return ('{"message": "Error", "data": [{"type": "error", "error": "%s"}]}' % error).encode()
+    return orjson.dumps({"message": "Error", "data": [{"type": "error", "error": error}]})
 
 
 @pytest.mark.parametrize("status, error, outcome", [

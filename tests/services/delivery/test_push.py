@@ -105,7 +105,7 @@ async def test_two_instances_share_one_redis(bound, start_chip, channel, connect
     await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id))
 
 
-async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it(bound, 
+async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it(bound,
         start_chip, channel, connect, post_msg, store):
     one = await start_chip(instance_id="one", ack_timeout=0.3)
     two = await start_chip(instance_id="two", ack_timeout=0.3)

@@ -8,8 +8,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedConnection, SentinelManagedSSLConnection
 
-from services.store import packing
 from services.store import client as store_client
+from services.store import packing
 from services.store.client import connect
 
 
