@@ -27,14 +27,14 @@ from services.chats import Chats
 from services.config import Config, safe_url
 from services.courier.client import CourierClient
 from services.courier.queue import CourierQueue
-from services.expiry import Expiry
 from services.delivery.outbox import Outbox
 from services.delivery.push import Delivery
 from services.delivery.sessions import Registry
+from services.expiry import Expiry
 from services.limits import Limits
 from services.lookups import Lookups
-from services.mailer import Mailer
 from services.looplag import LoopLag
+from services.mailer import Mailer
 from services.metrics import Metrics
 from services.readiness import Readiness, Stopping
 from services.shutdown import settle

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from services.store.scripts import Scripts
 
+
 class Lock(NamedTuple):
     """A claim on a lock: its key, this holder's token, how long a take or a renewal holds it (ms)."""
     key: str

@@ -46,7 +46,7 @@ async def test_statuses_of_many_chats_share_posts_and_each_is_recorded_once(boun
     # every chat committed its own events: nothing is left to post, no lock is left held
     for visitor in visitors:
         key = keys.chat_key(channel["uuid"], visitor.chat_id)
-        assert await wait_until(lambda: store.llen(keys.courier_events(key)) == 0)
+        assert await wait_until(lambda key=key: store.llen(keys.courier_events(key)) == 0)
         assert store.get(keys.courier_lock(key)) is None
 
 

@@ -6,7 +6,6 @@ The keys a script touches are read from Redis itself: MONITOR shows each command
 
 import asyncio
 import hashlib
-import pathlib
 import re
 import secrets
 import threading
@@ -14,8 +13,8 @@ import threading
 import pytest
 import redis
 
-from services.store.scripts import LUA, LuaFile
 from services.store.scripts import _HEADER as HEADER
+from services.store.scripts import LUA, LuaFile
 
 NAMES = sorted(path.stem for path in LUA.glob("*.lua"))
 # the earlier layout's keys had no tag: that script moves them on a single server only, never a cluster
