@@ -2,9 +2,10 @@
 
 Each chat has a list of events; whoever holds the chat's lock posts them in order, several per
 request. A 5xx, no answer, or a 400 that is Courier's own failure (services/courier/client.py tells them
-apart) leaves them queued and puts the chat on the due set with a capped, jittered backoff; the
-due loop of any chip process (this one after a restart, or another) picks them up, until
---inbound-expiry gives them up. A 4xx that retrying cannot help drops them with an error line.
+apart) leaves them queued and puts the chat on the due set with a capped, jittered backoff; this
+process tries again when it is due, and if it has gone by then, the due loop of any chip process
+(reading a few shards of the due sets at each look) picks them up, until --inbound-expiry gives
+them up. A 4xx that retrying cannot help drops them with an error line.
 
 A request stays within Courier's body limit, and ends with the first event that Courier must not
 get twice (anything but a msg_status): Courier writes the events before the one it fails on, then
@@ -34,7 +35,7 @@ from services.periodic import Periodic
 from services.shutdown import settle
 from services.store import keys
 from services.store.client import redis_errors
-from services.store.indexes import sweep
+from services.store.indexes import Rotation, sweep
 from services.store.lock import Lock, Locks
 from services.store.scripts import Scripts
 
@@ -72,6 +73,8 @@ class CourierQueue:
         self._flushing: dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
         self.statuses = StatusPosts(client)
+        self._retries: dict[str, asyncio.TimerHandle] = {}  # chats this process put back, by chat key
+        self._rotation = Rotation()
         self._due = Periodic(self._run_due, self.retry.tick, jitter=0.1, name="the courier due loop")
 
     @property
@@ -273,6 +276,14 @@ class CourierQueue:
         delay = self.retry.courier.delay(attempts)
         await self.redis.zadd(keys.courier_due_of(key), {key: time.time() + delay})
         logger.info("courier events of chat %s kept for retry in %.1f s (attempt %d)", key, delay, attempts)
+        # this process tries again on time; the due set is there for when it has gone by then
+        if key in self._retries:
+            self._retries[key].cancel()
+        self._retries[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
+
+    def _retry(self, key: str):
+        del self._retries[key]
+        self._kick_if_due(key)
 
     def _kick_if_due(self, key: str):
         if key not in self._flushing:
@@ -284,8 +295,10 @@ class CourierQueue:
         self._due.start()
 
     async def _run_due(self):
+        """Kick what is due in the next few shards: chats another process put back and is gone from, or
+        whose poster died holding their lock (this process's own retries have their timers)."""
         try:
-            due = await sweep(self.redis, keys.courier_due, time.time(), 200)
+            due = await sweep(self.redis, keys.courier_due, time.time(), 200, self._rotation.next())
         except (RedisError, OSError) as e:
             logger.debug("due courier events not read: %s", e)
             return
@@ -297,6 +310,9 @@ class CourierQueue:
         running then is given up: its events stay queued in Redis, and once its lock expires any
         chip process posts them (Courier may then get some twice)."""
         await self._due.stop(timeout)
+        for timer in self._retries.values():
+            timer.cancel()
+        self._retries.clear()
         self.statuses.flush()
         pending = [t for t in self._flushing.values() if not t.done()]
         await settle(pending, timeout, "Courier posts", "their events stay queued in Redis for the next poster")

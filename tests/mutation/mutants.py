@@ -26,8 +26,9 @@ SEND = ("tests/handlers/test_send.py", "tests/handlers/test_send_refusals.py",
 MUTANTS = [
     # delivery: the outbox and pushing
     Mutant("outbox: a repeated message overwrites the queued one (no HEXISTS guard)",
-           "services/store/lua/outbox_queue.lua", "if redis.call('HEXISTS', frames, msg_key) == 1 then return 0 end",
-           "if false then return 0 end", DELIVERY),
+           "services/store/lua/outbox_queue.lua",
+           "if redis.call('HSETNX', frames, msg_key, frame) == 0 then return 0 end",
+           "redis.call('HSET', frames, msg_key, frame)", DELIVERY),
     Mutant("outbox: entries ordered by message key, not by arrival", "services/store/lua/outbox_queue.lua",
            "redis.call('ZADD', order, redis.call('INCR', seq), msg_key)",
            "redis.call('ZADD', order, 0, msg_key)", DELIVERY),

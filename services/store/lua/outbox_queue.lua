@@ -6,9 +6,11 @@
 -- (wake: the chat's wake channel; most: the outbox limit; publish: PUBLISH, or SPUBLISH where the
 -- server has sharded pub/sub)
 -- Returns: 1 queued; 0 already queued (Courier may post a message twice); -1 the outbox holds `most`.
-if redis.call('HEXISTS', frames, msg_key) == 1 then return 0 end
-if redis.call('ZCARD', order) >= tonumber(most) then return -1 end
-redis.call('HSET', frames, msg_key, frame)
+if redis.call('ZCARD', order) >= tonumber(most) then
+  if redis.call('HEXISTS', frames, msg_key) == 1 then return 0 end
+  return -1
+end
+if redis.call('HSETNX', frames, msg_key, frame) == 0 then return 0 end
 redis.call('ZADD', order, redis.call('INCR', seq), msg_key)
 redis.call('ZADD', outboxes, 'NX', now, chat)
 redis.call(publish, wake, msg_key .. '\n' .. frame)
