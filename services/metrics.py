@@ -2,13 +2,16 @@
 
 Each Metrics owns its CollectorRegistry rather than using prometheus-client's global one, so a
 test can build several apps in one process without their counters colliding. Gauges that
-describe state (sockets, chats, outbox depth) are read when scraped, not kept up to date on the
-hot path.
+describe state (readiness, the stores, sockets, chats, outbox depth, the Courier backlog) are read
+when scraped, not kept up to date on the hot path. The rules and the dashboard that read them are
+in deploy/prometheus/ and deploy/grafana/.
 """
 
+import asyncio
 import logging
+import math
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from redis.exceptions import RedisError
 
 from services.store import indexes, keys
@@ -19,12 +22,22 @@ logger = logging.getLogger(__name__)
 DELIVERY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, 60, 300)
 # and up to Courier's own 30 s limit when Courier is slow
 COURIER_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30)
+# a database that served a query this recently answers; only an idle process asks it anew
+DB_FRESH = 15.0
+# the question asked then: longer, and a scrape would outlast Prometheus's own 10 s timeout
+DB_PROBE_TIMEOUT = 2.0
 
 
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_open_fds and process_max_fds: a socket per visitor, against the descriptor limit
+        ProcessCollector(registry=r)
+        self.ready = Gauge("chip_ready", "1 while this process serves (GET /ready answers 200), 0 while it starts "
+                           "or stops", registry=r)
+        self.store_up = Gauge("chip_store_up", "1 when the store answered at this scrape, 0 when it did not: "
+                              "redis or postgresql", ["store"], registry=r)
         self.open_sockets = Gauge("chip_open_sockets", "WebSockets open in this process", registry=r)
         self.bound_chats = Gauge("chip_bound_chats", "chats with at least one socket in this process",
                                  registry=r)
@@ -33,6 +46,11 @@ class Metrics:
                                   registry=r)
         self.outboxes = Gauge("chip_outboxes_waiting", "chats (of all processes) with messages waiting",
                               registry=r)
+        self.courier_waiting = Gauge("chip_courier_chats_waiting",
+                                     "chats (of all processes) with visitors' events waiting for Courier", registry=r)
+        self.courier_oldest = Gauge("chip_courier_oldest_event_seconds",
+                                    "age of the oldest event waiting for Courier (0: none), among the chats due "
+                                    "soonest: exact while 1024 or fewer wait", registry=r)
         self.queued = Counter("chip_messages_queued", "messages from Courier queued (repeats excluded)",
                               registry=r)
         self.pushed = Counter("chip_messages_pushed", "first pushes of a message to a socket", registry=r)
@@ -41,6 +59,10 @@ class Metrics:
         self.acked = Counter("chip_messages_acked", "messages acked by a widget and removed", registry=r)
         self.failed = Counter("chip_messages_failed",
                               "messages a socket stopped being pushed after the last attempt", registry=r)
+        self.given_up = Counter("chip_messages_given_up",
+                                "messages that waited --msg-expiry for their visitor and left the outbox: "
+                                "status sent (emailed) or failed (reported failed to Courier)", ["status"],
+                                registry=r)
         self.delivery = Histogram("chip_delivery_seconds", "from queueing a message to its ack",
                                   buckets=DELIVERY_BUCKETS, registry=r)
         self.courier_latency = Histogram("chip_courier_request_seconds", "Courier receive requests",
@@ -53,31 +75,54 @@ class Metrics:
                                         "for --inbound-expiry), too_large (over Courier's body limit alone), "
                                         "channel_gone, status_rejected (a msg_status Courier refused for good) "
                                         "or status_expired (refused for --status-expiry)", ["reason"], registry=r)
-        self._registry = None
-        self._redis = None
+        self._registry = self._redis = self._db = self._readiness = self._courier = None
 
-    def watch(self, registry, redis):
-        """Where the state gauges are read from when scraped: the socket registry and Redis."""
-        self._registry = registry
-        self._redis = redis
+    def watch(self, registry, redis, db=None, readiness=None, courier=None):
+        """Where the state gauges are read from when scraped: the socket registry, Redis, the
+        database, the readiness gate and the Courier queue (its backlog())."""
+        self._registry, self._redis, self._db = registry, redis, db
+        self._readiness, self._courier = readiness, courier
 
     async def scrape(self) -> bytes:
         """The text exposition format, with the state gauges read now."""
+        if self._readiness is not None:
+            self.ready.set(1 if self._readiness.ready else 0)
+        if self._db is not None:
+            self.store_up.labels("postgresql").set(1 if await self._db_answers() else 0)
         if self._registry is not None:
             self.open_sockets.set(self._registry.open_count)
-            chats = self._registry.chats()
-            self.bound_chats.set(len(chats))
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key in chats:
-                        pipe.zcard(keys.outbox_order(key))
-                    depths = await pipe.execute()
-                waiting = await indexes.count(self._redis, keys.outboxes)
-                self.outbox_depth.set(sum(depths))
-                self.outboxes.set(waiting)
-            except (RedisError, OSError) as e:
-                logger.warning("outbox depth not read: %s", e)
-                # unknown, not the last scrape's figures passed off as current
-                self.outbox_depth.set(float("nan"))
-                self.outboxes.set(float("nan"))
+            await self._read_redis()
         return generate_latest(self.registry)
+
+    async def _read_redis(self):
+        chats = self._registry.chats()
+        self.bound_chats.set(len(chats))
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in chats:
+                    pipe.zcard(keys.outbox_order(key))
+                depths = await pipe.execute()
+            waiting = await indexes.count(self._redis, keys.outboxes)
+            backlog = await self._courier.backlog() if self._courier is not None else None
+        except (RedisError, OSError) as e:
+            logger.warning("redis not read for /metrics: %s", e)
+            self.store_up.labels("redis").set(0)
+            # unknown, not the last scrape's figures passed off as current
+            for gauge in (self.outbox_depth, self.outboxes, self.courier_waiting, self.courier_oldest):
+                gauge.set(math.nan)
+            return
+        self.store_up.labels("redis").set(1)
+        self.outbox_depth.set(sum(depths))
+        self.outboxes.set(waiting)
+        if backlog is not None:
+            self.courier_waiting.set(backlog[0])
+            self.courier_oldest.set(backlog[1])
+
+    async def _db_answers(self) -> bool:
+        if self._db.answered_within(DB_FRESH):
+            return True
+        try:
+            await asyncio.wait_for(self._db.check(), DB_PROBE_TIMEOUT)
+        except Exception:  # noqa: BLE001 - whatever the driver raises, the database did not answer
+            return False
+        return True

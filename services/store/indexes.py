@@ -23,3 +23,12 @@ async def count(redis: aioredis.Redis, index) -> int:
         for number in range(keys.SHARDS):
             pipe.zcard(index(number))
         return sum(await pipe.execute())
+
+
+async def soonest(redis: aioredis.Redis, index, per_shard: int) -> list[str]:
+    """The chat keys scored lowest in each shard of `index`, `per_shard` of each at most: a bounded
+    sample of the whole index, in one pipeline."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for number in range(keys.SHARDS):
+            pipe.zrange(index(number), 0, per_shard - 1)
+        return [chat.decode() for shard in await pipe.execute() for chat in shard]

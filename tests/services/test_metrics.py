@@ -1,8 +1,12 @@
 """The Prometheus endpoint: chip started as operators start it, with --metrics-port, then scraped."""
 
+import asyncio
+
+from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient
 from tornado.testing import bind_unused_port
 
+from services.backoff import Backoff
 from services.config import parse
 
 
@@ -12,20 +16,24 @@ def free_port() -> int:
     return port
 
 
-def sample(text: str, name: str) -> float:
-    """The value of an unlabelled sample in the exposition text."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+def sample(text: str, name: str, **labels) -> float:
+    """The value of the sample `name` with exactly these labels in the exposition text."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return found.value
+    raise AssertionError(f"{name}{labels or ''} not in /metrics")
+
+
+async def scrape(port: int) -> str:
+    return (await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/metrics")).body.decode()
 
 
 async def test_metrics_count_a_chat_cycle(chip_process, http, connect, channel, courier):
     metrics_port = free_port()
     process = await chip_process("--metrics-port", str(metrics_port), "--log-level", "warning").ready(http)
-    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     client = AsyncHTTPClient()
-    before = (await client.fetch(metrics_url)).body.decode()
+    before = await scrape(metrics_port)
     assert sample(before, "chip_messages_queued_total") == 0
     assert sample(before, "chip_open_sockets") == 0
 
@@ -35,12 +43,12 @@ async def test_metrics_count_a_chat_cycle(chip_process, http, connect, channel, 
                        body=f'{{"chat_id": "{chat_id}", "secret": "sesame", '
                             '"msg": {"id": 7, "text": "hi", "origin": "flow"}}')
     assert (await visitor.expect("chat_out"))["msg_out"]["id"] == 7
-    text = (await client.fetch(metrics_url)).body.decode()
+    text = await scrape(metrics_port)
     assert sample(text, "chip_outbox_depth") == 1
     await visitor.send({"type": "ack_chat", "msg_id": 7})
     await courier.wait_for(lambda: courier.of_type("msg_status", chat_id))
 
-    text = (await client.fetch(metrics_url)).body.decode()
+    text = await scrape(metrics_port)
     assert sample(text, "chip_open_sockets") == 1 and sample(text, "chip_bound_chats") == 1
     for name in ("queued", "pushed", "acked"):
         assert sample(text, f"chip_messages_{name}_total") == 1, name
@@ -48,6 +56,52 @@ async def test_metrics_count_a_chat_cycle(chip_process, http, connect, channel, 
     assert sample(text, "chip_outbox_depth") == 0
     assert sample(text, "chip_delivery_seconds_count") == 1
     assert sample(text, "chip_courier_request_seconds_count") >= 2  # chat_started, then msg_status
+    assert sample(text, "chip_courier_chats_waiting") == 0 and sample(text, "chip_courier_oldest_event_seconds") == 0
+
+
+async def test_readiness_the_stores_and_descriptors_are_exported(chip_process, spare_redis, http):
+    """What the alert rules (deploy/prometheus/chip-alerts.yml) read: a process waiting for Redis is
+    not ready and says which store does not answer, and its descriptors are counted against the limit."""
+    spare_redis.stop()
+    metrics_port = free_port()
+    process = await chip_process("--valkey", spare_redis.url, "--metrics-port", str(metrics_port)).ready(http, "/")
+    text = await scrape(metrics_port)
+    assert sample(text, "chip_ready") == 0
+    assert sample(text, "chip_store_up", store="redis") == 0
+    assert sample(text, "chip_store_up", store="postgresql") == 1
+    assert 0 < sample(text, "process_open_fds") < sample(text, "process_max_fds")
+
+    spare_redis.start()
+    await process.ready(http, timeout=10)
+    text = await scrape(metrics_port)
+    assert sample(text, "chip_ready") == 1
+    assert sample(text, "chip_store_up", store="redis") == 1
+    assert sample(text, "chip_store_up", store="postgresql") == 1
+
+
+async def test_the_courier_backlog_counts_chats_and_ages_until_courier_takes_them(start_chip, bound, channel,
+                                                                                  courier):
+    server = await start_chip(retry={"courier": Backoff(0.2, 0.5), "tick": 0.1})
+    courier.fail_with = 503
+    visitor = await bound(server, channel)
+    await visitor.send({"type": "send_msg", "text": "anyone there?"})
+    await asyncio.sleep(0.5)
+    first = (await server.services.metrics.scrape()).decode()
+    assert sample(first, "chip_courier_chats_waiting") == 1
+    await asyncio.sleep(0.3)
+    later = (await server.services.metrics.scrape()).decode()
+    age = sample(later, "chip_courier_oldest_event_seconds")
+    assert age >= sample(first, "chip_courier_oldest_event_seconds") + 0.25 and age < 10
+    assert sample(later, "chip_courier_errors_total", outcome="failed") >= 1
+
+    courier.fail_with = 0
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+    for _ in range(50):
+        text = (await server.services.metrics.scrape()).decode()
+        if sample(text, "chip_courier_chats_waiting") == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert sample(text, "chip_courier_chats_waiting") == 0 and sample(text, "chip_courier_oldest_event_seconds") == 0
 
 
 def test_metrics_port_is_off_by_default():
