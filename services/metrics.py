@@ -27,6 +27,12 @@ DB_FRESH = 15.0
 # the question asked then: longer, and a scrape would outlast Prometheus's own 10 s timeout
 DB_PROBE_TIMEOUT = 2.0
 
+# every label value the counters below take, exported at 0 from the start: Prometheus's increase()
+# sees nothing of a series whose first sample is already 1, so an alert would miss the first give-up
+COURIER_OUTCOMES = ("failed", "refused", "rejected")
+GIVEN_UP_REASONS = ("rejected", "expired", "too_large", "channel_gone", "status_rejected", "status_expired")
+GIVEN_UP_STATUSES = ("sent", "failed")
+
 
 class Metrics:
     def __init__(self):
@@ -75,6 +81,10 @@ class Metrics:
                                         "for --inbound-expiry), too_large (over Courier's body limit alone), "
                                         "channel_gone, status_rejected (a msg_status Courier refused for good) "
                                         "or status_expired (refused for --status-expiry)", ["reason"], registry=r)
+        for counter, values in ((self.courier_errors, COURIER_OUTCOMES), (self.courier_given_up, GIVEN_UP_REASONS),
+                                (self.given_up, GIVEN_UP_STATUSES)):
+            for value in values:
+                counter.labels(value)
         self._registry = self._redis = self._db = self._readiness = self._courier = None
 
     def watch(self, registry, redis, db=None, readiness=None, courier=None):

@@ -2,12 +2,14 @@
 
 import asyncio
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient
 from tornado.testing import bind_unused_port
 
 from services.backoff import Backoff
 from services.config import parse
+from services.metrics import Metrics
 
 
 def free_port() -> int:
@@ -107,3 +109,15 @@ async def test_the_courier_backlog_counts_chats_and_ages_until_courier_takes_the
 def test_metrics_port_is_off_by_default():
     assert parse([], {}).metrics_port == 0
     assert parse([], {"CHIP_METRICS_PORT": "9102"}).metrics_port == 9102
+
+
+def test_every_give_up_and_courier_error_is_exported_at_zero_before_the_first():
+    """Prometheus's increase() counts nothing for a series that appears at 1: the alert on events
+    given up would miss the first one unless the series was there, at 0, before it."""
+    text = generate_latest(Metrics().registry).decode()
+    for reason in ("rejected", "expired", "too_large", "channel_gone", "status_rejected", "status_expired"):
+        assert sample(text, "chip_courier_events_given_up_total", reason=reason) == 0, reason
+    for status in ("sent", "failed"):
+        assert sample(text, "chip_messages_given_up_total", status=status) == 0, status
+    for outcome in ("failed", "refused", "rejected"):
+        assert sample(text, "chip_courier_errors_total", outcome=outcome) == 0, outcome

@@ -36,7 +36,7 @@ async def queue(services, key: str, *msg_ids: int):
 
 def given_up(services, status: str) -> float:
     """chip_messages_given_up_total{status=...} as /metrics shows it."""
-    return services.metrics.registry.get_sample_value("chip_messages_given_up_total", {"status": status}) or 0
+    return services.metrics.registry.get_sample_value("chip_messages_given_up_total", {"status": status})
 
 
 def failed(*msg_ids: int) -> list:
