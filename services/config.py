@@ -162,7 +162,8 @@ class Config:
                                      f"Courier's own {COURIER_TIMEOUT:g} s, or a slow Courier records a "
                                      "visitor's message twice")
     storage_url: str = setting("", _url(["http", "https"]),
-                               "URL prefixed to users' avatar paths (default: http(s)://<domain>/media)")
+                               "URL prefixed to users' avatar paths: RapidPro's STORAGE_URL (default: "
+                               "http(s)://<domain>/media, where chip's own nginx answers 404)")
     instance_id: str = setting("", str, "name of this process in its logs (default: the hostname)")
     ack_timeout: float = setting(15.0, _positive(float), "seconds before an unacknowledged message is pushed again")
     log_level: str = setting("info", _one_of(LOG_LEVELS), "one of " + ", ".join(LOG_LEVELS))
