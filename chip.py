@@ -117,7 +117,6 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     courier_client = CourierClient(config.courier_url, metrics=metrics, timeout=config.courier_timeout)
     lookups = Lookups(db)
     registry = Registry()
-    metrics.watch(registry, redis)
     scripts = Scripts(redis, min_replicas=config.valkey_min_replicas)
     wakes = WakeChannels(redis)
     outbox = Outbox(redis, scripts, wakes)
@@ -129,12 +128,13 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
                                  expiry=config.inbound_expiry, status_expiry=config.status_expiry, retry=retry)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, locks, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry,
-                    interval=retry.sweep)
+                    interval=retry.sweep, metrics=metrics)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
+    readiness = Readiness(retry.stores)
+    metrics.watch(registry, redis, db, readiness, courier_queue)
     return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,
-                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, Readiness(retry.stores),
-                    LoopLag(metrics.loop_lag))
+                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, readiness, LoopLag(metrics.loop_lag))
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:

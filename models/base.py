@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import peewee
@@ -61,6 +62,7 @@ class Database:
         self.db.on_query = on_query
         self.db.bind(models)
         self.schema: Columns | None = None  # load_schema() reads it
+        self._answered = None  # time.monotonic() of the last unit of work that succeeded
         self._workers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="db",
                                            initializer=self.db.bind, initargs=(models,))
 
@@ -72,11 +74,17 @@ class Database:
     def _unit(self, work, args, log: bool):
         try:
             with self.db:
-                return work(*args)
+                result = work(*args)
+            self._answered = time.monotonic()
+            return result
         except (peewee.OperationalError, peewee.InterfaceError) as e:
             if log:
                 logger.warning("database unavailable: %s", (str(e).strip().splitlines() or [repr(e)])[0])
             raise DatabaseUnavailable("database unavailable") from e
+
+    def answered_within(self, seconds: float) -> bool:
+        """Whether a unit of work succeeded in the last `seconds`."""
+        return self._answered is not None and time.monotonic() - self._answered < seconds
 
     async def check(self):
         """Fail with DatabaseUnavailable unless the database answers (quietly: the caller reports it)."""

@@ -9,17 +9,24 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import re
 import socket
 import sys
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import dotenv
+import orjson
 
 from services.store.url import parse_store_url
 
 VERSION = "1.0.0"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# the key=value fields of chip's log lines ("chat resumed channel=abc chat=xyz")
+LOG_FIELD = re.compile(r"(?<!\S)([A-Za-z_]\w*)=(\S+)")
 
 # Courier allows itself this long per request (its handler's context and chi's Timeout middleware)
 COURIER_TIMEOUT = 30.0
@@ -93,10 +100,12 @@ def _port_or_off(value):
     return _port(value)
 
 
-def _level(value):
-    if value.lower() not in LOG_LEVELS:
-        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
-    return value.lower()
+def _one_of(choices):
+    def parse(value):
+        if value.lower() not in choices:
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(choices)}")
+        return value.lower()
+    return parse
 
 
 def _origins(value):
@@ -155,10 +164,13 @@ class Config:
                                      f"Courier's own {COURIER_TIMEOUT:g} s, or a slow Courier records a "
                                      "visitor's message twice")
     storage_url: str = setting("", _url(["http", "https"]),
-                               "URL prefixed to users' avatar paths (default: http(s)://<domain>/media)")
+                               "URL prefixed to users' avatar paths: RapidPro's STORAGE_URL (default: "
+                               "http(s)://<domain>/media, where chip's own nginx answers 404)")
     instance_id: str = setting("", str, "name of this process in its logs (default: the hostname)")
     ack_timeout: float = setting(15.0, _positive(float), "seconds before an unacknowledged message is pushed again")
-    log_level: str = setting("info", _level, "one of " + ", ".join(LOG_LEVELS))
+    log_level: str = setting("info", _one_of(LOG_LEVELS), "one of " + ", ".join(LOG_LEVELS))
+    log_format: str = setting("text", _one_of(LOG_FORMATS), "text (time level logger: message) or json (one object "
+                              "a line: time, level, logger, message, and each key=value of the message as its own key)")
     sentry_dsn: str = setting("", str, "report errors to this Sentry DSN (optional)")
     db_pool_size: int = setting(8, _positive(int), "PostgreSQL connections (and worker threads) per process")
     inbound_expiry: float = setting(86400.0, _positive(float), "seconds a visitor's event is kept for Courier "
@@ -323,8 +335,30 @@ def fail(message: str):
 
 
 def setup_logging(config: Config):
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if config.log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(handlers=[handler])
     set_log_level(config.log_level)
+
+
+class JsonFormatter(logging.Formatter):
+    """--log-format json: one object a line, with time (UTC), level, logger and message, and each
+    key=value field of the message as its own key (a string: a field keeps one type in a log store);
+    a traceback is under `exception`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        created = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+        entry = {"time": created.replace("+00:00", "Z"), "level": record.levelname.lower(), "logger": record.name,
+                 "message": message}
+        for key, value in LOG_FIELD.findall(message):
+            # the first of a key wins, and never over the four above; "ip=1.2.3.4: ..." ends at the colon
+            entry.setdefault(key, value.rstrip(",;:"))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return orjson.dumps(entry).decode()
 
 
 def set_log_level(level: str):

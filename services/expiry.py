@@ -20,6 +20,7 @@ from services.delivery.outbox import Outbox, visitor_email
 from services.errors import Unavailable
 from services.lookups import Lookups
 from services.mailer import Mailer, one_line
+from services.metrics import Metrics
 from services.periodic import Periodic
 from services.store import keys
 from services.store.indexes import sweep
@@ -33,7 +34,8 @@ _STORES_DOWN = (RedisError, OSError, Unavailable, DatabaseUnavailable)
 
 class Expiry:
     def __init__(self, redis: aioredis.Redis, locks: Locks, outbox: Outbox, courier: CourierQueue,
-                 lookups: Lookups, mailer: Mailer = None, *, expiry: float = 7 * 86400.0, interval: float = 60.0):
+                 lookups: Lookups, mailer: Mailer = None, *, expiry: float = 7 * 86400.0, interval: float = 60.0,
+                 metrics: Metrics):
         self.redis = redis
         self.locks = locks
         self.outbox = outbox
@@ -42,6 +44,7 @@ class Expiry:
         self.mailer = mailer
         self.expiry = expiry
         self.interval = interval
+        self.metrics = metrics
         self._loop = Periodic(self._tick, interval, jitter=0.1, name="the stale message sweep")
 
     def start(self):
@@ -93,6 +96,7 @@ class Expiry:
                 for msg_key, _ in stale:
                     await self.courier.report(key, msg_key, status, post=False)
                 self.courier.kick(key)
+                self.metrics.given_up.labels(status).inc(len(stale))
                 logger.info("gave up %d stale message(s) chat=%s status=%s", len(stale), key, status)
             await self.outbox.reindex(key, oldest_left)
             return len(stale)

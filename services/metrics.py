@@ -1,19 +1,20 @@
 """Prometheus metrics of one chip process, for operators to scrape from --metrics-port.
 
 Each Metrics owns its CollectorRegistry rather than using prometheus-client's global one, so a
-test can build several apps in one process without their counters colliding. Counters and
-histograms are kept up to date as things happen; the gauges that describe state (sockets, chats,
-outbox depth) are a collector's, computed when scraped and never touched on the hot path.
+test can build several apps in one process without their counters colliding. Gauges that
+describe state (readiness, the stores, sockets, chats, outbox depth, the Courier backlog) are read
+when scraped, not kept up to date on the hot path. The rules and the dashboard that read them are
+in deploy/prometheus/ and deploy/grafana/.
 """
 
+import asyncio
 import logging
 import math
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from redis.exceptions import RedisError
 
-from services.store import keys
+from services.store import indexes, keys
 
 logger = logging.getLogger(__name__)
 
@@ -23,62 +24,41 @@ DELIVERY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 1
 COURIER_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30)
 # a loop that keeps up is late by well under a millisecond; a stall of 100 ms is felt by every socket
 LAG_BUCKETS = (.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5)
+# a database that served a query this recently answers; only an idle process asks it anew
+DB_FRESH = 15.0
+# the question asked then: longer, and a scrape would outlast Prometheus's own 10 s timeout
+DB_PROBE_TIMEOUT = 2.0
 
-
-class StateGauges:
-    """A prometheus-client collector of the state gauges: open sockets and bound chats from the
-    process's socket registry, and outbox depth and chats waiting from Redis.
-
-    prometheus-client collects synchronously, and Redis is read asynchronously: so a scrape first
-    awaits refresh(), which reads the outboxes of every held chat and every shard's index in one
-    pipeline, and collect() then yields the sockets and chats as they are at that moment with the
-    Redis figures of that refresh. A refresh that fails leaves them NaN, unknown, rather than
-    passing off an older scrape's figures as current.
-    """
-
-    def __init__(self, sessions, redis):
-        self.sessions = sessions
-        self.redis = redis
-        self.depth = self.waiting = math.nan
-
-    async def refresh(self):
-        """Read the outbox depth of this process's chats and the chats waiting across all processes."""
-        chats = self.sessions.chats()
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in chats:
-                    pipe.zcard(keys.outbox_order(key))
-                for number in range(keys.SHARDS):
-                    pipe.zcard(keys.outboxes(number))
-                counts = await pipe.execute()
-        except (RedisError, OSError) as e:
-            logger.warning("outbox depth not read: %s", e)
-            self.depth = self.waiting = math.nan
-            return
-        self.depth, self.waiting = sum(counts[:len(chats)]), sum(counts[len(chats):])
-
-    def describe(self):
-        """The gauges' names, without reading anything, for the registry's check of duplicates."""
-        return self._families(math.nan, math.nan, math.nan, math.nan)
-
-    def collect(self):
-        return self._families(self.sessions.open_count, len(self.sessions.chats()), self.depth, self.waiting)
-
-    @staticmethod
-    def _families(sockets, chats, depth, waiting) -> list[GaugeMetricFamily]:
-        return [
-            GaugeMetricFamily("chip_open_sockets", "WebSockets open in this process", value=sockets),
-            GaugeMetricFamily("chip_bound_chats", "chats with at least one socket in this process", value=chats),
-            GaugeMetricFamily("chip_outbox_depth", "messages waiting for an ack in the outboxes of this process's chats",
-                              value=depth),
-            GaugeMetricFamily("chip_outboxes_waiting", "chats (of all processes) with messages waiting", value=waiting),
-        ]
+# every label value the counters below take, exported at 0 from the start: Prometheus's increase()
+# sees nothing of a series whose first sample is already 1, so an alert would miss the first give-up
+COURIER_OUTCOMES = ("failed", "refused", "rejected")
+GIVEN_UP_REASONS = ("rejected", "expired", "too_large", "channel_gone", "status_rejected", "status_expired")
+GIVEN_UP_STATUSES = ("sent", "failed")
 
 
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_open_fds and process_max_fds: a socket per visitor, against the descriptor limit
+        ProcessCollector(registry=r)
+        self.ready = Gauge("chip_ready", "1 while this process serves (GET /ready answers 200), 0 while it starts "
+                           "or stops", registry=r)
+        self.store_up = Gauge("chip_store_up", "1 when the store answered at this scrape, 0 when it did not: "
+                              "redis or postgresql", ["store"], registry=r)
+        self.open_sockets = Gauge("chip_open_sockets", "WebSockets open in this process", registry=r)
+        self.bound_chats = Gauge("chip_bound_chats", "chats with at least one socket in this process",
+                                 registry=r)
+        self.outbox_depth = Gauge("chip_outbox_depth",
+                                  "messages waiting for an ack in the outboxes of this process's chats",
+                                  registry=r)
+        self.outboxes = Gauge("chip_outboxes_waiting", "chats (of all processes) with messages waiting",
+                              registry=r)
+        self.courier_waiting = Gauge("chip_courier_chats_waiting",
+                                     "chats (of all processes) with visitors' events waiting for Courier", registry=r)
+        self.courier_oldest = Gauge("chip_courier_oldest_event_seconds",
+                                    "age of the oldest event waiting for Courier (0: none), among the chats due "
+                                    "soonest: exact while 1024 or fewer wait", registry=r)
         self.queued = Counter("chip_messages_queued", "messages from Courier queued (repeats excluded)",
                               registry=r)
         self.pushed = Counter("chip_messages_pushed", "first pushes of a message to a socket", registry=r)
@@ -87,6 +67,10 @@ class Metrics:
         self.acked = Counter("chip_messages_acked", "messages acked by a widget and removed", registry=r)
         self.failed = Counter("chip_messages_failed",
                               "messages a socket stopped being pushed after the last attempt", registry=r)
+        self.given_up = Counter("chip_messages_given_up",
+                                "messages that waited --msg-expiry for their visitor and left the outbox: "
+                                "status sent (emailed) or failed (reported failed to Courier)", ["status"],
+                                registry=r)
         self.delivery = Histogram("chip_delivery_seconds", "from queueing a message to its ack",
                                   buckets=DELIVERY_BUCKETS, registry=r)
         self.courier_latency = Histogram("chip_courier_request_seconds", "Courier receive requests",
@@ -99,18 +83,61 @@ class Metrics:
                                         "for --inbound-expiry), too_large (over Courier's body limit alone), "
                                         "channel_gone, status_rejected (a msg_status Courier refused for good) "
                                         "or status_expired (refused for --status-expiry)", ["reason"], registry=r)
+        for counter, values in ((self.courier_errors, COURIER_OUTCOMES), (self.courier_given_up, GIVEN_UP_REASONS),
+                                (self.given_up, GIVEN_UP_STATUSES)):
+            for value in values:
+                counter.labels(value)
         self.loop_lag = Histogram("chip_loop_lag_seconds", "how late the event loop ran a timer that was due "
                                   "(services/looplag.py)", buckets=LAG_BUCKETS, registry=r)
         self.db_queries = Counter("chip_db_queries", "SQL statements sent to PostgreSQL", registry=r)
-        self.state = None
+        self._registry = self._redis = self._db = self._readiness = self._courier = None
 
-    def watch(self, sessions, redis):
-        """Add the state gauges, read from the socket registry and Redis when scraped."""
-        self.state = StateGauges(sessions, redis)
-        self.registry.register(self.state)
+    def watch(self, registry, redis, db=None, readiness=None, courier=None):
+        """Where the state gauges are read from when scraped: the socket registry, Redis, the
+        database, the readiness gate and the Courier queue (its backlog())."""
+        self._registry, self._redis, self._db = registry, redis, db
+        self._readiness, self._courier = readiness, courier
 
     async def scrape(self) -> bytes:
         """The text exposition format, with the state gauges read now."""
-        if self.state is not None:
-            await self.state.refresh()
+        if self._readiness is not None:
+            self.ready.set(1 if self._readiness.ready else 0)
+        if self._db is not None:
+            self.store_up.labels("postgresql").set(1 if await self._db_answers() else 0)
+        if self._registry is not None:
+            self.open_sockets.set(self._registry.open_count)
+            await self._read_redis()
         return generate_latest(self.registry)
+
+    async def _read_redis(self):
+        chats = self._registry.chats()
+        self.bound_chats.set(len(chats))
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in chats:
+                    pipe.zcard(keys.outbox_order(key))
+                depths = await pipe.execute()
+            waiting = await indexes.count(self._redis, keys.outboxes)
+            backlog = await self._courier.backlog() if self._courier is not None else None
+        except (RedisError, OSError) as e:
+            logger.warning("redis not read for /metrics: %s", e)
+            self.store_up.labels("redis").set(0)
+            # unknown, not the last scrape's figures passed off as current
+            for gauge in (self.outbox_depth, self.outboxes, self.courier_waiting, self.courier_oldest):
+                gauge.set(math.nan)
+            return
+        self.store_up.labels("redis").set(1)
+        self.outbox_depth.set(sum(depths))
+        self.outboxes.set(waiting)
+        if backlog is not None:
+            self.courier_waiting.set(backlog[0])
+            self.courier_oldest.set(backlog[1])
+
+    async def _db_answers(self) -> bool:
+        if self._db.answered_within(DB_FRESH):
+            return True
+        try:
+            await asyncio.wait_for(self._db.check(), DB_PROBE_TIMEOUT)
+        except Exception:  # noqa: BLE001 - whatever the driver raises, the database did not answer
+            return False
+        return True

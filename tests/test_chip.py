@@ -37,6 +37,8 @@ def test_help_lists_settings():
      "chip: error: argument --valkey: 'valkey+cluster://chip:***@a:7000,b:x/': 'b:x' is not host:port"),
     ([], {"CHIP_VALKEY": "valkeys+sentinel://:hunter2@a:26379/"},
      "chip: error: CHIP_VALKEY: 'valkeys+sentinel://:***@a:26379/': the URL must end with /<service name>"),
+    (["--log-format", "xml"], {}, "chip: error: argument --log-format: 'xml' is not one of text, json"),
+    ([], {"CHIP_LOG_FORMAT": "logfmt"}, "chip: error: CHIP_LOG_FORMAT: 'logfmt' is not one of text, json"),
 ])
 def test_bad_configuration_is_one_line_and_status_2(args, env, message):
     result = run(*args, env=env)
@@ -51,6 +53,21 @@ def test_a_misspelt_setting_in_the_env_file_is_one_line_and_status_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr == (f"chip: error: --env-file {tmp_path / 'chip.env'}: CHIP_VALKY is not a chip setting "
                              "(CHIP_<NAME>; see --help)\n")
+
+
+async def test_json_logs_are_one_object_a_line_with_the_fields_of_the_message(chip_process, http, channel, connect):
+    process = await chip_process("--log-format", "json").ready(http)
+    visitor = await connect(process, channel["uuid"])
+    chat_id = (await visitor.start())["chat_id"]
+    status, stderr = process.terminate()
+    assert status == 0
+    lines = [json.loads(line) for line in stderr.splitlines()]  # every line, or this fails
+    assert all({"time", "level", "logger", "message"} <= set(entry) for entry in lines)
+    [started] = [entry for entry in lines if entry["message"].startswith("chat started ")]
+    assert started["level"] == "info" and started["logger"] == "services.chats"
+    assert (started["channel"], started["chat"]) == (channel["uuid"], chat_id)
+    [ready] = [entry for entry in lines if entry["message"].startswith("chip ready")]
+    assert ready["instance"] and ready["courier"].startswith("http://")
 
 
 async def test_a_store_down_at_start_is_retried_until_it_answers(chip_process, spare_redis, http, channel, connect):

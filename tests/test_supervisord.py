@@ -38,6 +38,8 @@ def test_two_processes_on_8070_and_8071_with_distinct_ids_stopped_by_term():
     assert sorted(c.metrics_port for c in configs) == [18070, 18071]
     assert len({c.instance_id for c in configs}) == 2
     assert all(c.ssl and c.courier_url == "https://rapidpro.example.com" for c in configs)
+    # the defaults would be chip's own nginx, which routes neither Courier's /c/ nor /media
+    assert all(not c.storage_url.startswith(f"https://{c.domain}/") for c in configs)
     assert all(str(net) == "127.0.0.1/32" for c in configs for net in c.trusted_proxies)
 
 

@@ -33,13 +33,16 @@ from services.lookups import Lookups
 from services.metrics import Metrics
 from services.periodic import Periodic
 from services.shutdown import settle
-from services.store import keys
+from services.store import indexes, keys
 from services.store.client import redis_errors
 from services.store.indexes import Rotation, sweep
 from services.store.lock import Lock, Locks
 from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
+
+# chats per shard whose first event /metrics reads for the backlog's age: 1024 in all
+BACKLOG_SAMPLE = 8
 
 # the only event that Courier may be given twice without harm: it sets a status again
 REPEATABLE = frozenset({"msg_status"})
@@ -288,6 +291,18 @@ class CourierQueue:
     def _kick_if_due(self, key: str):
         if key not in self._flushing:
             self.kick(key)
+
+    async def backlog(self) -> tuple[int, float]:
+        """(chats with events waiting for Courier, seconds the oldest of their first events has
+        waited) for /metrics. The age reads the chats due soonest in each shard (BACKLOG_SAMPLE), so
+        that a scrape costs the same however long Courier has been down; RedisError if Redis fails."""
+        waiting = await indexes.count(self.redis, keys.courier_due)
+        sample = await indexes.soonest(self.redis, keys.courier_due, BACKLOG_SAMPLE)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in sample:
+                pipe.lindex(keys.courier_events(key), 0)
+            firsts = [orjson.loads(raw)["t"] for raw in await pipe.execute() if raw]
+        return waiting, max(0.0, time.time() - min(firsts)) if firsts else 0.0
 
     # the due loop
 

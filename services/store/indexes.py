@@ -41,3 +41,20 @@ class Rotation:
         first = self._next
         self._next = (first + self.per_look) % keys.SHARDS
         return [(first + i) % keys.SHARDS for i in range(self.per_look)]
+
+
+async def count(redis: aioredis.Redis, index) -> int:
+    """How many chats the shards of `index` hold in all."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for number in range(keys.SHARDS):
+            pipe.zcard(index(number))
+        return sum(await pipe.execute())
+
+
+async def soonest(redis: aioredis.Redis, index, per_shard: int) -> list[str]:
+    """The chat keys scored lowest in each shard of `index`, `per_shard` of each at most: a bounded
+    sample of the whole index, in one pipeline."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for number in range(keys.SHARDS):
+            pipe.zrange(index(number), 0, per_shard - 1)
+        return [chat.decode() for shard in await pipe.execute() for chat in shard]

@@ -100,6 +100,9 @@ async def test_stale_messages_are_emailed_and_reported_sent(start_chip, channel,
     await courier.wait_for(lambda: courier.of_type("msg_status", stale_chat))
     assert courier.of_type("msg_status", stale_chat) == [{"type": "msg_status", "status": {
         "msg_uuid": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "status": "sent"}}]
+    given_up = server.services.metrics.registry.get_sample_value
+    assert (given_up("chip_messages_given_up_total", {"status": "sent"}),
+            given_up("chip_messages_given_up_total", {"status": "failed"})) == (1, 0)
     [(to, content)] = smtp_server.messages
     assert to == ["visitor@example.com"]
     assert "Bob McTickets: Your order" in content and "https://example.com/receipt.jpg" in content

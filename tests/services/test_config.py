@@ -1,10 +1,13 @@
 """Settings: flags, CHIP_* variables, defaults, and one clear line for a bad value."""
 
 import dataclasses
+import io
+import json
+import logging
 
 import pytest
 
-from services.config import Config, ConfigError, parse
+from services.config import Config, ConfigError, JsonFormatter, parse
 
 
 def test_defaults():
@@ -14,6 +17,7 @@ def test_defaults():
     assert config.valkey == "valkey://localhost:6379/5" and config.valkey_min_replicas == 0
     assert config.courier_url == "http://localhost" and config.storage_url == "http://localhost/media"
     assert config.ack_timeout == 15 and config.log_level == "info" and config.instance_id
+    assert config.log_format == "text"
 
 
 def test_environment_and_flags_flag_wins():
@@ -64,6 +68,8 @@ def test_min_replicas():
     (["--valkey-min-replicas", "one"], {}, "'one' is not a whole number"),
     (["--ack-timeout", "-1"], {}, "must be greater than zero"),
     (["--log-level", "loud"], {}, "is not one of debug, info"),
+    (["--log-format", "xml"], {}, "argument --log-format: 'xml' is not one of text, json"),
+    ([], {"CHIP_LOG_FORMAT": "logfmt"}, "CHIP_LOG_FORMAT: 'logfmt' is not one of text, json"),
     ([], {"CHIP_SSL": "maybe"}, "CHIP_SSL: 'maybe' is not true or false"),
     (["--nope"], {}, "unrecognized arguments: --nope"),
 ])
@@ -92,3 +98,32 @@ def test_courier_timeout_outlasts_courier_own():
         parse(["--courier-timeout", "30"], {})
     assert str(e.value) == ("--courier-timeout (30) must be longer than Courier's own 30 s, "
                             "or a slow Courier records a visitor's message twice")
+
+
+def test_the_log_format_is_text_or_json():
+    assert parse(["--log-format", "JSON"], {}).log_format == "json"
+    assert parse([], {"CHIP_LOG_FORMAT": "json"}).log_format == "json"
+    assert parse(["--log-format", "text"], {"CHIP_LOG_FORMAT": "json"}).log_format == "text"
+
+
+def test_a_json_line_keeps_a_traceback_and_its_own_keys_on_one_line():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tests.json")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("bad frame")
+        except ValueError:
+            logger.exception("could not serve chat=%s; level=%s message=%s ip=%s: %d open", "abc", "x", "y",
+                             "::1", 3)
+    finally:
+        logger.removeHandler(handler)
+    [line] = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "error" and entry["logger"] == "tests.json"
+    assert entry["message"] == "could not serve chat=abc; level=x message=y ip=::1: 3 open"
+    assert entry["chat"] == "abc" and entry["ip"] == "::1"  # what ends the value is not part of it
+    assert "ValueError: bad frame" in entry["exception"]
+    assert entry["time"].endswith("Z") and "T" in entry["time"]

@@ -24,7 +24,7 @@ EXPIRY = 0.5  # seconds a message may wait in these tests' outboxes
 def expiry(services):
     """An Expiry of EXPIRY seconds, without an SMTP server, over chip's other services."""
     return Expiry(services.redis, Locks(services.scripts), services.outbox, services.courier_queue, services.lookups,
-                  expiry=EXPIRY)
+                  expiry=EXPIRY, metrics=services.metrics)
 
 
 async def queue(services, key: str, *msg_ids: int):
@@ -32,6 +32,11 @@ async def queue(services, key: str, *msg_ids: int):
     for msg_id in msg_ids:
         out = events.msg_out(msg_id, f"m{msg_id}", "flow", datetime.now(timezone.utc))
         await services.outbox.queue(key, str(msg_id), orjson.dumps(events.chat_out(out)), 100)
+
+
+def given_up(services, status: str) -> float:
+    """chip_messages_given_up_total{status=...} as /metrics shows it."""
+    return services.metrics.registry.get_sample_value("chip_messages_given_up_total", {"status": status})
 
 
 def failed(*msg_ids: int) -> list:
@@ -52,6 +57,7 @@ async def test_a_sweep_gives_up_only_stale_messages_and_reports_them_failed_to_c
     await queue(services, key, 3)
     await queue(services, fresh_key, 4)
     assert await expiry.sweep() == 2
+    assert given_up(services, "failed") == 2
     assert [msg_key for msg_key, _ in await services.outbox.window(key, 100)] == ["3"]
     assert [msg_key for msg_key, _ in await services.outbox.window(fresh_key, 100)] == ["4"]
     await courier.wait_for(lambda: courier.of_type("msg_status", stale_chat))
