@@ -97,8 +97,22 @@ def markdown(r: dict) -> str:
     lines.append(f"\nstart_chat (resume) rate binding {r['settings']['chats']:,} chats before the loads: chip "
                  f"{r['chip']['bind']['start_chat_per_s']:,.0f}/s, baseline {r['baseline']['bind']['start_chat_per_s']:,.0f}/s; "
                  f"chip's PostgreSQL queries per resume: {_f(r['chip']['bind'].get('db_queries_per_resume'), 2)}.")
-    lines += ["", *costs(r)]
+    lines += ["", *costs(r), "", *storms(r)]
     return "\n".join(lines) + "\n"
+
+
+def storms(r: dict) -> list:
+    """Every visitor reconnecting at once with their chat ids, chip against the baseline."""
+    if "storm" not in r:
+        return []
+    lines = ["### Reconnect storm (every visitor back at once with its chat id)", "",
+             "| visitors | chip resumes/s | baseline resumes/s | ratio | chip PostgreSQL queries/resume | "
+             "chip Redis commands/resume |", "|---|---|---|---|---|---|"]
+    for c, b in zip(r["storm"]["chip"], r["storm"]["baseline"]):
+        lines.append(f"| {c['sockets']:,} | {c['start_chat_per_s']:,.0f} | {b['start_chat_per_s']:,.0f} | "
+                     f"{c['start_chat_per_s'] / b['start_chat_per_s']:.2f} x | {_f(c.get('db_queries_per_resume'), 2)} | "
+                     f"{_f(c.get('redis_commands_per_resume'), 1)} |")
+    return lines
 
 
 def costs(r: dict) -> list:

@@ -34,8 +34,9 @@ PER_IP_LIMITS_OFF = ["--max-sockets-per-ip", "1000000", "--new-chats-per-ip", "1
                      "--max-connections-per-ip", "1000000"]
 
 FULL = dict(loads=[200, 500, 1000, 2000], duration=10.0, chats=1000, idle=[1000, 5000, 10000], clients=2,
-            in_flight=200)
-QUICK = dict(loads=[200, 500, 1000], duration=3.0, chats=1000, idle=[1000, 2000], clients=2, in_flight=200)
+            in_flight=200, storm=[3000, 20000])
+QUICK = dict(loads=[200, 500, 1000], duration=3.0, chats=1000, idle=[1000, 2000], clients=2, in_flight=200,
+             storm=[3000])
 
 
 def free_port() -> int:
@@ -130,7 +131,8 @@ class Bench:
         rows = Rows(self.db_url)
         org_id = rows.org("Bench")
         self.channel_uuid = rows.channel(org_id, secret=client.SECRET)
-        self.chat_ids = [f"bench{i:019d}" for i in range(max(self.opts.chats, *self.opts.idle))]
+        self.chat_ids = [f"bench{i:019d}" for i in range(max(self.opts.chats, *self.opts.idle,
+                                                               *getattr(self.opts, "storm", [0])))]
         rows.contacts(org_id, self.channel_uuid, self.chat_ids)
         rows.close()
         self.store = Store(self.opts.topology, VALKEY)
@@ -161,12 +163,13 @@ class Bench:
 
     # measuring
 
-    def connect(self, group: str, ports: list, chat_ids: list) -> dict:
+    def connect(self, group: str, ports: list, chat_ids: list, concurrency: int = 50) -> dict:
         urls = [f"http://127.0.0.1:{port}/wc/connect/{self.channel_uuid}/" for port in ports]
         n = len(self.workers)
         before = self._chip_stats(ports)
         started = time.perf_counter()
-        results = self.ask("connect", [dict(group=group, ws_urls=urls, chat_ids=chat_ids[i::n]) for i in range(n)])
+        results = self.ask("connect", [dict(group=group, ws_urls=urls, chat_ids=chat_ids[i::n], concurrency=concurrency)
+                                       for i in range(n)])
         seconds = time.perf_counter() - started
         after = self._chip_stats(ports)
         refused = sum(r["refused"] for r in results)
@@ -331,6 +334,28 @@ class Bench:
                 self.stop(process)
         return {"saturation": saturation}
 
+    def storm(self, kind: str) -> list:
+        """Every visitor of a restarted process back at once: `size` sockets bound, all closed, then all
+        opened again with their chat ids, as many at a time as the workers' connections allow."""
+        process, port = self.start_server(kind, f"{kind}-storm")
+        rows = []
+        try:
+            for size in self.opts.storm:
+                self.connect(kind, [port], self.chat_ids[:size], concurrency=200)
+                self.ask("close", [{}] * len(self.workers))
+                time.sleep(1)
+                _, redis_before = self.store.counters()
+                again = self.connect(kind, [port], self.chat_ids[:size], concurrency=size)
+                _, redis_after = self.store.counters()
+                again["redis_commands_per_resume"] = (redis_after - redis_before) / size if kind == "chip" else None
+                rows.append(again)
+                print(f"  {kind} storm {again}", flush=True)
+                self.ask("close", [{}] * len(self.workers))
+                time.sleep(1)
+        finally:
+            self.stop(process)
+        return rows
+
     def idle(self, kind: str) -> list:
         process, port = self.start_server(kind, f"{kind}-idle")
         rows, held = [], 0
@@ -364,8 +389,9 @@ def main():
     parser.add_argument("--topology", choices=TOPOLOGIES, default="single",
                         help="Redis chip runs against: single (CHIP_BENCH_VALKEY), or a cluster (3 primaries, "
                         "a replica each) or Sentinel (primary, 2 replicas, 3 Sentinels) started here (default: single)")
-    parser.add_argument("--parts", default="baseline,chip,idle",
-                        help="which parts to run, comma-separated; the report needs all three (default)")
+    parser.add_argument("--parts", default="baseline,chip,idle,storm",
+                        help="which parts to run, comma-separated (baseline, chip, idle, storm); the report "
+                        "needs the first three (default: all four)")
     opts = parser.parse_args()
     for name, value in (QUICK if opts.quick else FULL).items():
         if getattr(opts, name, None) is None:
@@ -374,7 +400,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     # chip and the workers inherit this; 10k sockets need 10k descriptors in chip and half in each worker
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = max(hard, 2 * max(opts.idle) + 1024)
+    want = max(hard, 2 * max(*opts.idle, *opts.storm) + 1024)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))  # root may raise the hard limit...
     except ValueError:
@@ -396,6 +422,8 @@ def run(opts, out: pathlib.Path) -> dict:
         results.update(bench.loads([kind for kind in ("baseline", "chip") if kind in parts]))
         if "idle" in parts:
             results["idle"] = {kind: bench.idle(kind) for kind in ("chip", "baseline")}
+        if "storm" in parts:
+            results["storm"] = {kind: bench.storm(kind) for kind in ("chip", "baseline")}
     finally:
         bench.teardown()
     results["seconds"] = time.monotonic() - started

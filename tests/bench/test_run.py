@@ -12,8 +12,8 @@ import pytest
 from bench import run as bench_run
 from tests.topologies import unsupported
 
-TINY = dict(quick=True, loads=[40], duration=1.0, chats=20, idle=[20], clients=1, in_flight=8,
-            log_level="warning", profile=None, plot=None, parts="baseline,chip,idle", topology="single")
+TINY = dict(quick=True, loads=[40], duration=1.0, chats=20, idle=[20], clients=1, in_flight=8, storm=[30],
+            log_level="warning", profile=None, plot=None, parts="baseline,chip,idle,storm", topology="single")
 
 
 def test_a_tiny_run_measures_both_servers_reports_and_leaves_nothing_behind(tmp_path, monkeypatch, test_db,
@@ -37,10 +37,14 @@ def test_a_tiny_run_measures_both_servers_reports_and_leaves_nothing_behind(tmp_
     assert pair["delivered"] == pair["sent"] > 0 and pair["lost"] == 0
     assert [row["sockets"] for row in results["idle"]["chip"]] == [20]
     assert results["idle"]["baseline"][0]["kb_per_socket"] > 0
+    storm = results["storm"]["chip"][0]
+    assert storm["sockets"] == 30 and storm["start_chat_per_s"] > 0 and storm["db_queries_per_resume"] >= 0
+    assert storm["redis_commands_per_resume"] > 0 and results["storm"]["baseline"][0]["start_chat_per_s"] > 0
 
     report = (tmp_path / "results.md").read_text()
     assert "| two processes >= 1.7 x one |" in report
     assert "| lost messages = 0 | 0 | yes |" in report
+    assert "### Reconnect storm" in report and "| 30 |" in report
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert set(ours.children(recursive=True)) <= before  # stub, servers and client workers all stopped
