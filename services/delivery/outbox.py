@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from services.errors import TooLarge
 from services.lookups import Lookups
 from services.store import keys
+from services.store.batching import TurnBatch
 from services.store.client import redis_errors
 from services.store.pubsub import WakeChannels
 from services.store.scripts import Scripts
@@ -28,6 +29,7 @@ class Outbox:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, wakes: WakeChannels):
         self.redis = redis
         self.wakes = wakes
+        self._emails = TurnBatch(self._read_emails)
         self._queue = scripts.load("outbox_queue")
         self._window = scripts.load("outbox_window")
 
@@ -59,6 +61,12 @@ class Outbox:
         else:
             await self.redis.zadd(keys.outboxes_of(key), {key: oldest_queued}, xx=True)
 
+    async def _read_emails(self, names: list) -> list:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.get(name)
+            return await pipe.execute(raise_on_error=False)
+
     @redis_errors("keeping an email")
     async def keep_visitor_email(self, key: str, email: str):
         await self.redis.set(keys.visitor_email(key), email, ex=EMAIL_TTL)
@@ -66,9 +74,10 @@ class Outbox:
     async def visitor_email(self, key: str) -> str | None:
         """The email the visitor of this chat gave, if any. None while Redis is down: a resume must not
         fail over it, and its outbox waits for Redis anyway. A plain read, so that Redis holding up
-        writes (CLIENT PAUSE WRITE, a failover) does not hold up resumes."""
+        writes (CLIENT PAUSE WRITE, a failover) does not hold up resumes; the reads of one turn of the
+        loop go as one pipeline (a reconnect storm resumes thousands of chats)."""
         try:
-            email = await self.redis.get(keys.visitor_email(key))
+            email = await self._emails.add(keys.visitor_email(key))
         except (RedisError, OSError) as e:
             logger.warning("redis unavailable while reading an email: %s", e)
             return None

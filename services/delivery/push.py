@@ -89,7 +89,7 @@ class Delivery:
         """Start delivering the chat's outbox to this session."""
         if self.registry.add(session):
             try:
-                await self.wakes.subscribe(keys.wake_channel(session.key))
+                await self.wakes.join(keys.wake_channel(session.key))
             except (RedisError, OSError) as e:
                 # the listener resubscribes every held chat when Redis is back
                 logger.warning("could not subscribe chat=%s: %s", session.chat_id, e)

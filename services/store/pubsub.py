@@ -16,6 +16,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
+from services.store.batching import TurnBatch
+
 logger = logging.getLogger(__name__)
 
 # a cluster's sharded subscriptions sit on one connection per node, which redis-py reads in turn,
@@ -40,6 +42,8 @@ class WakeChannels:
         # subscriptions made at once each opened one, the first ones then left behind, subscribed
         # and never read (their wake-ups were lost)
         self._connecting = asyncio.Lock()
+        # the subscriptions asked for in one turn go as one command: a reconnect storm asks thousands
+        self._joining = TurnBatch(self._join)
 
     @property
     def publish(self) -> str:
@@ -68,6 +72,14 @@ class WakeChannels:
                 await self._pubsub.connect()
         if channels:
             await (self._pubsub.ssubscribe if self.sharded else self._pubsub.subscribe)(*channels)
+
+    def join(self, channel: str) -> asyncio.Future:
+        """Subscribe one channel, with every other one asked for in this turn of the loop."""
+        return self._joining.add(channel)
+
+    async def _join(self, channels: list) -> list:
+        await self.subscribe(*channels)
+        return [None] * len(channels)
 
     async def unsubscribe(self, *channels: str):
         await (self._pubsub.sunsubscribe if self.sharded else self._pubsub.unsubscribe)(*channels)
