@@ -16,7 +16,7 @@ class Mutant(NamedTuple):
 DELIVERY = ("tests/services/delivery/test_push.py", "tests/services/delivery/test_outbox.py", "tests/handlers/test_send.py",
             "tests/faults/test_outgoing.py")
 COURIER = ("tests/services/courier/test_queue.py", "tests/services/courier/test_queue_lock.py",
-           "tests/handlers/test_send.py")
+           "tests/services/courier/test_request_size.py", "tests/handlers/test_send.py")
 EXPIRY = ("tests/services/test_expiry.py", "tests/faults/test_outgoing.py")
 LIMITS = ("tests/services/test_limits.py", "tests/handlers/test_limits.py")
 HISTORY = ("tests/models/", "tests/handlers/test_socket.py")
@@ -59,6 +59,9 @@ MUTANTS = [
            "            if outcome.retried:\n", COURIER),
     Mutant("courier queue: fresh events given up instead of stale ones", "services/courier/queue.py",
            'if now - stored["t"] > self.expiry:', 'if now - stored["t"] < self.expiry:', COURIER),
+    Mutant("courier queue: a batch's byte budget leaves out the request's envelope", "services/courier/queue.py",
+           "room = MAX_BODY - len(self.client.body(chat_id, channel.secret, [])) if channel else 0",
+           "room = MAX_BODY if channel else 0", ("tests/services/courier/test_request_size.py",)),
     # expiry
     Mutant("chip: the expiry loop is never started", "chip.py",
            "        self.expiry.start()\n", "", EXPIRY),
