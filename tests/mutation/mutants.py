@@ -47,6 +47,10 @@ MUTANTS = [
     Mutant("delivery: a pump reads one message a time", "services/delivery/push.py",
            "entries = await self.outbox.window(key, self.window)", "entries = await self.outbox.window(key, 1)",
            DELIVERY),
+    Mutant("delivery: a wake-up pushes straight while a pump reads the outbox", "services/delivery/push.py",
+           "if not frame or key in self._pumping or key in self._deep or any(",
+           "if not frame or key in self._deep or any(",
+           ("tests/services/delivery/test_push.py::test_a_message_queued_while_a_pump_reads_the_outbox_waits_for_it",)),
     Mutant("delivery: an unacked message is never pushed again", "services/delivery/push.py",
            "now + self.ack_timeout if state.attempts == 1 else", "now + 1e9 if state.attempts == 1 else", DELIVERY),
     # the Courier queue
