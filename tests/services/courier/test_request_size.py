@@ -8,7 +8,7 @@ from services.store import keys
 from tests.courier_double import MAX_BODY
 from tests.polling import wait_until
 
-FAST = dict(courier=Backoff(0.05, 0.2), tick=0.05)  # retries within a test's patience
+FAST = {"courier": Backoff(0.05, 0.2), "tick": 0.05}  # retries within a test's patience
 
 
 def size(value) -> int:
