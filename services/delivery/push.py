@@ -84,9 +84,9 @@ class Delivery:
         listener task behind to die with the loop.
 
         The listener is told to stop by a flag as well as cancelled: redis-py writes each command
-        through asyncio.wait_for, which on Python 3.11 swallows a cancellation that arrives just as
-        the write completes, and a listener relying on the cancellation alone then ran for ever,
-        hanging this stop (and chip's SIGTERM)."""
+        through asyncio.wait_for, which can swallow a cancellation that arrives just as the write
+        completes, and a listener relying on the cancellation alone would run on, and this stop
+        (and chip's SIGTERM) would wait for it for ever."""
         self._stopping = True
         await self._retry.stop(timeout)
         if self._listener is not None:
