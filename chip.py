@@ -221,7 +221,7 @@ class Server:
 def tune_collector():
     """Freeze what start-up made (modules, the app, the services) so that collections never walk it
     again, and collect the young generation every 10,000 allocations instead of every 700: with
-    CPython's defaults, collections took a large share of chip's CPU under load (BENCHMARKS.md,
+    CPython's defaults, collections take a large share of chip's CPU under load (BENCHMARKS.md,
     "What was tried", "The garbage collector")."""
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)

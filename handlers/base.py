@@ -69,7 +69,7 @@ class ServicesMixin:
     readiness = Service[Readiness]()
 
     def set_default_headers(self):
-        # Tornado's default names itself and its version to anyone (issue 11): say nothing
+        # Tornado's default names itself and its version to anyone: say nothing
         self.clear_header("Server")
 
     def write_json(self, body: dict, status: int = 200):

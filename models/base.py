@@ -25,8 +25,8 @@ class BaseModel(peewee.Model):
 
     Which database a model queries is kept per thread (each Database's workers bind the models to
     it): with one binding for the whole process, a second chip in it (the tests run several)
-    took the models over, and the first one's workers opened connections of the second's pool
-    that nothing gave back, until it had none left."""
+    would take the models over, and the first one's workers would open connections of the
+    second's pool that nothing gives back, until it has none left."""
 
     class Meta:
         legacy_table_names = False

@@ -66,8 +66,8 @@ class Lookups:
         """The chat's URN read fresh (its display, the visitor's email, may have changed).
 
         The URNs asked for in one turn of the loop are read with one query: after a restart every
-        widget resumes at once, and a query each through the thread pool was a large part of the CPU
-        a resume cost (BENCHMARKS.md, "What was tried", "Resumes read their URNs together")."""
+        widget resumes at once, and a query each through the thread pool is a large part of the CPU
+        a resume costs (BENCHMARKS.md, "What was tried", "Resumes read their URNs together")."""
         urn = await self._resumes.add((org_id, chat_id))
         if urn is not None:
             self._contacts[(org_id, chat_id)] = urn.contact

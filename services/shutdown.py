@@ -11,8 +11,8 @@ logger = logging.getLogger(__name__)
 async def settle(awaitables, timeout: float, what: str, left: str) -> bool:
     """Wait up to `timeout` seconds for `awaitables` (tasks or coroutines) to finish; if some are
     still running then, log that `what` did not finish and what that leaves (`left`), and return
-    False without waiting longer. Uses asyncio.wait, not wait_for: on Python 3.11 wait_for can
-    swallow a cancellation of its caller, the very thing that hung Delivery.stop()."""
+    False without waiting longer. Uses asyncio.wait, not wait_for: wait_for can swallow a
+    cancellation of its caller, and a stop waiting in it might then never end."""
     pending = {asyncio.ensure_future(a) for a in awaitables}
     pending = {task for task in pending if not task.done()}
     if not pending:

@@ -1,7 +1,9 @@
 """The Courier double: demo/courier.py's Courier (a real HTTP server on loopback doing what
 Courier's CHP handler does to the database), plus what tests need to watch and break it.
 
-It records every body received and every event handled. `fail_with` makes it answer with that
+It records every body received (parsed, and its size in bytes as sent) and every event handled, and
+each chat that had two requests in flight at once (`overlaps`: chip posts a chat's events under its
+lock, one request at a time). `fail_with` makes it answer with that
 status and Courier's error body naming `fail_error` (by default the 400 of a wrong secret), for
 `fail_times` requests and then as usual, or every request while `fail_times` is None; `delay`
 makes it slow, like a busy Courier. `status_error` makes it refuse, with that error, the first
@@ -25,6 +27,9 @@ class CourierDouble(Courier):
     def __init__(self, dsn: str):
         super().__init__(dsn)
         self.requests: list = []   # every body received
+        self.raw_sizes: list = []  # the size in bytes of every body, as chip sent it
+        self.overlaps: list = []   # chat ids that had a request come while another of theirs was in flight
+        self._in_flight: dict = {}  # chat id -> its requests being handled now
         self.events: list = []     # (chat_id, event) for every event handled
         self.fail_with = 0
         self.fail_error = "secret incorrect"
@@ -34,7 +39,19 @@ class CourierDouble(Courier):
         self.sent_to: dict[str, str] = {}  # message id or uuid -> the chat Courier sent it to
 
     async def receive(self, channel_uuid: str, raw: bytes) -> tuple:
-        self.requests.append(json.loads(raw or b"null"))
+        body = json.loads(raw or b"null")
+        self.requests.append(body)
+        self.raw_sizes.append(len(raw))
+        chat_id = body.get("chat_id") if isinstance(body, dict) else None
+        if self._in_flight.get(chat_id):
+            self.overlaps.append(chat_id)
+        self._in_flight[chat_id] = self._in_flight.get(chat_id, 0) + 1
+        try:
+            return await self._answer(channel_uuid, raw)
+        finally:
+            self._in_flight[chat_id] -= 1
+
+    async def _answer(self, channel_uuid: str, raw: bytes) -> tuple:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail_with and self.fail_times != 0:

@@ -32,7 +32,7 @@ PERMANENT_ERRORS = (
 
 # The errors of a 400 about a msg_status Courier cannot attach to a message: from v10.3.19 Courier
 # reads only msg_uuid, so a status by msg_id (a message sent before the upgrade) is refused for good
-# (earlier backends say "no id"). Courier stopped at that status: the events after it were not written.
+# (earlier backends say "no id"). Courier stops at that status: it writes none of the events after it.
 STATUS_ERRORS = (
     "message status with no UUID or external id",
     "message status with no id or external id",

@@ -1,5 +1,21 @@
 """Events bound for Courier (chat_started, msg_in, msg_status), kept in Redis until Courier takes them.
 
+Invariants, for each chat (tests/services/test_invariants.py and courier/test_request_size.py test
+what they promise Courier):
+- Only the holder of the chat's lock posts its events. A script takes the lock with the events it
+  reads (courier_take, or courier_ack for an ack); it expires after `grace`, longer than a post
+  may take, so a crashed holder cannot keep it.
+- The holder posts one request at a time and nothing else posts meanwhile, so nothing is posted
+  twice while the lock is held. COMMIT (courier_commit) drops what Courier took and renews the
+  lock, or lets it go once the list is empty; a holder that lost it commits nothing. A retried
+  post or an error lets it go in _flush_locked's `finally`.
+- Order: events are appended as they come and posted from the head, so Courier gets them in the
+  order they were queued. A request ends at the first event that is not REPEATABLE: a request
+  posted again repeats only msg_status events.
+- Size: a request's body, its envelope (chat_id, secret) included, is at most MAX_BODY; an event
+  too large for any request is given up.
+- In one process, one flush per chat (`_flushing`); a kick meanwhile has it go round once more.
+
 Each chat has a list of events; whoever holds the chat's lock posts them in order, several per
 request. A 5xx, no answer, or a 400 that is Courier's own failure (services/courier/client.py tells them
 apart) leaves them queued and puts the chat on the due set with a capped, jittered backoff; this

@@ -1,6 +1,22 @@
 """Pushes each chat's outbox to the sockets bound to it in this process, and pushes again what is
 not acknowledged in time.
 
+Invariants, for each chat this process holds (tests/services/test_invariants.py tests what they
+promise a widget):
+- `_pumping[key]`: absent, no pump of the chat runs; False, one runs; True, one runs and was asked
+  for again meanwhile, so it reads the outbox once more before it ends. Never two pumps of a chat.
+- A message goes from its wake-up straight to the sockets (offer) only when nothing older can be
+  waiting unsent: no pump under way, the chat not `_deep`, every socket synced and not stalled, its
+  window not full, the message not acked there. Otherwise it is pumped. So a socket gets a chat's
+  messages first in outbox order; pushing an unacked one again repeats it, never reorders.
+- `_deep` holds the chat while its last read filled a window: the outbox may hold more than was
+  pushed, so an ack wakes a pump.
+- A session's `pushed`: what it was sent and has not acked, each pushed again only once due, at
+  most max_attempts times. `acked`: what was acked, not pushed to it again while there. `stalled`:
+  set while pushing waits for the socket to drain, and then nothing goes to it straight.
+- A push writes a frame only while the socket's unsent bytes (transport.buffered()) and the frame
+  stay within max_buffer, or nothing is unsent (a larger frame goes alone).
+
 A process listens on its wake channels (services/store/pubsub.py), subscribed to the one of every chat
 it holds: a message queued on any process reaches the holder in one publish, which carries the frame,
 so the usual case pushes it with no read of the outbox. Pumping (reading the outbox) starts only
@@ -68,9 +84,9 @@ class Delivery:
         listener task behind to die with the loop.
 
         The listener is told to stop by a flag as well as cancelled: redis-py writes each command
-        through asyncio.wait_for, which on Python 3.11 swallows a cancellation that arrives just as
-        the write completes, and a listener relying on the cancellation alone then ran for ever,
-        hanging this stop (and chip's SIGTERM)."""
+        through asyncio.wait_for, which can swallow a cancellation that arrives just as the write
+        completes, and a listener relying on the cancellation alone would run on, and this stop
+        (and chip's SIGTERM) would wait for it for ever."""
         self._stopping = True
         await self._retry.stop(timeout)
         if self._listener is not None:

@@ -1,4 +1,13 @@
-"""Which sockets of this process are bound to which chat."""
+"""Which sockets of this process are bound to which chat.
+
+Invariants:
+- The registry maps a chat to the sessions bound to it here, never to none: a chat is held (its
+  wake channel subscribed, services/delivery/push.py) from its first session's add() to its last
+  one's remove().
+- A session's pushed, acked, stalled and synced are its own socket's, changed by push.py only;
+  synced is False from bind until a read of the outbox has been pushed to it, and again from a
+  read that failed until one succeeds.
+"""
 
 import logging
 from typing import Protocol

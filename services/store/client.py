@@ -46,8 +46,8 @@ def connect(url: str) -> aioredis.Redis | RedisCluster:
     MOVED and ASK itself. Sentinel: the Redis client of the service's master, which asks the sentinels
     where the master is and again after a failover. ValueError if the URL is not one chip can use.
 
-    Room for bursts: redis-py's default of 100 connections (per node, for a cluster) became 503s under
-    load, and a blocking pool kept the loop waiting for connections (BENCHMARKS.md, "What was tried",
+    Room for bursts: redis-py's default of 100 connections (per node, for a cluster) turns load into
+    503s, and a blocking pool keeps the loop waiting for connections (BENCHMARKS.md, "What was tried",
     "Redis connection pool" and "A plain Redis pool")."""
     target = parse_store_url(url)
     # as with redis-py's from_url, what the URL says wins over these defaults

@@ -39,8 +39,8 @@ class WakeChannels:
         self._cluster = isinstance(redis, RedisCluster)
         self._pubsub = None
         # one opening of the connection at a time: redis-py's PubSub opens it on first use, and
-        # subscriptions made at once each opened one, the first ones then left behind, subscribed
-        # and never read (their wake-ups were lost)
+        # subscriptions made at once would each open one, all but the last left subscribed and
+        # never read (their wake-ups lost)
         self._connecting = asyncio.Lock()
         # the subscriptions asked for in one turn go as one command: a reconnect storm asks thousands
         self._joining = TurnBatch(self._join)

@@ -16,7 +16,7 @@ class Mutant(NamedTuple):
 DELIVERY = ("tests/services/delivery/test_push.py", "tests/services/delivery/test_outbox.py", "tests/handlers/test_send.py",
             "tests/faults/test_outgoing.py")
 COURIER = ("tests/services/courier/test_queue.py", "tests/services/courier/test_queue_lock.py",
-           "tests/handlers/test_send.py")
+           "tests/services/courier/test_request_size.py", "tests/handlers/test_send.py")
 EXPIRY = ("tests/services/test_expiry.py", "tests/faults/test_outgoing.py")
 LIMITS = ("tests/services/test_limits.py", "tests/handlers/test_limits.py")
 HISTORY = ("tests/models/", "tests/handlers/test_socket.py")
@@ -48,6 +48,10 @@ MUTANTS = [
     Mutant("delivery: a pump reads one message a time", "services/delivery/push.py",
            "entries = await self.outbox.window(key, self.window)", "entries = await self.outbox.window(key, 1)",
            DELIVERY),
+    Mutant("delivery: a wake-up pushes straight while a pump reads the outbox", "services/delivery/push.py",
+           "if not frame or key in self._pumping or key in self._deep or any(",
+           "if not frame or key in self._deep or any(",
+           ("tests/services/delivery/test_push.py::test_a_message_queued_while_a_pump_reads_the_outbox_waits_for_it",)),
     Mutant("delivery: an unacked message is never pushed again", "services/delivery/push.py",
            "now + self.ack_timeout if state.attempts == 1 else", "now + 1e9 if state.attempts == 1 else", DELIVERY),
     # the Courier queue
@@ -60,6 +64,9 @@ MUTANTS = [
            "            if outcome.retried:\n", COURIER),
     Mutant("courier queue: fresh events given up instead of stale ones", "services/courier/queue.py",
            'if now - stored["t"] > self.expiry:', 'if now - stored["t"] < self.expiry:', COURIER),
+    Mutant("courier queue: a batch's byte budget leaves out the request's envelope", "services/courier/queue.py",
+           "room = MAX_BODY - len(self.client.body(chat_id, channel.secret, [])) if channel else 0",
+           "room = MAX_BODY if channel else 0", ("tests/services/courier/test_request_size.py",)),
     # expiry
     Mutant("chip: the expiry loop is never started", "chip.py",
            "        self.expiry.start()\n", "", EXPIRY),

@@ -137,3 +137,37 @@ async def test_an_outbox_deeper_than_one_window_flows_as_acks_come(bound, chip_s
         await visitor.send({"type": "ack_chat", "msg_id": msg_id})
     assert received == list(range(1, 151))
     await visitor.silent(0.3)
+
+
+async def test_a_message_queued_while_a_pump_reads_the_outbox_waits_for_it(bound, chip_server, channel, post_msg,
+                                                                         courier, monkeypatch):
+    # a window of three: the fourth message finds it full and has the outbox read (a pump), which the
+    # test holds; an ack meanwhile makes room, so only the pump under way tells the fifth to wait
+    delivery = chip_server.services.delivery
+    delivery.window = 3
+    visitor = await bound(chip_server, channel)
+    received = []
+    for i in (1, 2, 3):  # pushed as they come (no read of the outbox holds as many as a window)
+        await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})
+        received.append((await visitor.expect("chat_out"))["msg_out"]["id"])
+
+    reading, release, read = asyncio.Event(), asyncio.Event(), delivery.outbox.window
+
+    async def held(key, size):
+        reading.set()
+        await release.wait()
+        return await read(key, size)
+
+    monkeypatch.setattr(delivery.outbox, "window", held)
+    await post_msg(channel["uuid"], visitor.chat_id, {"id": 4, "text": "m4", "origin": "flow"})
+    await asyncio.wait_for(reading.wait(), 5)
+    await visitor.send({"type": "ack_chat", "msg_id": 1})
+    await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id))  # chip has taken the ack
+    await post_msg(channel["uuid"], visitor.chat_id, {"id": 5, "text": "m5", "origin": "flow"})
+    await asyncio.sleep(0.3)  # its wake-up reaches the process while the pump still reads
+    release.set()
+    await visitor.send({"type": "ack_chat", "msg_id": 2})
+    for _ in range(2):
+        received.append((await visitor.expect("chat_out", timeout=3))["msg_out"]["id"])
+        await visitor.send({"type": "ack_chat", "msg_id": received[-1]})
+    assert received == [1, 2, 3, 4, 5], "a message overtook older ones that a pump was reading"
