@@ -94,6 +94,8 @@ class CourierQueue:
         self.statuses = StatusPosts(client)
         self._retries: dict[str, asyncio.TimerHandle] = {}  # chats this process put back, by chat key
         self._rotation = Rotation()
+        self._stopped = False
+        self._left: set[str] = set()  # chats with events a kick came for once stopped
         self._due = Periodic(self._run_due, self.retry.tick, jitter=0.1, name="the courier due loop")
 
     @property
@@ -153,14 +155,21 @@ class CourierQueue:
     def lock(self, key: str) -> Lock | None:
         """A fresh claim on the chat's lock for a script to take; None while this process is posting
         the chat's events already (kick() then has that go round once more)."""
-        return None if self._posting(key) else self._claim(key)
+        return None if self._stopped or self._posting(key) else self._claim(key)
 
     def _claim(self, key: str) -> Lock:
         return self.locks.claim(keys.courier_lock(key), int(self.grace * 1000))
 
-    def kick(self, key: str, lock: Lock = None, taken: list = None) -> asyncio.Task:
+    def kick(self, key: str, lock: Lock = None, taken: list = None) -> asyncio.Future:
         """Start posting the chat's events, or have the running flush go round once more. `taken`:
-        the events a script read when it took `lock`; they are posted first, and the lock let go."""
+        the events a script read when it took `lock`; they are posted first, and the lock let go.
+        Once stopped, nothing new is posted: a post started then would be cut off by the closing
+        client after Courier took it, and posted again by the next poster."""
+        if self._stopped:
+            self._left.add(key)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(Outcome.FAILED)
+            return done
         if not taken and self._posting(key):
             self._dirty.add(key)
             return self._flushing[key]
@@ -340,6 +349,7 @@ class CourierQueue:
         """Stop the due loop and give in-flight posts up to `timeout` seconds to finish. A post still
         running then is given up: its events stay queued in Redis, and once its lock expires any
         chip process posts them (Courier may then get some twice)."""
+        self._stopped = True
         await self._due.stop(timeout)
         for timer in self._retries.values():
             timer.cancel()
@@ -347,3 +357,17 @@ class CourierQueue:
         self.statuses.flush()
         pending = [t for t in self._flushing.values() if not t.done()]
         await settle(pending, timeout, "Courier posts", "their events stay queued in Redis for the next poster")
+        await self._hand_over()
+
+    async def _hand_over(self):
+        """Make the chats this process was asked to post once stopped due now, for the next poster
+        (they were put on the due set a grace period ahead, for a poster that dies)."""
+        if not self._left:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in self._left:
+                    pipe.zadd(keys.courier_due_of(key), {key: time.time()}, xx=True)
+                await pipe.execute()
+        except (RedisError, OSError) as e:
+            logger.warning("%d chat(s) left to the next poster after their grace period: %s", len(self._left), e)

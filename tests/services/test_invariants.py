@@ -132,6 +132,7 @@ class Run:
         status, _ = await self.http(f"{self.rng.choice(self.servers).url}/wc/send/{self.channel['uuid']}/",
                                     method="POST", body=json.dumps(body))
         assert status == 200, f"/wc/send answered {status}"
+        self.courier.sent(chat.id, body["msg"])  # Courier files the message's status under this chat
         chat.queued.append(self.next_id)
 
     async def send(self, chat: Chat):
