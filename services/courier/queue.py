@@ -95,7 +95,7 @@ class CourierQueue:
         self._retries: dict[str, asyncio.TimerHandle] = {}  # chats this process put back, by chat key
         self._rotation = Rotation()
         self._stopped = False
-        self._left: set[str] = set()  # chats with events a kick came for once stopped
+        self._handing_over: set[asyncio.Task] = set()
         self._due = Periodic(self._run_due, self.retry.tick, jitter=0.1, name="the courier due loop")
 
     @property
@@ -166,7 +166,9 @@ class CourierQueue:
         Once stopped, nothing new is posted: a post started then would be cut off by the closing
         client after Courier took it, and posted again by the next poster."""
         if self._stopped:
-            self._left.add(key)
+            task = asyncio.get_running_loop().create_task(self._hand_over(key))
+            self._handing_over.add(task)
+            task.add_done_callback(self._handing_over.discard)
             done = asyncio.get_running_loop().create_future()
             done.set_result(Outcome.FAILED)
             return done
@@ -356,18 +358,13 @@ class CourierQueue:
         self._retries.clear()
         self.statuses.flush()
         pending = [t for t in self._flushing.values() if not t.done()]
-        await settle(pending, timeout, "Courier posts", "their events stay queued in Redis for the next poster")
-        await self._hand_over()
+        await settle(pending + list(self._handing_over), timeout, "Courier posts",
+                     "their events stay queued in Redis for the next poster")
 
-    async def _hand_over(self):
-        """Make the chats this process was asked to post once stopped due now, for the next poster
-        (they were put on the due set a grace period ahead, for a poster that dies)."""
-        if not self._left:
-            return
+    async def _hand_over(self, key: str):
+        """Make a chat this process was asked to post once stopped due now, for the next poster (its
+        events were put on the due set a grace period ahead, for a poster that dies)."""
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in self._left:
-                    pipe.zadd(keys.courier_due_of(key), {key: time.time()}, xx=True)
-                await pipe.execute()
+            await self.redis.zadd(keys.courier_due_of(key), {key: time.time()}, xx=True)
         except (RedisError, OSError) as e:
-            logger.warning("%d chat(s) left to the next poster after their grace period: %s", len(self._left), e)
+            logger.warning("chat %s left to the next poster after its grace period: %s", key, e)

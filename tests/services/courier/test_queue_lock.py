@@ -38,6 +38,7 @@ async def test_a_stopped_queue_posts_nothing_more_and_hands_its_chats_to_the_nex
     await queue.push(key, {"type": "msg_in", "msg": {"text": "late"}})
     assert (await queue.kick(key)).value == "failed"
     await stopping
+    assert await wait_until(lambda: store.zscore(keys.courier_due_of(key), key) <= time.time())
     assert len(courier.requests) == posted
     score = store.zscore(keys.courier_due_of(key), key)
     assert score is not None and score <= time.time()  # due now, not a grace period ahead
