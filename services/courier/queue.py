@@ -240,12 +240,16 @@ class CourierQueue:
         """How many of the events read (`raw`, oldest first) the next request covers, those of them
         to post (as many as fit in `room` bytes, up to the first one that is not REPEATABLE), and how
         long the oldest REPEATABLE among them has waited. Events older than the expiry, and one too
-        large for any request, are given up, loudly."""
+        large for any request, are given up, loudly, in a request of their own that posts nothing: the
+        commit drops them at once, where a post that failed would leave them to be given up again."""
         now, events, used, waited = time.time(), [], 0, 0.0
         for count, item in enumerate(raw, 1):
             stored = orjson.loads(item)
             event = stored["e"]
             size = len(orjson.dumps(event))
+            doomed = now - stored["t"] > self.expiry or size > room
+            if (doomed and events) or (not doomed and not events and count > 1):
+                return count - 1, events, waited  # what is given up and what is posted go apart
             if now - stored["t"] > self.expiry:
                 self._give_up(key, [event], "expired", f"courier never took it in {now - stored['t']:.0f} s")
                 continue
