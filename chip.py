@@ -39,6 +39,7 @@ from services.metrics import Metrics
 from services.readiness import Readiness, Stopping
 from services.shutdown import settle
 from services.store.client import connect
+from services.store.deadletters import DeadLetters
 from services.store.legacy import LegacyKeys
 from services.store.lock import Locks
 from services.store.pubsub import WakeChannels
@@ -68,6 +69,7 @@ class Services:
     metrics: Metrics
     readiness: Readiness
     loop_lag: LoopLag
+    dead_letters: DeadLetters
 
     async def start(self):
         """Wait until the database and then Redis answer (retrying with backoff, logged), start the
@@ -88,6 +90,7 @@ class Services:
         self.courier_queue.start()
         self.expiry.start()
         self.legacy.start()
+        self.dead_letters.start()
         self.loop_lag.start()
         self.readiness.set_ready()
 
@@ -97,6 +100,7 @@ class Services:
         self.loop_lag.stop()
         await self.expiry.stop()
         await self.legacy.stop()
+        await self.dead_letters.stop()
         await self.courier_queue.stop(SHUTDOWN_GRACE)
         await self.delivery.stop()
         await self.scripts.stop()
@@ -125,16 +129,20 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
                         max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics,
                         retry=retry)
     locks = Locks(scripts)
+    dead_letters = DeadLetters(redis, scripts, ttl=config.dead_letter_ttl, most=config.dead_letter_max,
+                               most_per_channel=config.dead_letter_max_per_channel, instance=config.instance_id,
+                               tally=metrics.dead_letters_kept)
     courier_queue = CourierQueue(redis, scripts, locks, courier_client, lookups, metrics,
-                                 expiry=config.inbound_expiry, status_expiry=config.status_expiry, retry=retry)
+                                 expiry=config.inbound_expiry, status_expiry=config.status_expiry, retry=retry,
+                                 dead_letters=dead_letters)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, locks, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry,
-                    interval=retry.sweep)
+                    interval=retry.sweep, dead_letters=dead_letters)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,
                     expiry, LegacyKeys(redis, scripts), chats, limits, metrics, Readiness(retry.stores),
-                    LoopLag(metrics.loop_lag))
+                    LoopLag(metrics.loop_lag), dead_letters)
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:

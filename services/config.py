@@ -58,6 +58,16 @@ def _count(value):
     return number
 
 
+def _seconds_or_off(value):
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 (off) or more")
+    return number
+
+
 def _positive(kind):
     def parse(value):
         try:
@@ -220,6 +230,16 @@ class Config:
                               "most messages waiting for one chat's visitor; /wc/send past it gets 413")
     widget: bool = setting(True, _bool,
                            "serve the chat widget at /wc/widget.js (on; off for a chip whose sites bring their own)")
+
+    dead_letter_ttl: float = setting(
+        30 * 86400.0, _seconds_or_off,
+        "seconds chip keeps a dead letter (an event for Courier or an outgoing message it gave up) for "
+        "`chip.py admin dead-letters` to show and replay; 0 keeps none (only the error line and the counter)")
+    dead_letter_max: int = setting(64_000, _positive(int), "most dead letters kept; past it the oldest are dropped "
+                                   "(kept per shard: a 128th of it in each)")
+    dead_letter_max_per_channel: int = setting(12_800, _positive(int),
+                                               "most dead letters kept of one channel; past it that channel's "
+                                               "oldest are dropped (kept per shard: a 128th of it in each)")
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"

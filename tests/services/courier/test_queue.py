@@ -315,3 +315,4 @@ async def test_an_expired_event_is_given_up_once_while_courier_keeps_failing(bou
     courier.fail_with = 0
     await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["newer"]
+    assert [letter["event"]["msg"]["text"] for letter in await server.services.dead_letters.all()] == ["old"]
