@@ -23,7 +23,7 @@ import time
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from services.periodic import Periodic
 from services.store import keys
@@ -98,7 +98,7 @@ class DeadLetters:
     async def _kept(self, added: asyncio.Future, key: str, reason: str, count: int) -> list[str]:
         try:
             dropped, *ids = await added
-        except (RedisError, OSError) as e:
+        except (RedisError, RedisClusterException, OSError) as e:
             logger.error("%d dead letter(s) of chat %s (%s) not kept: %s", count, key, reason, e)
             raise
         ids = [i.decode() for i in ids]
@@ -131,7 +131,7 @@ class DeadLetters:
             gone = await asyncio.gather(*(self._trim(letters=keys.dead_letters(n), index=keys.dead_index(n),
                                                      reasons=keys.dead_reasons(n), cutoff=cutoff)
                                           for n in range(keys.SHARDS)))
-        except (RedisError, OSError) as e:  # the next trim makes up for it
+        except (RedisError, RedisClusterException, OSError) as e:  # the next trim makes up for it
             logger.warning("dead letters not trimmed: %s", e)
             return 0
         return sum(gone)
