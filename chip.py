@@ -40,6 +40,7 @@ from services.readiness import Readiness, Stopping
 from services.shutdown import settle
 from services.store.client import connect
 from services.store.deadletters import DeadLetters
+from services.store.heartbeats import Heartbeat
 from services.store.legacy import LegacyKeys
 from services.store.lock import Locks
 from services.store.pubsub import WakeChannels
@@ -70,6 +71,7 @@ class Services:
     readiness: Readiness
     loop_lag: LoopLag
     dead_letters: DeadLetters
+    heartbeat: Heartbeat
 
     async def start(self):
         """Wait until the database and then Redis answer (retrying with backoff, logged), start the
@@ -84,6 +86,7 @@ class Services:
             except DatabaseUnavailable:
                 continue  # lost again since it answered: wait for it once more
         await self.readiness.until_answers("valkey/redis", self.redis.ping, safe_url(self.config.valkey))
+        await self.heartbeat.start()
         await self.legacy.move_pending()  # what an earlier release queued, before anything is served
         await self.courier_client.start()
         await self.delivery.start()
@@ -93,6 +96,7 @@ class Services:
         self.dead_letters.start()
         self.loop_lag.start()
         self.readiness.set_ready()
+        await self.heartbeat.beat()  # ready: said at once, not at the next beat
 
     async def stop(self):
         """Let Courier calls finish, stop the loops, close Redis and the database (Server.stop has
@@ -103,6 +107,7 @@ class Services:
         await self.dead_letters.stop()
         await self.courier_queue.stop(SHUTDOWN_GRACE)
         await self.delivery.stop()
+        await self.heartbeat.stop()
         await self.scripts.stop()
         await self.courier_client.close()
         # 2 s, like each of Delivery's steps: every bound hit still ends within the shipped 25 s stop timeouts
@@ -140,9 +145,13 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
                     interval=retry.sweep, dead_letters=dead_letters)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
+    readiness = Readiness(retry.stores)
+    heartbeat = Heartbeat(scripts, lambda: {"instance": config.instance_id, "version": configuration.VERSION,
+                                            "state": readiness.state, "ready": readiness.ready,
+                                            "sockets": registry.open_count}, config.port)
     return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,
-                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, Readiness(retry.stores),
-                    LoopLag(metrics.loop_lag), dead_letters)
+                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, readiness,
+                    LoopLag(metrics.loop_lag), dead_letters, heartbeat)
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:
@@ -190,6 +199,7 @@ class Server:
         else:
             self.port = sock.getsockname()[1]
             self.http.add_sockets([sock])
+        self.services.heartbeat.port = self.port
         if config.metrics_port:
             self.metrics_http = make_metrics_app(self.services).listen(config.metrics_port, "localhost")
 

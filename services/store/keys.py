@@ -128,3 +128,12 @@ def dead_reasons(shard_number: int) -> str:
 def dead_seq(shard_number: int) -> str:
     return f"{PREFIX}:{{s{shard_number}}}:dead:seq"  # counter: the shard's letter IDs, never reused
 
+
+# every process's heartbeat (services/heartbeat.py), under one tag of their own
+
+def heartbeats() -> str:
+    return f"{PREFIX}:{{hb}}:processes"  # hash: process -> its state (JSON), expires a minute after the last beat
+
+
+def heartbeats_seen() -> str:
+    return f"{PREFIX}:{{hb}}:processes:seen"  # zset: process -> when it last beat
