@@ -89,7 +89,8 @@ class DeadLetters:
         docs = b"\n".join(orjson.dumps({**about, **_within_bounds(letter)}) for letter in letters)
         added = self._add(letters=keys.dead_letters(shard), index=keys.dead_index(shard),
                           channel_letters=keys.dead_channel(shard, channel_uuid), reasons=keys.dead_reasons(shard),
-                          seq=keys.dead_seq(shard), shard=shard, reason=reason, docs=docs, now=now, ttl=self.ttl, most=self.most, most_per_channel=self.most_per_channel)
+                          seq=keys.dead_seq(shard), shard=shard, reason=reason, docs=docs, now=now, ttl=self.ttl,
+                          most=self.most, most_per_channel=self.most_per_channel)
         task = asyncio.ensure_future(self._kept(added, key, reason, len(letters)))
         self._pending.add(task)
         task.add_done_callback(self._settled)
