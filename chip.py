@@ -1,7 +1,8 @@
 """Chip: the webchat server between visitors' chat widgets and RapidPro's Courier.
 
 Wiring only: configuration, then the database, Redis, the Courier client and the services, then
-the Tornado Application, signal handlers, start and stop. `python chip.py --help` lists settings.
+the Tornado Application, signal handlers, start and stop. `python chip.py --help` lists settings;
+`python chip.py admin --help` the operator's commands (services/admin/).
 """
 
 import asyncio
@@ -303,6 +304,10 @@ async def serve(config: Config, argv=None):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["admin"]:
+        from services import admin  # the operator's commands (services/admin/), not the server's
+        sys.exit(admin.main(argv[1:]))
     config = configuration.load(argv)
     configuration.setup_logging(config)
     raise_file_limit()
@@ -310,7 +315,7 @@ def main(argv=None):
         import sentry_sdk
         sentry_sdk.init(dsn=config.sentry_dsn)
     # uvloop: the same asyncio loop Tornado runs on, with less overhead per socket operation
-    uvloop.run(serve(config, sys.argv[1:] if argv is None else argv))
+    uvloop.run(serve(config, argv))
 
 
 if __name__ == "__main__":
