@@ -31,9 +31,10 @@ from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 
-# the most of a given-up event or frame a letter keeps: one near Courier's 1 MiB body limit (reason
-# too_large) is kept in part, and cannot be replayed
-MOST_KEPT = 64 * 1024
+# the most of a given-up event or frame a letter keeps: more than any frame (a /wc/send body is at
+# most --max-body-bytes, 256 KiB by default) or any event Courier could take; an event over Courier's
+# 1 MiB body limit (reason too_large) is kept in part, and cannot be replayed
+MOST_KEPT = 512 * 1024
 TRIM_EVERY = 60.0
 
 

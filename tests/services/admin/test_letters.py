@@ -133,8 +133,8 @@ async def test_a_letter_kept_in_part_is_not_replayed(admin, start_chip, channel)
     server = await start_chip()
     key = keys.chat_key(channel["uuid"], "p" * 24)
     [letter_id] = await server.services.dead_letters.keep(
-        key, "too_large", [{"kind": "courier", "event": {"type": "msg_in", "msg": {"text": "x" * 100_000}}}])
+        key, "too_large", [{"kind": "courier", "event": {"type": "msg_in", "msg": {"text": "x" * 600_000}}}])
     ran = await admin("dead-letters", "replay", letter_id)
     assert ran.status == 1 and "not replayable: kept in part" in ran.out, ran
-    assert "kept in part (100" in (await admin("dead-letters")).out
+    assert "kept in part (600" in (await admin("dead-letters")).out
     assert await server.services.dead_letters.get(letter_id) is not None

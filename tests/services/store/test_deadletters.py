@@ -10,9 +10,9 @@ import pytest
 
 from services.backoff import Backoff
 from services.store import keys
+from services.store.client import connect
 from services.store.deadletters import MOST_KEPT, DeadLetters
 from services.store.scripts import Scripts
-from services.store.client import connect
 from tests.polling import wait_until
 
 FAST = dict(courier=Backoff(0.05, 0.2), tick=0.05)
@@ -168,3 +168,7 @@ async def test_a_letter_too_large_is_kept_in_part(letters):
     letter = await dead.get(letter_id)
     assert "event" not in letter and letter["truncated"] > MOST_KEPT and len(letter["part"]) == MOST_KEPT
     assert letter["part"].startswith('{"event":{"type":"msg_in"')
+    # a message as large as a /wc/send body may be is kept whole
+    frame = orjson.dumps({"type": "chat_out", "msg_out": {"id": 1, "text": "y" * 256 * 1024}}).decode()
+    [letter_id] = await dead.keep(key, "msg_expired", [{"kind": "outbox", "msg_key": "1", "frame": frame}])
+    assert (await dead.get(letter_id))["frame"] == frame
