@@ -1,7 +1,8 @@
 """Chip: the webchat server between visitors' chat widgets and RapidPro's Courier.
 
 Wiring only: configuration, then the database, Redis, the Courier client and the services, then
-the Tornado Application, signal handlers, start and stop. `python chip.py --help` lists settings.
+the Tornado Application, signal handlers, start and stop. `python chip.py --help` lists settings;
+`python chip.py admin --help` the operator's commands (services/admin/).
 """
 
 import asyncio
@@ -39,6 +40,8 @@ from services.metrics import Metrics
 from services.readiness import Readiness, Stopping
 from services.shutdown import settle
 from services.store.client import connect
+from services.store.deadletters import DeadLetters
+from services.store.heartbeats import Heartbeat
 from services.store.legacy import LegacyKeys
 from services.store.lock import Locks
 from services.store.pubsub import WakeChannels
@@ -68,6 +71,8 @@ class Services:
     metrics: Metrics
     readiness: Readiness
     loop_lag: LoopLag
+    dead_letters: DeadLetters
+    heartbeat: Heartbeat
 
     async def start(self):
         """Wait until the database and then Redis answer (retrying with backoff, logged), start the
@@ -82,14 +87,17 @@ class Services:
             except DatabaseUnavailable:
                 continue  # lost again since it answered: wait for it once more
         await self.readiness.until_answers("valkey/redis", self.redis.ping, safe_url(self.config.valkey))
+        await self.heartbeat.start()
         await self.legacy.move_pending()  # what an earlier release queued, before anything is served
         await self.courier_client.start()
         await self.delivery.start()
         self.courier_queue.start()
         self.expiry.start()
         self.legacy.start()
+        self.dead_letters.start()
         self.loop_lag.start()
         self.readiness.set_ready()
+        await self.heartbeat.beat()  # ready: said at once, not at the next beat
 
     async def stop(self):
         """Let Courier calls finish, stop the loops, close Redis and the database (Server.stop has
@@ -97,8 +105,10 @@ class Services:
         self.loop_lag.stop()
         await self.expiry.stop()
         await self.legacy.stop()
+        await self.dead_letters.stop()
         await self.courier_queue.stop(SHUTDOWN_GRACE)
         await self.delivery.stop()
+        await self.heartbeat.stop()
         await self.scripts.stop()
         await self.courier_client.close()
         # 2 s, like each of Delivery's steps: every bound hit still ends within the shipped 25 s stop timeouts
@@ -124,17 +134,25 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
                         max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics,
                         retry=retry)
     locks = Locks(scripts)
+    dead_letters = DeadLetters(redis, scripts, ttl=config.dead_letter_ttl, most=config.dead_letter_max,
+                               most_per_channel=config.dead_letter_max_per_channel, instance=config.instance_id,
+                               tally=metrics.dead_letters_kept)
     courier_queue = CourierQueue(redis, scripts, locks, courier_client, lookups, metrics,
-                                 expiry=config.inbound_expiry, status_expiry=config.status_expiry, retry=retry)
+                                 expiry=config.inbound_expiry, status_expiry=config.status_expiry, retry=retry,
+                                 dead_letters=dead_letters)
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
     expiry = Expiry(redis, locks, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry,
-                    interval=retry.sweep, metrics=metrics)
+                    interval=retry.sweep, metrics=metrics, dead_letters=dead_letters)
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     readiness = Readiness(retry.stores)
     metrics.watch(registry, redis, db, readiness, courier_queue)
+    heartbeat = Heartbeat(scripts, lambda: {"instance": config.instance_id, "version": configuration.VERSION,
+                                            "state": readiness.state, "ready": readiness.ready,
+                                            "sockets": registry.open_count}, config.port)
     return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,
-                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, readiness, LoopLag(metrics.loop_lag))
+                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, readiness,
+                    LoopLag(metrics.loop_lag), dead_letters, heartbeat)
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:
@@ -182,6 +200,7 @@ class Server:
         else:
             self.port = sock.getsockname()[1]
             self.http.add_sockets([sock])
+        self.services.heartbeat.port = self.port
         if config.metrics_port:
             self.metrics_http = make_metrics_app(self.services).listen(config.metrics_port, "localhost")
 
@@ -285,6 +304,10 @@ async def serve(config: Config, argv=None):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["admin"]:
+        from services import admin  # the operator's commands (services/admin/), not the server's
+        sys.exit(admin.main(argv[1:]))
     config = configuration.load(argv)
     configuration.setup_logging(config)
     raise_file_limit()
@@ -292,7 +315,7 @@ def main(argv=None):
         import sentry_sdk
         sentry_sdk.init(dsn=config.sentry_dsn)
     # uvloop: the same asyncio loop Tornado runs on, with less overhead per socket operation
-    uvloop.run(serve(config, sys.argv[1:] if argv is None else argv))
+    uvloop.run(serve(config, argv))
 
 
 if __name__ == "__main__":

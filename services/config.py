@@ -65,6 +65,16 @@ def _count(value):
     return number
 
 
+def _seconds_or_off(value):
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 (off) or more")
+    return number
+
+
 def _positive(kind):
     def parse(value):
         try:
@@ -232,6 +242,15 @@ class Config:
                               "most messages waiting for one chat's visitor; /wc/send past it gets 413")
     widget: bool = setting(True, _bool,
                            "serve the chat widget at /wc/widget.js (on; off for a chip whose sites bring their own)")
+    dead_letter_ttl: float = setting(
+        30 * 86400.0, _seconds_or_off,
+        "seconds chip keeps a dead letter (an event for Courier or an outgoing message it gave up) for "
+        "`chip.py admin dead-letters` to show and replay; 0 keeps none (only the error line and the counter)")
+    dead_letter_max: int = setting(64_000, _positive(int), "most dead letters kept; past it the oldest are dropped "
+                                   "(kept per shard: a 128th of it in each)")
+    dead_letter_max_per_channel: int = setting(12_800, _positive(int),
+                                               "most dead letters kept of one channel; past it that channel's "
+                                               "oldest are dropped (kept per shard: a 128th of it in each)")
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -251,30 +270,44 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chip.py",
-        description="Chip: webchat server between chat widgets and RapidPro's Courier.",
+        description="Chip: webchat server between chat widgets and RapidPro's Courier. "
+                    "`chip.py admin --help`: the operator's commands (status, chat, dead-letters).",
         epilog="Every setting can also be given as an environment variable CHIP_<NAME>, "
                "for example CHIP_DB or CHIP_COURIER_URL, or written in --env-file; a flag wins over the "
                "environment, which wins over the file.",
     )
-    for field in dataclasses.fields(Config):
-        attr, default, kind, text = field.name, field.default, field.metadata["parse"], field.metadata["help"]
-        name = attr.replace("_", "-")
-        env = "CHIP_" + attr.upper()
-        shown = f" [env {env}; default: {default}]" if default not in ("", None, ()) else f" [env {env}]"
-        if kind is _bool:
-            parser.add_argument(f"--{name}", dest=attr, type=_bool, nargs="?", const=True,
-                                default=argparse.SUPPRESS, metavar="BOOL", help=text + shown)
-        else:
-            parser.add_argument(f"--{name}", dest=attr, type=kind, default=argparse.SUPPRESS,
-                                metavar=attr.upper(), help=text + shown)
+    add_settings(parser)
     parser.add_argument("--version", action="version", version=f"chip {VERSION}")
     return parser
 
 
+def add_settings(parser: argparse.ArgumentParser, shown=None):
+    """A flag per Config field, none with a default (what is not given comes from the environment,
+    the file or the field). `shown`: the settings whose help is printed (default all); the others
+    are taken but not listed."""
+    for field in dataclasses.fields(Config):
+        attr, default, kind, text = field.name, field.default, field.metadata["parse"], field.metadata["help"]
+        name = attr.replace("_", "-")
+        env = "CHIP_" + attr.upper()
+        shown_default = f" [env {env}; default: {default}]" if default not in ("", None, ()) else f" [env {env}]"
+        text = text + shown_default if shown is None or attr in shown else argparse.SUPPRESS
+        if kind is _bool:
+            parser.add_argument(f"--{name}", dest=attr, type=_bool, nargs="?", const=True,
+                                default=argparse.SUPPRESS, metavar="BOOL", help=text)
+        else:
+            parser.add_argument(f"--{name}", dest=attr, type=kind, default=argparse.SUPPRESS,
+                                metavar=attr.upper(), help=text)
+
+
 def parse(argv=None, environ=None) -> Config:
     """Build the Config from flags and CHIP_* variables; raises ConfigError on a bad value."""
+    return from_flags(vars(_parser().parse_args(argv)), environ)
+
+
+def from_flags(flags: dict, environ=None) -> Config:
+    """The Config of the settings given as flags (`flags`: Config field -> value, as add_settings'
+    flags parse them), the environment and --env-file; raises ConfigError on a bad value."""
     environ = os.environ if environ is None else environ
-    flags = vars(_parser().parse_args(argv))
     env_file = flags.get("env_file") or environ.get("CHIP_ENV_FILE", "")
     if env_file:
         environ = {**read_env_file(env_file), **environ}

@@ -1,7 +1,8 @@
 """Gives up outgoing messages that waited in an outbox longer than --msg-expiry.
 
 The visitor never came back for them. If they left an email (set_email) and chip has an SMTP
-server, the messages are emailed and Courier hears `sent`; otherwise Courier hears `failed`.
+server, the messages are emailed and Courier hears `sent`; otherwise Courier hears `failed`, and
+each message is kept as a dead letter (services/store/deadletters.py) that an operator may replay.
 Any chip process may sweep; a short Redis lock per chat (services/store/lock.py) keeps two from
 doing the same chat.
 """
@@ -23,6 +24,7 @@ from services.mailer import Mailer, one_line
 from services.metrics import Metrics
 from services.periodic import Periodic
 from services.store import keys
+from services.store.deadletters import DeadLetters
 from services.store.indexes import sweep
 from services.store.lock import Locks
 
@@ -35,8 +37,9 @@ _STORES_DOWN = (RedisError, OSError, Unavailable, DatabaseUnavailable)
 class Expiry:
     def __init__(self, redis: aioredis.Redis, locks: Locks, outbox: Outbox, courier: CourierQueue,
                  lookups: Lookups, mailer: Mailer = None, *, expiry: float = 7 * 86400.0, interval: float = 60.0,
-                 metrics: Metrics):
+                 metrics: Metrics, dead_letters: DeadLetters = None):
         self.redis = redis
+        self.dead_letters = dead_letters  # where failed messages are kept (None: only reported failed)
         self.locks = locks
         self.outbox = outbox
         self.courier = courier
@@ -87,13 +90,15 @@ class Expiry:
                 out = orjson.loads(frame)["msg_out"]
                 queued = events.msg_time(out)
                 if queued < cutoff:
-                    stale.append((msg_key, out))
+                    stale.append((msg_key, out, frame))
                 else:
                     oldest_left = queued
                     break
             if stale:
-                status = "sent" if await self._email(key, [out for _, out in stale]) else "failed"
-                for msg_key, _ in stale:
+                status = "sent" if await self._email(key, [out for _, out, _ in stale]) else "failed"
+                if status == "failed":
+                    await self._keep(key, stale)
+                for msg_key, _, _ in stale:
                     await self.courier.report(key, msg_key, status, post=False)
                 self.courier.kick(key)
                 self.metrics.given_up.labels(status).inc(len(stale))
@@ -102,6 +107,16 @@ class Expiry:
             return len(stale)
         finally:
             await self.locks.release(lock)
+
+    async def _keep(self, key: str, stale: list):
+        """Keep failed messages as dead letters, before they leave the outbox (an emailed message was
+        delivered, and is not kept)."""
+        kept = self.dead_letters.keep(
+            key, "msg_expired", [{"kind": "outbox", "msg_key": msg_key, "frame": frame} for msg_key, _, frame in stale],
+            f"no visitor came for it in {self.expiry:g} s; courier was told it failed",
+        ) if self.dead_letters is not None else None
+        if kept is not None:
+            await kept
 
     async def _email(self, key: str, messages: list) -> bool:
         if self.mailer is None:

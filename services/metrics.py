@@ -87,10 +87,23 @@ class Metrics:
                                 (self.given_up, GIVEN_UP_STATUSES)):
             for value in values:
                 counter.labels(value)
+        self.dead_letters = Counter("chip_dead_letters", "dead letters kept in Redis (chip.py admin dead-letters), by "
+                                    "reason: the reasons of chip_courier_events_given_up, and msg_expired (an "
+                                    "outgoing message reported failed after --msg-expiry)", ["reason"], registry=r)
+        self.dead_letters_dropped = Counter("chip_dead_letters_dropped", "dead letters dropped, oldest first, to keep "
+                                            "within --dead-letter-max and --dead-letter-max-per-channel",
+                                            registry=r)
+        for value in GIVEN_UP_REASONS + ("msg_expired",):
+            self.dead_letters.labels(value)
         self.loop_lag = Histogram("chip_loop_lag_seconds", "how late the event loop ran a timer that was due "
                                   "(services/looplag.py)", buckets=LAG_BUCKETS, registry=r)
         self.db_queries = Counter("chip_db_queries", "SQL statements sent to PostgreSQL", registry=r)
         self._registry = self._redis = self._db = self._readiness = self._courier = None
+
+    def dead_letters_kept(self, reason: str, kept: int, dropped: int):
+        """DeadLetters' tally: letters written, and the oldest dropped to make room."""
+        self.dead_letters.labels(reason).inc(kept)
+        self.dead_letters_dropped.inc(dropped)
 
     def watch(self, registry, redis, db=None, readiness=None, courier=None):
         """Where the state gauges are read from when scraped: the socket registry, Redis, the

@@ -27,6 +27,7 @@ def run(*args, env=None):
 def test_help_lists_settings():
     result = run("--help")
     assert result.returncode == 0 and "--courier-url" in result.stdout and "CHIP_VALKEY" in result.stdout
+    assert "--dead-letter-ttl" in result.stdout and "chip.py admin --help" in " ".join(result.stdout.split())
 
 
 @pytest.mark.parametrize("args, env, message", [

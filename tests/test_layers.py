@@ -13,7 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # top to bottom; a module belongs to the first group whose prefix it starts with
 LAYERS = [
-    ("handlers",),
+    ("handlers", "services.admin"),
     ("services.chats", "services.expiry"),
     ("services.delivery", "services.courier"),
     ("services.lookups", "services.limits", "services.mailer", "services.metrics", "services.readiness",

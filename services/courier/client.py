@@ -11,8 +11,10 @@ import time
 
 import aiohttp
 import orjson
+from cachetools import LRUCache
 
 from services.metrics import Metrics
+from services.store import keys
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,27 @@ def refusal(status: int, answer: bytes) -> Outcome:
     return Outcome.REFUSED
 
 
+class Troubles:
+    """What Courier answered this process for each chat since its last success: the first and the
+    last error, and how many posts failed (`attempts`); what a dead letter says went wrong. In
+    memory, for `size` chats at most (the least recent forgotten)."""
+
+    def __init__(self, size: int = 10_000):
+        self._chats = LRUCache(size)
+
+    def failed(self, key: str, error: str):
+        now = time.time()
+        known = self._chats.get(key) or {"first_error": error, "first_error_at": now, "attempts": 0}
+        self._chats[key] = {**known, "last_error": error, "last_error_at": now, "attempts": known["attempts"] + 1}
+
+    def succeeded(self, key: str):
+        self._chats.pop(key, None)
+
+    def of(self, key: str) -> dict:
+        """first_error, first_error_at, last_error, last_error_at and attempts; {} if none is known."""
+        return dict(self._chats.get(key, {}))
+
+
 class CourierClient:
     """Posts a chat's events to Courier over one pooled, keep-alive HTTP session."""
 
@@ -83,6 +106,7 @@ class CourierClient:
         self.metrics = metrics
         self.timeout = timeout
         self.connections = connections
+        self.troubles = Troubles()
         self._session = None
 
     async def start(self):
@@ -105,37 +129,41 @@ class CourierClient:
 
     async def post_events(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> Outcome:
         started = time.perf_counter()
-        outcome, label = await self._post(channel_uuid, secret, chat_id, events)
+        outcome, label, error = await self._post(channel_uuid, secret, chat_id, events)
         self.metrics.courier_latency.observe(time.perf_counter() - started)
-        if outcome is not Outcome.OK:
+        if outcome is Outcome.OK:
+            self.troubles.succeeded(keys.chat_key(channel_uuid, chat_id))
+        else:
             self.metrics.courier_errors.labels(label).inc()
+            self.troubles.failed(keys.chat_key(channel_uuid, chat_id), error)
         return outcome
 
-    async def _post(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> tuple[Outcome, str]:
-        """The outcome, and how it is counted in chip_courier_errors: `rejected` a 4xx that is not
-        retried, `refused` a 400 that is, `failed` a 5xx or no answer."""
+    async def _post(self, channel_uuid: str, secret: str, chat_id: str, events: list) -> tuple[Outcome, str, str]:
+        """The outcome, how it is counted in chip_courier_errors (`rejected` a 4xx that is not
+        retried, `refused` a 400 that is, `failed` a 5xx or no answer) and the error in a line."""
         try:
             async with self._session.post(self.receive_url(channel_uuid), data=self.body(chat_id, secret, events)) \
                     as response:
                 answer = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            logger.warning("courier unreachable channel=%s chat=%s: %s", channel_uuid, chat_id,
-                           type(e).__name__ + (f" {e}" if str(e) else ""))
-            return Outcome.FAILED, Outcome.FAILED.value
+            error = type(e).__name__ + (f" {e}" if str(e) else "")
+            logger.warning("courier unreachable channel=%s chat=%s: %s", channel_uuid, chat_id, error)
+            return Outcome.FAILED, Outcome.FAILED.value, f"no answer: {error}"
         if 200 <= status < 300:
-            return Outcome.OK, Outcome.OK.value
+            return Outcome.OK, Outcome.OK.value, ""
         text = answer.decode(errors="replace")
-        # Courier's error body never echoes the secret, so it is safe to log a prefix of it
+        # Courier's error body never echoes the secret, so it is safe to log (and keep) a prefix of it
+        error = f"{status}: " + ("; ".join(errors_of(answer)) or " ".join(text.split()))[:200]
         outcome = refusal(status, answer) if 400 <= status < 500 else Outcome.FAILED
         if outcome in (Outcome.REJECTED, Outcome.STATUS_REJECTED):
             logger.error("courier rejected %d event(s) channel=%s chat=%s status=%d: %s",
                          len(events), channel_uuid, chat_id, status, text[:200])
-            return outcome, Outcome.REJECTED.value
+            return outcome, Outcome.REJECTED.value, error
         if outcome is Outcome.REFUSED:
             logger.warning("courier refused %d event(s) for now, will retry channel=%s chat=%s status=%d: %s",
                            len(events), channel_uuid, chat_id, status, text[:200])
-            return outcome, outcome.value
+            return outcome, outcome.value, error
         logger.warning("courier failed channel=%s chat=%s status=%d: %s",
                        channel_uuid, chat_id, status, text[:200])
-        return Outcome.FAILED, Outcome.FAILED.value
+        return Outcome.FAILED, Outcome.FAILED.value, error

@@ -51,6 +51,7 @@ from services.periodic import Periodic
 from services.shutdown import settle
 from services.store import indexes, keys
 from services.store.client import redis_errors
+from services.store.deadletters import DeadLetters
 from services.store.indexes import Rotation, sweep
 from services.store.lock import Lock, Locks
 from services.store.scripts import Scripts
@@ -71,8 +72,10 @@ def encode_event(event: dict) -> bytes:
 class CourierQueue:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, locks: Locks, client: CourierClient,
                  lookups: Lookups, metrics: Metrics, *, expiry: float = 86400.0, status_expiry: float = 30.0,
-                 batch: int = 50, retry: RetryPolicy = RetryPolicy(), answer_wait: float = 10.0):
+                 batch: int = 50, retry: RetryPolicy = RetryPolicy(), answer_wait: float = 10.0,
+                 dead_letters: DeadLetters = None):
         self.redis = redis
+        self.dead_letters = dead_letters  # where given-up events are kept (None: only logged and counted)
         self.client = client
         self.lookups = lookups
         self.metrics = metrics
@@ -266,10 +269,15 @@ class CourierQueue:
         return outcome
 
     def _give_up(self, key: str, events: list, reason: str, why: str):
-        """Events that will never be posted: an error line, and chip_courier_events_given_up{reason}."""
+        """Events that will never be posted: an error line, chip_courier_events_given_up{reason}, and a
+        dead letter each. The letters join this turn's pipeline, ahead of the commit that drops the
+        events from the chat's list, so that they are written before the events leave it."""
         kinds = ",".join(sorted({e.get("type", "?") for e in events}))
         logger.error("giving up %d courier event(s) (%s) of chat %s, %s: %s", len(events), kinds, key, reason, why)
         self.metrics.courier_given_up.labels(reason).inc(len(events))
+        if self.dead_letters is not None:
+            self.dead_letters.keep(key, reason, [{"kind": "courier", "event": e} for e in events], why,
+                                   self.client.troubles.of(key))
 
     async def _commit_handled(self, key: str, lock: Lock, handled: int) -> int:
         return await self._commit(events=keys.courier_events(key), due=keys.courier_due_of(key),
@@ -280,12 +288,16 @@ class CourierQueue:
         """How many of the events read (`raw`, oldest first) the next request covers, those of them
         to post (as many as fit in `room` bytes, up to the first one that is not REPEATABLE), and how
         long the oldest REPEATABLE among them has waited. Events older than the expiry, and one too
-        large for any request, are given up, loudly."""
+        large for any request, are given up, loudly, in a request of their own that posts nothing: the
+        commit drops them at once, where a post that failed would leave them to be given up again."""
         now, events, used, waited = time.time(), [], 0, 0.0
         for count, item in enumerate(raw, 1):
             stored = orjson.loads(item)
             event = stored["e"]
             size = len(orjson.dumps(event))
+            doomed = now - stored["t"] > self.expiry or size > room
+            if (doomed and events) or (not doomed and not events and count > 1):
+                return count - 1, events, waited  # what is given up and what is posted go apart
             if now - stored["t"] > self.expiry:
                 self._give_up(key, [event], "expired", f"courier never took it in {now - stored['t']:.0f} s")
                 continue

@@ -105,3 +105,35 @@ def expire_lock(key: str) -> str:
 
 def new_chats(channel_uuid: str, client_ip: str) -> str:
     return f"{PREFIX}:limit:chats:{channel_uuid}:{client_ip}"  # counter of new chats, expires with its window
+
+
+# dead letters: what chip gave up, per shard (services/store/deadletters.py); a letter's ID names its shard
+
+def dead_letters(shard_number: int) -> str:
+    return f"{PREFIX}:{{s{shard_number}}}:dead:letters"  # hash: letter ID -> the letter (JSON)
+
+
+def dead_index(shard_number: int) -> str:
+    return f"{PREFIX}:{{s{shard_number}}}:dead:index"  # zset: letter ID -> when it was given up
+
+
+def dead_channel(shard_number: int, channel_uuid: str) -> str:
+    return f"{PREFIX}:{{s{shard_number}}}:dead:channel:{channel_uuid}"  # zset: the channel's letter IDs -> when
+
+
+def dead_reasons(shard_number: int) -> str:
+    return f"{PREFIX}:{{s{shard_number}}}:dead:reasons"  # hash: reason -> letters kept
+
+
+def dead_seq(shard_number: int) -> str:
+    return f"{PREFIX}:{{s{shard_number}}}:dead:seq"  # counter: the shard's letter IDs, never reused
+
+
+# every process's heartbeat (services/heartbeat.py), under one tag of their own
+
+def heartbeats() -> str:
+    return f"{PREFIX}:{{hb}}:processes"  # hash: process -> its state (JSON), expires a minute after the last beat
+
+
+def heartbeats_seen() -> str:
+    return f"{PREFIX}:{{hb}}:processes:seen"  # zset: process -> when it last beat

@@ -89,6 +89,18 @@ def test_every_setting_is_a_flag_and_a_variable(capsys):
         assert "CHIP_" + field.name.upper() in text.replace("\n", "").replace(" ", "")
 
 
+def test_dead_letters_are_kept_30_days_or_not_at_all():
+    config = parse([], {})
+    assert (config.dead_letter_ttl, config.dead_letter_max, config.dead_letter_max_per_channel) == \
+        (30 * 86400, 64_000, 12_800)
+    assert parse(["--dead-letter-ttl", "0"], {}).dead_letter_ttl == 0
+    with pytest.raises(ConfigError) as e:
+        parse([], {"CHIP_DEAD_LETTER_TTL": "-1"})
+    assert str(e.value) == "CHIP_DEAD_LETTER_TTL: '-1' must be 0 (off) or more"
+    with pytest.raises(ConfigError):
+        parse(["--dead-letter-max", "0"], {})
+
+
 def test_courier_timeout_outlasts_courier_own():
     """Courier allows itself 30 s per request; giving up sooner and posting again records a message twice."""
     assert parse([], {}).courier_timeout == 40

@@ -295,3 +295,22 @@ async def test_a_widget_does_not_wait_for_a_slow_courier_to_start_its_chat(chip_
     await asyncio.sleep(0.5)
     assert courier.of_type("chat_started", event["chat_id"]) == [{"type": "chat_started"}]
     assert len(courier.requests) == 1
+
+
+async def test_an_expired_event_is_given_up_once_while_courier_keeps_failing(bound, start_chip, channel, courier):
+    """The events behind it are still within --inbound-expiry and their posts keep failing: the expired
+    one must leave the list all the same, or each retry would give it up again."""
+    server = await start_chip(inbound_expiry=3.0, retry=FAST)
+    visitor = await bound(server, channel)
+    courier.fail_with = 503
+    await visitor.send({"type": "send_msg", "text": "old"})
+    await asyncio.sleep(1.5)
+    await visitor.send({"type": "send_msg", "text": "newer"})
+    assert await wait_until(lambda: given_up(server, "expired") == 1, timeout=5)
+    posts = len(courier.requests)
+    await asyncio.sleep(0.4)  # retries 50-200 ms apart, each failing; the newer one expires a second later
+    assert len(courier.requests) > posts and given_up(server, "expired") == 1
+    courier.fail_with = 0
+    await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
+    assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["newer"]
+    assert [letter["event"]["msg"]["text"] for letter in await server.services.dead_letters.all()] == ["old"]
