@@ -130,29 +130,89 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
     scripts = Scripts(redis, min_replicas=config.valkey_min_replicas)
     wakes = WakeChannels(redis)
     outbox = Outbox(redis, scripts, wakes)
-    delivery = Delivery(redis, outbox, registry, wakes, ack_timeout=config.ack_timeout, max_attempts=config.max_attempts,
-                        max_buffer=config.max_write_buffer, stall_timeout=config.ping_timeout, metrics=metrics,
-                        retry=retry)
+    delivery = Delivery(
+        redis,
+        outbox,
+        registry,
+        wakes,
+        ack_timeout=config.ack_timeout,
+        max_attempts=config.max_attempts,
+        max_buffer=config.max_write_buffer,
+        stall_timeout=config.ping_timeout,
+        metrics=metrics,
+        retry=retry,
+    )
     locks = Locks(scripts)
-    dead_letters = DeadLetters(redis, scripts, ttl=config.dead_letter_ttl, most=config.dead_letter_max,
-                               most_per_channel=config.dead_letter_max_per_channel, instance=config.instance_id,
-                               tally=metrics.dead_letters_kept)
-    courier_queue = CourierQueue(redis, scripts, locks, courier_client, lookups, metrics,
-                                 expiry=config.inbound_expiry, status_expiry=config.status_expiry, retry=retry,
-                                 dead_letters=dead_letters)
+    dead_letters = DeadLetters(
+        redis,
+        scripts,
+        ttl=config.dead_letter_ttl,
+        most=config.dead_letter_max,
+        most_per_channel=config.dead_letter_max_per_channel,
+        instance=config.instance_id,
+        tally=metrics.dead_letters_kept,
+    )
+    courier_queue = CourierQueue(
+        redis,
+        scripts,
+        locks,
+        courier_client,
+        lookups,
+        metrics,
+        expiry=config.inbound_expiry,
+        status_expiry=config.status_expiry,
+        retry=retry,
+        dead_letters=dead_letters,
+    )
     mailer = Mailer(config.smtp_url) if config.smtp_url else None
-    expiry = Expiry(redis, locks, outbox, courier_queue, lookups, mailer, expiry=config.msg_expiry,
-                    interval=retry.sweep, metrics=metrics, dead_letters=dead_letters)
+    expiry = Expiry(
+        redis,
+        locks,
+        outbox,
+        courier_queue,
+        lookups,
+        mailer,
+        expiry=config.msg_expiry,
+        interval=retry.sweep,
+        metrics=metrics,
+        dead_letters=dead_letters,
+    )
     limits = Limits(config, scripts)
     chats = Chats(db, lookups, outbox, delivery, courier_queue, limits, config.storage_url, metrics)
     readiness = Readiness(retry.stores)
     metrics.watch(registry, redis, db, readiness, courier_queue)
-    heartbeat = Heartbeat(scripts, lambda: {"instance": config.instance_id, "version": configuration.VERSION,
-                                            "state": readiness.state, "ready": readiness.ready,
-                                            "sockets": registry.open_count}, config.port)
-    return Services(config, db, redis, scripts, courier_client, lookups, outbox, registry, delivery, courier_queue,
-                    expiry, LegacyKeys(redis, scripts), chats, limits, metrics, readiness,
-                    LoopLag(metrics.loop_lag), dead_letters, heartbeat)
+    heartbeat = Heartbeat(
+        scripts,
+        lambda: {
+            "instance": config.instance_id,
+            "version": configuration.VERSION,
+            "state": readiness.state,
+            "ready": readiness.ready,
+            "sockets": registry.open_count,
+        },
+        config.port,
+    )
+    return Services(
+        config,
+        db,
+        redis,
+        scripts,
+        courier_client,
+        lookups,
+        outbox,
+        registry,
+        delivery,
+        courier_queue,
+        expiry,
+        LegacyKeys(redis, scripts),
+        chats,
+        limits,
+        metrics,
+        readiness,
+        LoopLag(metrics.loop_lag),
+        dead_letters,
+        heartbeat,
+    )
 
 
 def make_app(services: Services, routes=(), **extra) -> Application:
@@ -255,10 +315,14 @@ def reload(config: Config, argv):
         logger.error("reload: settings not changed: %s", e)
         return
     configuration.set_log_level(fresh.log_level)
-    later = [f.name for f in dataclasses.fields(Config)
-             if f.name != "log_level" and getattr(fresh, f.name) != getattr(config, f.name)]
-    logger.warning("reload: log level %s%s", fresh.log_level,
-                   f"; these take a restart: {', '.join(later)}" if later else "")
+    later = [
+        f.name
+        for f in dataclasses.fields(Config)
+        if f.name != "log_level" and getattr(fresh, f.name) != getattr(config, f.name)
+    ]
+    logger.warning(
+        "reload: log level %s%s", fresh.log_level, f"; these take a restart: {', '.join(later)}" if later else ""
+    )
 
 
 def raise_file_limit():
@@ -279,8 +343,9 @@ async def serve(config: Config, argv=None):
         server.listen()
     except OSError as e:
         await server.abandon()
-        configuration.fail(f"cannot listen on {config.address}:{config.port} (metrics {config.metrics_port}): "
-                      f"{e.strerror}")
+        configuration.fail(
+            f"cannot listen on {config.address}:{config.port} (metrics {config.metrics_port}): {e.strerror}"
+        )
     readiness = server.services.readiness
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -295,9 +360,14 @@ async def serve(config: Config, argv=None):
         configuration.fail(str(e))
     else:
         tune_collector()
-        logger.info("chip ready, listening on %s:%d instance=%s courier=%s open files<=%d", config.address,
-                    config.port, config.instance_id, safe_url(config.courier_url),
-                    resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        logger.info(
+            "chip ready, listening on %s:%d instance=%s courier=%s open files<=%d",
+            config.address,
+            config.port,
+            config.instance_id,
+            safe_url(config.courier_url),
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        )
         await readiness.stopped()
     await server.stop()
     logger.info("stopped")
@@ -307,12 +377,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["admin"]:
         from services import admin  # the operator's commands (services/admin/), not the server's
+
         sys.exit(admin.main(argv[1:]))
     config = configuration.load(argv)
     configuration.setup_logging(config)
     raise_file_limit()
     if config.sentry_dsn:
         import sentry_sdk
+
         sentry_sdk.init(dsn=config.sentry_dsn)
     # uvloop: the same asyncio loop Tornado runs on, with less overhead per socket operation
     uvloop.run(serve(config, argv))

@@ -53,8 +53,7 @@ class Status(RequestHandler):
 
 
 def main():
-    app = Application([(r"/wc/connect/([^/]+)/?", Socket), (r"/wc/send/([^/]+)/?", Send), (r"/", Status)],
-                      sockets={})
+    app = Application([(r"/wc/connect/([^/]+)/?", Socket), (r"/wc/send/([^/]+)/?", Send), (r"/", Status)], sockets={})
     app.listen(int(sys.argv[1]), "127.0.0.1")
     IOLoop.current().start()
 

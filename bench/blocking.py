@@ -37,6 +37,7 @@ def msg(**fields) -> dict:
 
 def cases() -> list[tuple[str, bytes]]:
     """(name, body): the largest bodies chip reads, each of the shapes that cost most to handle."""
+
     def fill(build, room=LIMIT - 200):
         """build(n) with the largest n whose body stays under the limit."""
         low, high = 1, room
@@ -56,10 +57,21 @@ def cases() -> list[tuple[str, bytes]]:
         found += [
             (f"{secret}: 256 KiB text", fill(lambda n, s=secret: body(s, text="x" * n))),
             (f"{secret}: 256 KiB of list items", fill(lambda n, s=secret: body(s, attachments=[1] * n))),
-            (f"{secret}: {ITEMS} bad items in each list", orjson.dumps(body(secret, attachments=[1] * ITEMS,
-                                                                            quick_replies=[None] * ITEMS))),
-            (f"{secret}: largest valid lists + text", fill(lambda n, s=secret: body(
-                s, text="x" * n, attachments=["image/png:" + "x" * 2038] * ITEMS, quick_replies=["y" * 2048] * ITEMS))),
+            (
+                f"{secret}: {ITEMS} bad items in each list",
+                orjson.dumps(body(secret, attachments=[1] * ITEMS, quick_replies=[None] * ITEMS)),
+            ),
+            (
+                f"{secret}: largest valid lists + text",
+                fill(
+                    lambda n, s=secret: body(
+                        s,
+                        text="x" * n,
+                        attachments=["image/png:" + "x" * 2038] * ITEMS,
+                        quick_replies=["y" * 2048] * ITEMS,
+                    )
+                ),
+            ),
             (f"{secret}: 256 KiB of empty objects", fill(lambda n, s=secret: {**body(s), "junk": [{}] * n})),
             (f"{secret}: 256 KiB of small numbers", fill(lambda n, s=secret: {**body(s), "junk": [0] * n})),
         ]
@@ -124,8 +136,11 @@ def fresh(body: bytes) -> bytes:
 
 async def post_to(port: int, channel_uuid: str, body: bytes) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"POST /wc/send/{channel_uuid}/ HTTP/1.1\r\nHost: chip\r\nContent-Length: {len(body)}\r\n"
-                 f"Connection: close\r\n\r\n".encode() + body)
+    writer.write(
+        f"POST /wc/send/{channel_uuid}/ HTTP/1.1\r\nHost: chip\r\nContent-Length: {len(body)}\r\n"
+        f"Connection: close\r\n\r\n".encode()
+        + body
+    )
     answer = await reader.read()
     writer.close()
     return int(answer.split()[1])
@@ -140,9 +155,19 @@ def held(body: bytes) -> float:
         data = orjson.loads(body)
         schemas.check_list_lengths(data, ITEMS)
         valid = schemas.Send().load(data)
-        orjson.dumps(events.chat_out(events.msg_out(1, valid["msg"]["text"], "flow", datetime.now(timezone.utc),
-                                                    None, valid["msg"].get("attachments"),
-                                                    valid["msg"].get("quick_replies"))))
+        orjson.dumps(
+            events.chat_out(
+                events.msg_out(
+                    1,
+                    valid["msg"]["text"],
+                    "flow",
+                    datetime.now(timezone.utc),
+                    None,
+                    valid["msg"].get("attachments"),
+                    valid["msg"].get("quick_replies"),
+                )
+            )
+        )
     except ValidationError as e:
         schemas.describe(e.messages)
     return time.perf_counter() - started
@@ -160,9 +185,25 @@ def main():
         rows.contact(org_id, channel_uuid, CHAT)
         rows.close()
         port = free_port()
-        chip = subprocess.Popen([sys.executable, "chip.py", "--address", "127.0.0.1", "--port", str(port), "--db",
-                                 db_url, "--valkey", VALKEY, "--courier-url", "http://127.0.0.1:9",
-                                 "--log-level", "warning"], cwd=ROOT)
+        chip = subprocess.Popen(
+            [
+                sys.executable,
+                "chip.py",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--db",
+                db_url,
+                "--valkey",
+                VALKEY,
+                "--courier-url",
+                "http://127.0.0.1:9",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+        )
         for _ in range(400):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read()

@@ -35,8 +35,9 @@ def longest_stall_ms(before: dict, after: dict) -> float | None:
 
 
 def _le(samples: dict, bound: float) -> str:
-    return next(le for name, le in samples if name == "chip_loop_lag_seconds_bucket" and le != "+Inf"
-                and float(le) == bound)
+    return next(
+        le for name, le in samples if name == "chip_loop_lag_seconds_bucket" and le != "+Inf" and float(le) == bound
+    )
 
 
 def queries(before: dict, after: dict) -> float:

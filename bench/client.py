@@ -21,14 +21,14 @@ class Worker:
     def __init__(self, index: int, channel_uuid: str):
         self.index = index
         self.channel_uuid = channel_uuid
-        self.groups: dict = {}           # server name -> [(chat_id, ws, reader task)]
-        self.sent_at: dict = {}          # message id -> perf_counter when its POST was sent
+        self.groups: dict = {}  # server name -> [(chat_id, ws, reader task)]
+        self.sent_at: dict = {}  # message id -> perf_counter when its POST was sent
         self.latencies: list = []
         self.duplicates = 0
-        self.missing: set = set()        # ids not delivered when their step ended: late, or lost
+        self.missing: set = set()  # ids not delivered when their step ended: late, or lost
         self.late = 0
         self.last_delivery = 0.0
-        self.window = None               # closed-loop mode: a slot per message in flight
+        self.window = None  # closed-loop mode: a slot per message in flight
         self.http = None
         self.ws_session = None
 
@@ -91,8 +91,16 @@ class Worker:
 
     # load
 
-    async def load(self, group: str, post_urls: list, rate: float, duration: float, first_id: int,
-                   in_flight: int = 0, drain: float = 15.0) -> dict:
+    async def load(
+        self,
+        group: str,
+        post_urls: list,
+        rate: float,
+        duration: float,
+        first_id: int,
+        in_flight: int = 0,
+        drain: float = 15.0,
+    ) -> dict:
         """Post to the group's chats, round robin, for `duration` seconds: at `rate` per second, or
         (in_flight > 0) keeping that many messages between POST and chat_out. Then wait up to
         `drain` seconds for what is still on its way."""
@@ -109,7 +117,8 @@ class Worker:
                     await self.window.acquire()
                 msg_id = first_id + sent
                 task = asyncio.get_running_loop().create_task(
-                    self._post(post_urls[sent % len(post_urls)], chats[sent % len(chats)], msg_id, errors))
+                    self._post(post_urls[sent % len(post_urls)], chats[sent % len(chats)], msg_id, errors)
+                )
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 sent += 1
@@ -121,9 +130,17 @@ class Worker:
         self.window = None
         missing, self.sent_at = list(self.sent_at), {}
         self.missing.update(missing)
-        return {"sent": sent, "errors": len(errors), "error_samples": errors[:3], "missing": len(missing), "duplicates": self.duplicates, "latencies": self.latencies,
-                "posting_seconds": posting, "seconds": max(self.last_delivery - started, posting),
-                "cpu_seconds": time.process_time() - cpu}
+        return {
+            "sent": sent,
+            "errors": len(errors),
+            "error_samples": errors[:3],
+            "missing": len(missing),
+            "duplicates": self.duplicates,
+            "latencies": self.latencies,
+            "posting_seconds": posting,
+            "seconds": max(self.last_delivery - started, posting),
+            "cpu_seconds": time.process_time() - cpu,
+        }
 
     async def settle(self) -> dict:
         """How many missing messages came late since the last settle, and how many are still missing."""
@@ -132,8 +149,9 @@ class Worker:
         return {"late": late, "lost": missing}
 
     async def _post(self, url: str, chat_id: str, msg_id: int, errors: list):
-        body = orjson.dumps({"chat_id": chat_id, "secret": SECRET,
-                             "msg": {"id": msg_id, "text": "benchmark message", "origin": "flow"}})
+        body = orjson.dumps(
+            {"chat_id": chat_id, "secret": SECRET, "msg": {"id": msg_id, "text": "benchmark message", "origin": "flow"}}
+        )
         self.sent_at[msg_id] = time.perf_counter()
         try:
             async with self.http.post(url, data=body, headers={"Content-Type": "application/json"}) as response:

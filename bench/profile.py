@@ -11,8 +11,24 @@ IDLE = "_worker (concurrent/futures/thread.py"  # the database pool's threads, w
 
 def record(pid: int, seconds: float, raw: pathlib.Path) -> subprocess.Popen:
     """Sample the process for `seconds` (returns at once; wait on the Popen)."""
-    return subprocess.Popen([str(PY_SPY), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "250",
-                             "--format", "raw", "-o", str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            str(PY_SPY),
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(int(seconds)),
+            "-r",
+            "250",
+            "--format",
+            "raw",
+            "-o",
+            str(raw),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def summary(raw: pathlib.Path, top: int = 30) -> str:
@@ -23,8 +39,10 @@ def summary(raw: pathlib.Path, top: int = 30) -> str:
         if IDLE in stack:
             continue
         total += int(count)
-        names = {frame.split(" (")[0] + " (" + frame.split("(")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                 for frame in stack.split(";")}
+        names = {
+            frame.split(" (")[0] + " (" + frame.split("(")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+            for frame in stack.split(";")
+        }
         for name in names:
             inclusive[name] += int(count)
     lines = [f"{total} samples of the event-loop thread; inclusive share per function:"]

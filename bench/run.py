@@ -30,13 +30,27 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 ADMIN_DB = os.environ.get("CHIP_BENCH_DB", "postgres://postgres@localhost:5432/postgres")
 VALKEY = os.environ.get("CHIP_BENCH_VALKEY")  # unset: the single topology starts a server of its own
 # every simulated visitor comes from 127.0.0.1: the per-address limits would refuse all but a few
-PER_IP_LIMITS_OFF = ["--max-sockets-per-ip", "1000000", "--new-chats-per-ip", "1000000",
-                     "--max-connections-per-ip", "1000000"]
+PER_IP_LIMITS_OFF = [
+    "--max-sockets-per-ip",
+    "1000000",
+    "--new-chats-per-ip",
+    "1000000",
+    "--max-connections-per-ip",
+    "1000000",
+]
 
-FULL = dict(loads=[200, 500, 1000, 2000], duration=10.0, chats=1000, idle=[1000, 5000, 10000], clients=2,
-            in_flight=200, storm=[3000, 18000])
-QUICK = dict(loads=[200, 500, 1000], duration=3.0, chats=1000, idle=[1000, 2000], clients=2, in_flight=200,
-             storm=[3000])
+FULL = dict(
+    loads=[200, 500, 1000, 2000],
+    duration=10.0,
+    chats=1000,
+    idle=[1000, 5000, 10000],
+    clients=2,
+    in_flight=200,
+    storm=[3000, 18000],
+)
+QUICK = dict(
+    loads=[200, 500, 1000], duration=3.0, chats=1000, idle=[1000, 2000], clients=2, in_flight=200, storm=[3000]
+)
 
 
 def free_port() -> int:
@@ -54,7 +68,7 @@ class Bench:
         self.opts = opts
         self.out = out
         self.procs: list[subprocess.Popen] = []
-        self.workers: list = []            # (process, pipe)
+        self.workers: list = []  # (process, pipe)
         self.next_id = 1
         self.store = None
         self.db_url = None
@@ -99,10 +113,29 @@ class Bench:
             process = self.spawn(name, ["-m", "bench.baseline", str(port)])
         else:
             self.metrics_ports[port] = free_port()
-            process = self.spawn(name, [
-                "chip.py", "--address", "127.0.0.1", "--port", str(port), "--db", self.db_url, "--valkey", self.store.url,
-                "--courier-url", self.stub_url, "--instance-id", name, "--log-level", self.opts.log_level,
-                "--metrics-port", str(self.metrics_ports[port]), *PER_IP_LIMITS_OFF])
+            process = self.spawn(
+                name,
+                [
+                    "chip.py",
+                    "--address",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--db",
+                    self.db_url,
+                    "--valkey",
+                    self.store.url,
+                    "--courier-url",
+                    self.stub_url,
+                    "--instance-id",
+                    name,
+                    "--log-level",
+                    self.opts.log_level,
+                    "--metrics-port",
+                    str(self.metrics_ports[port]),
+                    *PER_IP_LIMITS_OFF,
+                ],
+            )
         # chip listens before its stores have answered: /ready says when it serves (the baseline has only /)
         self.wait_up(f"http://127.0.0.1:{port}/" + ("" if kind == "baseline" else "ready"), process)
         return process, port
@@ -131,8 +164,9 @@ class Bench:
         rows = Rows(self.db_url)
         org_id = rows.org("Bench")
         self.channel_uuid = rows.channel(org_id, secret=client.SECRET)
-        self.chat_ids = [f"bench{i:019d}" for i in range(max(self.opts.chats, *self.opts.idle,
-                                                               *getattr(self.opts, "storm", [0])))]
+        self.chat_ids = [
+            f"bench{i:019d}" for i in range(max(self.opts.chats, *self.opts.idle, *getattr(self.opts, "storm", [0])))
+        ]
         rows.contacts(org_id, self.channel_uuid, self.chat_ids)
         rows.close()
         self.store = Store(self.opts.topology, VALKEY)
@@ -168,8 +202,10 @@ class Bench:
         n = len(self.workers)
         before = self._chip_stats(ports)
         started = time.perf_counter()
-        results = self.ask("connect", [dict(group=group, ws_urls=urls, chat_ids=chat_ids[i::n], concurrency=concurrency)
-                                       for i in range(n)])
+        results = self.ask(
+            "connect",
+            [dict(group=group, ws_urls=urls, chat_ids=chat_ids[i::n], concurrency=concurrency) for i in range(n)],
+        )
         seconds = time.perf_counter() - started
         after = self._chip_stats(ports)
         refused = sum(r["refused"] for r in results)
@@ -177,7 +213,9 @@ class Bench:
             raise RuntimeError(f"{refused} start_chat did not resume their chat")
         figures = {"sockets": len(chat_ids), "seconds": seconds, "start_chat_per_s": len(chat_ids) / seconds}
         if after:
-            figures["db_queries_per_resume"] = sum(chipstats.queries(before[p], after[p]) for p in after) / len(chat_ids)
+            figures["db_queries_per_resume"] = sum(chipstats.queries(before[p], after[p]) for p in after) / len(
+                chat_ids
+            )
         return figures
 
     def _chip_stats(self, ports: list) -> dict:
@@ -191,13 +229,29 @@ class Bench:
         """One load step against the servers on `ports`; figures for the report."""
         n, duration = len(self.workers), self.opts.duration
         urls = [f"http://127.0.0.1:{port}/wc/send/{self.channel_uuid}/" for port in ports]
-        servers_cpu, stub_cpu, (redis_cpu, redis_ops) = self._cpu(servers), self._cpu([self.stub]), self.store.counters()
+        servers_cpu, stub_cpu, (redis_cpu, redis_ops) = (
+            self._cpu(servers),
+            self._cpu([self.stub]),
+            self.store.counters(),
+        )
         stub_before, machine = self.stub_stats(), psutil.cpu_times()
         chip_before, commands_before = self._chip_stats(ports), self.store.commandstats()
         first = self.next_id
         self.next_id += 10_000_000
-        results = self.ask("load", [dict(group=group, post_urls=urls, rate=rate / n, duration=duration, in_flight=in_flight // n,
-                                         first_id=first + i * 1_000_000) for i in range(n)])
+        results = self.ask(
+            "load",
+            [
+                dict(
+                    group=group,
+                    post_urls=urls,
+                    rate=rate / n,
+                    duration=duration,
+                    in_flight=in_flight // n,
+                    first_id=first + i * 1_000_000,
+                )
+                for i in range(n)
+            ],
+        )
         chip = servers[0].args[1] == "chip.py"
         backlog = self._wait_backlog() if chip else 0.0
         settled = self.ask("settle", [{}] * n)
@@ -208,21 +262,34 @@ class Bench:
         server_cpu = self._cpu(servers) - servers_cpu
         redis_after = self.store.counters()
         chip_after, commands_after = self._chip_stats(ports), self.store.commandstats()
-        stub_cpu, redis_cpu, redis_ops = self._cpu([self.stub]) - stub_cpu, redis_after[0] - redis_cpu, redis_after[1] - redis_ops
+        stub_cpu, redis_cpu, redis_ops = (
+            self._cpu([self.stub]) - stub_cpu,
+            redis_after[0] - redis_cpu,
+            redis_after[1] - redis_ops,
+        )
         latencies = sorted(x for r in results for x in r["latencies"])
         seconds = max(r["seconds"] for r in results)
         figures = {
-            "offered_per_s": rate or None, "in_flight": in_flight or None, "sent": sum(r["sent"] for r in results),
-            "delivered": delivered, "errors": sum(r["errors"] for r in results),
-            "late": sum(r["late"] for r in settled), "lost": sum(r["lost"] for r in settled),
-            "duplicates": sum(r["duplicates"] for r in results), "backlog_drain_s": backlog,
+            "offered_per_s": rate or None,
+            "in_flight": in_flight or None,
+            "sent": sum(r["sent"] for r in results),
+            "delivered": delivered,
+            "errors": sum(r["errors"] for r in results),
+            "late": sum(r["late"] for r in settled),
+            "lost": sum(r["lost"] for r in settled),
+            "duplicates": sum(r["duplicates"] for r in results),
+            "backlog_drain_s": backlog,
             "sustained_per_s": (delivered - sum(r["late"] for r in settled)) / seconds if seconds else 0.0,
-            "p50_ms": percentile(latencies, 0.50) * 1000, "p95_ms": percentile(latencies, 0.95) * 1000,
-            "p99_ms": percentile(latencies, 0.99) * 1000, "p999_ms": percentile(latencies, 0.999) * 1000,
+            "p50_ms": percentile(latencies, 0.50) * 1000,
+            "p95_ms": percentile(latencies, 0.95) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000,
+            "p999_ms": percentile(latencies, 0.999) * 1000,
             "max_ms": (latencies[-1] * 1000) if latencies else None,
             # the event loop's longest lateness in the step, to its histogram bucket (services/looplag.py)
-            "loop_stall_ms": max((chipstats.longest_stall_ms(chip_before[p], chip_after[p]) or float("inf")
-                                  for p in chip_after), default=None),
+            "loop_stall_ms": max(
+                (chipstats.longest_stall_ms(chip_before[p], chip_after[p]) or float("inf") for p in chip_after),
+                default=None,
+            ),
             "courier_calls_per_msg": (stub_after["requests"] - stub_before["requests"]) / delivered if delivered else 0,
             "statuses_to_courier": statuses,
             "server_cpu_s_per_1000": server_cpu / delivered * 1000 if delivered else None,
@@ -233,20 +300,24 @@ class Bench:
             # commands the Redis primaries processed per message (the benchmark's own left out)
             "redis_ops_per_msg": redis_ops / delivered if delivered else None,
             # which commands: INFO commandstats, the scripts' own commands included, per message
-            "redis_commands_per_msg": {name: round((calls - commands_before.get(name, 0)) / delivered, 2)
-                                       for name, calls in sorted(commands_after.items(),
-                                                                 key=lambda kv: commands_before.get(kv[0], 0) - kv[1])
-                                       if calls - commands_before.get(name, 0) >= 0.05 * delivered}
-            if delivered else {},
+            "redis_commands_per_msg": {
+                name: round((calls - commands_before.get(name, 0)) / delivered, 2)
+                for name, calls in sorted(commands_after.items(), key=lambda kv: commands_before.get(kv[0], 0) - kv[1])
+                if calls - commands_before.get(name, 0) >= 0.05 * delivered
+            }
+            if delivered
+            else {},
             "machine_busy": 1 - (busy.idle - machine.idle) / (sum(busy) - sum(machine)),
             "left_in_outboxes": self.store.waiting(),
         }
         samples = [s for r in results for s in r["error_samples"]]
         if samples:
             figures["samples"] = [str(s) for s in samples[:5]]
-        print(f"  {group} {'rate ' + str(rate) if rate else 'in flight ' + str(in_flight)}: "
-              + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()),
-              flush=True)
+        print(
+            f"  {group} {'rate ' + str(rate) if rate else 'in flight ' + str(in_flight)}: "
+            + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()),
+            flush=True,
+        )
         return figures
 
     @staticmethod
@@ -284,7 +355,7 @@ class Bench:
         try:
             for kind, (_, port) in servers.items():
                 print(f"{kind}: binding {self.opts.chats} chats", flush=True)
-                results[kind]["bind"] = self.connect(kind, [port], self.chat_ids[:self.opts.chats])
+                results[kind]["bind"] = self.connect(kind, [port], self.chat_ids[: self.opts.chats])
             for rate in self.opts.loads:
                 for kind, (process, port) in servers.items():
                     steps = results[kind]["steps"]
@@ -326,7 +397,7 @@ class Bench:
         try:
             print("chip, two processes", flush=True)
             ports = [port for _, port in servers]
-            self.connect("pair", ports, self.chat_ids[:self.opts.chats])
+            self.connect("pair", ports, self.chat_ids[: self.opts.chats])
             saturation = self.step("pair", ports, [p for p, _ in servers], in_flight=self.opts.in_flight)
             self.ask("close", [dict(group="pair")] * len(self.workers))
         finally:
@@ -369,8 +440,14 @@ class Bench:
                 held = target
                 time.sleep(2)
                 rss = psutil.Process(process.pid).memory_info().rss
-                rows.append({"sockets": target, "rss_mb": rss / 2**20, "kb_per_socket": (rss - rss0) / target / 1024,
-                             "start_chat_per_s": bound["start_chat_per_s"]})
+                rows.append(
+                    {
+                        "sockets": target,
+                        "rss_mb": rss / 2**20,
+                        "kb_per_socket": (rss - rss0) / target / 1024,
+                        "start_chat_per_s": bound["start_chat_per_s"],
+                    }
+                )
                 print(f"  {kind} idle {rows[-1]}", flush=True)
             self.ask("close", [{}] * len(self.workers))
         finally:
@@ -386,14 +463,24 @@ def main():
     parser.add_argument("--log-level", default="info", help="chip's --log-level (default: its default, info)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="where results and logs go")
     parser.add_argument("--plot", help="PNG path for the latency plot (default: in --out)")
-    parser.add_argument("--profile", metavar="RATE", help="sample chip with py-spy during the step at this "
-                        "rate, or 'max' for the closed loop (adds its own load)")
-    parser.add_argument("--topology", choices=TOPOLOGIES, default="single",
-                        help="Redis chip runs against: single (CHIP_BENCH_VALKEY), or a cluster (3 primaries, "
-                        "a replica each) or Sentinel (primary, 2 replicas, 3 Sentinels) started here (default: single)")
-    parser.add_argument("--parts", default="baseline,chip,idle,storm",
-                        help="which parts to run, comma-separated (baseline, chip, idle, storm); the report "
-                        "needs the first three (default: all four)")
+    parser.add_argument(
+        "--profile",
+        metavar="RATE",
+        help="sample chip with py-spy during the step at this rate, or 'max' for the closed loop (adds its own load)",
+    )
+    parser.add_argument(
+        "--topology",
+        choices=TOPOLOGIES,
+        default="single",
+        help="Redis chip runs against: single (CHIP_BENCH_VALKEY), or a cluster (3 primaries, "
+        "a replica each) or Sentinel (primary, 2 replicas, 3 Sentinels) started here (default: single)",
+    )
+    parser.add_argument(
+        "--parts",
+        default="baseline,chip,idle,storm",
+        help="which parts to run, comma-separated (baseline, chip, idle, storm); the report "
+        "needs the first three (default: all four)",
+    )
     opts = parser.parse_args()
     for name, value in (QUICK if opts.quick else FULL).items():
         if getattr(opts, name, None) is None:
@@ -414,9 +501,13 @@ def main():
 def run(opts, out: pathlib.Path) -> dict:
     """The parts of the run that opts.parts names; with all three, the report is written too."""
     bench = Bench(opts, out)
-    results = {"mode": "quick" if opts.quick else "full", "topology": opts.topology, "command": " ".join(sys.argv),
-               "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-               "settings": {k: v for k, v in vars(opts).items() if k not in ("out", "plot")}}
+    results = {
+        "mode": "quick" if opts.quick else "full",
+        "topology": opts.topology,
+        "command": " ".join(sys.argv),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "settings": {k: v for k, v in vars(opts).items() if k not in ("out", "plot")},
+    }
     parts = set(opts.parts.split(","))
     started = time.monotonic()
     try:

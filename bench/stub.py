@@ -22,8 +22,14 @@ RECEIVE = re.compile(rb"/c/chp/[^/?]+/receive")
 
 
 def response(status: bytes, body: bytes) -> bytes:
-    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 class Receive(asyncio.Protocol):
@@ -60,9 +66,17 @@ class Receive(asyncio.Protocol):
     def on_message_complete(self):
         method = self.parser.get_method()
         if method == b"GET" and self.url == b"/stats":
-            self.transport.write(response(b"200 OK", orjson.dumps({
-                "requests": self.stats["requests"],
-                "events": {k: v for k, v in self.stats.items() if k != "requests"}})))
+            self.transport.write(
+                response(
+                    b"200 OK",
+                    orjson.dumps(
+                        {
+                            "requests": self.stats["requests"],
+                            "events": {k: v for k, v in self.stats.items() if k != "requests"},
+                        }
+                    ),
+                )
+            )
         elif method == b"POST" and RECEIVE.fullmatch(self.url):
             events = orjson.loads(b"".join(self.body))["events"]
             self.stats["requests"] += 1

@@ -36,17 +36,27 @@ def replies(text: str, first: bool, public_url: str) -> list:
     asked = text.lower()
     if first:
         return [
-            Reply("Hi there, welcome to Nyaruka Coffee! Here's what's brewing today.",
-                  attachments=(f"image/svg+xml:{static}/img/menu.svg", f"application/pdf:{static}/files/menu.pdf")),
+            Reply(
+                "Hi there, welcome to Nyaruka Coffee! Here's what's brewing today.",
+                attachments=(f"image/svg+xml:{static}/img/menu.svg", f"application/pdf:{static}/files/menu.pdf"),
+            ),
             Reply("What can I help you with?", quick_replies=tuple(TOPICS)),
         ]
     if "hour" in asked or "open" in asked:
-        return [Reply("We're open 7am–6pm Monday to Saturday, and 8am–2pm on Sundays.",
-                      quick_replies=("Today's menu", "Talk to a person"))]
+        return [
+            Reply(
+                "We're open 7am–6pm Monday to Saturday, and 8am–2pm on Sundays.",
+                quick_replies=("Today's menu", "Talk to a person"),
+            )
+        ]
     if "menu" in asked:
-        return [Reply("Here it is — the oat flat white is the favourite this week.",
-                      attachments=(f"image/svg+xml:{static}/img/menu.svg",),
-                      quick_replies=("Opening hours", "Talk to a person"))]
+        return [
+            Reply(
+                "Here it is — the oat flat white is the favourite this week.",
+                attachments=(f"image/svg+xml:{static}/img/menu.svg",),
+                quick_replies=("Opening hours", "Talk to a person"),
+            )
+        ]
     if "person" in asked or "human" in asked or "agent" in asked:
         return [Reply("Hi, I'm Sam from the team. I've read the conversation so far. How can I help?", staff=True)]
     return [Reply(f"Thanks! I've noted “{text[:80]}”. I'll get back to you here in a moment.", staff=True)]
@@ -58,12 +68,12 @@ class Simulator(Courier):
     def __init__(self, dsn: str, seed: Seed, chip_url: str, public_url: str, pause: float = 0.8):
         super().__init__(dsn)
         self.seed = seed
-        self.chip_url = chip_url       # where the simulator reaches chip
-        self.public_url = public_url   # where the visitor's browser reaches chip (for attachment URLs)
-        self.pause = pause             # seconds between replies, so they arrive like typed ones
+        self.chip_url = chip_url  # where the simulator reaches chip
+        self.public_url = public_url  # where the visitor's browser reaches chip (for attachment URLs)
+        self.pause = pause  # seconds between replies, so they arrive like typed ones
         self.http = AsyncHTTPClient()
         self.tasks = set()
-        self.locks = {}                # chat_id -> Lock: one chat's replies go out in order
+        self.locks = {}  # chat_id -> Lock: one chat's replies go out in order
 
     async def handled(self, channel_uuid: str, chat_id: str, events: list):
         # answered after Courier's 200, as RapidPro's flows run after Courier stored the message
@@ -89,8 +99,16 @@ class Simulator(Courier):
     async def send(self, channel_uuid: str, chat_id: str, reply: Reply):
         user_id = self.seed.user_id if reply.staff else None
         flow_id = None if reply.staff else self.seed.flow_id
-        msg_id = await self.run(self.store.msg_out, channel_uuid, chat_id, reply.text, list(reply.attachments),
-                                list(reply.quick_replies), flow_id, user_id)
+        msg_id = await self.run(
+            self.store.msg_out,
+            channel_uuid,
+            chat_id,
+            reply.text,
+            list(reply.attachments),
+            list(reply.quick_replies),
+            flow_id,
+            user_id,
+        )
         msg = {"id": msg_id, "text": reply.text, "origin": "chat" if reply.staff else "flow"}
         if reply.attachments:
             msg["attachments"] = list(reply.attachments)
@@ -100,8 +118,13 @@ class Simulator(Courier):
             msg["user_id"] = user_id
         body = {"chat_id": chat_id, "secret": self.seed.secret, "msg": msg}
         try:
-            await self.http.fetch(f"{self.chip_url}/wc/send/{channel_uuid}/", method="POST", body=json.dumps(body),
-                                  headers={"Content-Type": "application/json"}, request_timeout=10)
+            await self.http.fetch(
+                f"{self.chip_url}/wc/send/{channel_uuid}/",
+                method="POST",
+                body=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+                request_timeout=10,
+            )
             status = "W"
         except HTTPClientError as e:
             # 4xx is permanent for Courier (failed); 5xx would be retried by Courier, here it is errored

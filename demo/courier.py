@@ -35,10 +35,10 @@ STATUS_CODES = {"sent": "S", "delivered": "D", "failed": "F"}
 SENT_ON = "sent_on = CASE WHEN %s IN ('W', 'S', 'D') THEN COALESCE(sent_on, now()) ELSE sent_on END"
 
 
-
 def error_body(error: str) -> dict:
     """Courier's answer to a request it refuses (courier.WriteError): chip reads the error from it."""
     return {"message": "Error", "data": [{"type": "error", "error": error}]}
+
 
 class CourierStore:
     """Courier's writes, each a short transaction on its own connection (called from worker threads)."""
@@ -64,8 +64,10 @@ class CourierStore:
     def _receive(self, cur, channel_uuid, body):
         if not isinstance(body, dict):
             return 400, error_body("request JSON doesn't match required schema"), []
-        cur.execute("SELECT id, org_id, config FROM channels_channel WHERE uuid = %s AND is_active"
-                    " AND org_id IS NOT NULL", (channel_uuid,))
+        cur.execute(
+            "SELECT id, org_id, config FROM channels_channel WHERE uuid = %s AND is_active AND org_id IS NOT NULL",
+            (channel_uuid,),
+        )
         row = cur.fetchone()
         if row is None:
             return 400, error_body("channel not found"), []
@@ -86,16 +88,37 @@ class CourierStore:
             cur.execute("SELECT id FROM contacts_contacturn WHERE org_id = %s AND identity = %s", (org_id, identity))
             if cur.fetchone() is None:
                 now = datetime.now(timezone.utc)
-                contact_id = insert(cur, self._columns, "contacts_contact", uuid=str(uuid.uuid4()), org_id=org_id,
-                                    is_active=True, status="A", ticket_count=0, created_on=now, modified_on=now)
-                insert(cur, self._columns, "contacts_contacturn", identity=identity, path=chat_id, scheme="webchat",
-                       priority=1000, channel_id=channel_id, contact_id=contact_id, org_id=org_id)
+                contact_id = insert(
+                    cur,
+                    self._columns,
+                    "contacts_contact",
+                    uuid=str(uuid.uuid4()),
+                    org_id=org_id,
+                    is_active=True,
+                    status="A",
+                    ticket_count=0,
+                    created_on=now,
+                    modified_on=now,
+                )
+                insert(
+                    cur,
+                    self._columns,
+                    "contacts_contacturn",
+                    identity=identity,
+                    path=chat_id,
+                    scheme="webchat",
+                    priority=1000,
+                    channel_id=channel_id,
+                    contact_id=contact_id,
+                    org_id=org_id,
+                )
         elif event["type"] == "msg_in":
             urn_id, contact_id = self._urn(cur, org_id, chat_id)
             # Courier rewrites the URN on every incoming message: its display becomes the URN's own
             # (none for webchat), so an email chip kept there is gone (protocol.md §3)
-            cur.execute("UPDATE contacts_contacturn SET display = NULL, channel_id = %s WHERE id = %s",
-                        (channel_id, urn_id))
+            cur.execute(
+                "UPDATE contacts_contacturn SET display = NULL, channel_id = %s WHERE id = %s", (channel_id, urn_id)
+            )
             msg_id = self._insert_msg(cur, org_id, channel_id, contact_id, urn_id, event["msg"]["text"], "I", "P")
             # what mailroom does once it has handled it
             cur.execute("UPDATE msgs_msg SET status = 'H', modified_on = now() WHERE id = %s", (msg_id,))
@@ -103,46 +126,92 @@ class CourierStore:
             status = event["status"]
             code = STATUS_CODES[status["status"]]
             column, ref = ("uuid", status["msg_uuid"]) if "msg_uuid" in status else ("id", status["msg_id"])
-            cur.execute(f"UPDATE msgs_msg SET status = %s, {SENT_ON}, modified_on = now() WHERE {column} = %s",
-                        (code, code, ref))
+            cur.execute(
+                f"UPDATE msgs_msg SET status = %s, {SENT_ON}, modified_on = now() WHERE {column} = %s",
+                (code, code, ref),
+            )
 
     @staticmethod
     def _urn(cur, org_id, chat_id):
-        cur.execute("SELECT id, contact_id FROM contacts_contacturn WHERE org_id = %s AND identity = %s",
-                    (org_id, f"webchat:{chat_id}"))
+        cur.execute(
+            "SELECT id, contact_id FROM contacts_contacturn WHERE org_id = %s AND identity = %s",
+            (org_id, f"webchat:{chat_id}"),
+        )
         return cur.fetchone()
 
-    def _insert_msg(self, cur, org_id, channel_id, contact_id, urn_id, text, direction, status,
-                    quick_replies=None, **columns) -> int:
+    def _insert_msg(
+        self, cur, org_id, channel_id, contact_id, urn_id, text, direction, status, quick_replies=None, **columns
+    ) -> int:
         """A msgs_msg row as Courier (incoming) or mailroom (outgoing) writes it."""
         now = datetime.now(timezone.utc)
-        return insert(cur, self._columns, "msgs_msg", uuid=str(uuid.uuid4()), org_id=org_id, channel_id=channel_id,
-                      contact_id=contact_id, contact_urn_id=urn_id, text=text, msg_type="T", direction=direction,
-                      status=status, visibility="V", msg_count=1, error_count=0, high_priority=False,
-                      is_android=False, created_on=now, modified_on=now,
-                      quick_replies=list(quick_replies) if quick_replies else None,
-                      quickreplies=json.dumps([{"type": "text", "text": q} for q in quick_replies])
-                      if quick_replies else None, **columns)
+        return insert(
+            cur,
+            self._columns,
+            "msgs_msg",
+            uuid=str(uuid.uuid4()),
+            org_id=org_id,
+            channel_id=channel_id,
+            contact_id=contact_id,
+            contact_urn_id=urn_id,
+            text=text,
+            msg_type="T",
+            direction=direction,
+            status=status,
+            visibility="V",
+            msg_count=1,
+            error_count=0,
+            high_priority=False,
+            is_android=False,
+            created_on=now,
+            modified_on=now,
+            quick_replies=list(quick_replies) if quick_replies else None,
+            quickreplies=json.dumps([{"type": "text", "text": q} for q in quick_replies]) if quick_replies else None,
+            **columns,
+        )
 
-    def msg_out(self, channel_uuid: str, chat_id: str, text: str, attachments=None, quick_replies=None,
-                flow_id=None, user_id=None) -> int:
+    def msg_out(
+        self,
+        channel_uuid: str,
+        chat_id: str,
+        text: str,
+        attachments=None,
+        quick_replies=None,
+        flow_id=None,
+        user_id=None,
+    ) -> int:
         """Insert an outgoing message as RapidPro queues it for Courier (status Q); its id."""
-        return self._transaction(self._msg_out, channel_uuid, chat_id, text, attachments, quick_replies,
-                                 flow_id, user_id)
+        return self._transaction(
+            self._msg_out, channel_uuid, chat_id, text, attachments, quick_replies, flow_id, user_id
+        )
 
     def _msg_out(self, cur, channel_uuid, chat_id, text, attachments, quick_replies, flow_id, user_id):
         cur.execute("SELECT id, org_id FROM channels_channel WHERE uuid = %s", (channel_uuid,))
         channel_id, org_id = cur.fetchone()
         urn_id, contact_id = self._urn(cur, org_id, chat_id)
-        return self._insert_msg(cur, org_id, channel_id, contact_id, urn_id, text, "O", "Q", quick_replies,
-                                attachments=attachments or None, flow_id=flow_id, created_by_id=user_id)
+        return self._insert_msg(
+            cur,
+            org_id,
+            channel_id,
+            contact_id,
+            urn_id,
+            text,
+            "O",
+            "Q",
+            quick_replies,
+            attachments=attachments or None,
+            flow_id=flow_id,
+            created_by_id=user_id,
+        )
 
     def set_status(self, msg_id: int, status: str):
         """Record what became of a send: W wired (chip queued it), E errored, F failed. Only a still
         queued row changes: the widget's `delivered` may have come back before chip's answer did."""
-        self._transaction(lambda cur: cur.execute(
-            f"UPDATE msgs_msg SET status = %s, {SENT_ON}, modified_on = now() WHERE id = %s AND status = 'Q'",
-            (status, status, msg_id)))
+        self._transaction(
+            lambda cur: cur.execute(
+                f"UPDATE msgs_msg SET status = %s, {SENT_ON}, modified_on = now() WHERE id = %s AND status = 'Q'",
+                (status, status, msg_id),
+            )
+        )
 
     def outgoing_count(self, channel_uuid: str, chat_id: str) -> int:
         return self._transaction(self._outgoing_count, channel_uuid, chat_id)
@@ -152,7 +221,9 @@ class CourierStore:
         cur.execute(
             "SELECT count(*) FROM msgs_msg m JOIN contacts_contacturn u ON u.id = m.contact_urn_id"
             " JOIN channels_channel c ON c.id = u.channel_id"
-            " WHERE c.uuid = %s AND u.identity = %s AND m.direction = 'O'", (channel_uuid, f"webchat:{chat_id}"))
+            " WHERE c.uuid = %s AND u.identity = %s AND m.direction = 'O'",
+            (channel_uuid, f"webchat:{chat_id}"),
+        )
         return cur.fetchone()[0]
 
 

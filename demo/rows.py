@@ -14,8 +14,15 @@ import psycopg2
 from demo.seed import create_tables, insert, new_channel, new_membership, new_org, new_user
 from models.schema import NEWEST, Columns
 
-TABLES = ["msgs_msg", "contacts_contacturn", "contacts_contact", "channels_channel", "orgs_orgmembership",
-          "orgs_org", "users_user"]
+TABLES = [
+    "msgs_msg",
+    "contacts_contacturn",
+    "contacts_contact",
+    "channels_channel",
+    "orgs_orgmembership",
+    "orgs_org",
+    "users_user",
+]
 
 
 def create_database(admin_url: str, name: str, generation: str = NEWEST) -> str:
@@ -77,11 +84,19 @@ class Rows:
 
     def channel(self, org_id: int, secret="sesame", active=True, channel_type="CHP") -> str:
         creator = self.one("SELECT created_by_id FROM orgs_org WHERE id = %s", org_id)[0]
-        return self._write(new_channel, org_id, creator, {"secret": secret, "send_url": "https://chip.test/wc/send"},
-                           name="Webchat", channel_type=channel_type, is_active=active)
+        return self._write(
+            new_channel,
+            org_id,
+            creator,
+            {"secret": secret, "send_url": "https://chip.test/wc/send"},
+            name="Webchat",
+            channel_type=channel_type,
+            is_active=active,
+        )
 
-    def user(self, email="bob@nyaruka.com", first="Bob", last="McTickets", avatar=None, org_id=None, staff=False,
-             active=True) -> int:
+    def user(
+        self, email="bob@nyaruka.com", first="Bob", last="McTickets", avatar=None, org_id=None, staff=False, active=True
+    ) -> int:
         """A user; with org_id, a member of that org (an agent: role T)."""
         user_id = self._write(new_user, email, first, last, avatar, is_staff=staff, is_active=active)
         if org_id is not None:
@@ -97,43 +112,83 @@ class Rows:
             cur.execute(
                 "INSERT INTO contacts_contact (uuid, org_id, is_active, status, ticket_count, created_on, modified_on)"
                 " SELECT u, %s, %s, %s, 0, now(), now() - interval '1 day' FROM unnest(%s::text[]) AS u"
-                " RETURNING id", (org_id, active, status, [str(uuid.uuid4()) for _ in chat_ids]))
+                " RETURNING id",
+                (org_id, active, status, [str(uuid.uuid4()) for _ in chat_ids]),
+            )
             contact_ids = [row[0] for row in cur.fetchall()]
             cur.execute(
                 "INSERT INTO contacts_contacturn (identity, path, scheme, display, priority, channel_id, contact_id,"
                 " org_id) SELECT 'webchat:' || c, c, 'webchat', %s, 1000,"
                 " (SELECT id FROM channels_channel WHERE uuid = %s), k, %s"
                 " FROM unnest(%s::text[], %s::int[]) AS t(c, k)",
-                (email, channel_uuid, org_id, list(chat_ids), contact_ids))
+                (email, channel_uuid, org_id, list(chat_ids), contact_ids),
+            )
         return contact_ids
 
     def urn(self, contact_id: int, channel_uuid: str, scheme: str, path: str) -> int:
         """Another URN of a contact, on another channel (a WhatsApp number, say)."""
         org_id, channel_id = self.one("SELECT org_id, id FROM channels_channel WHERE uuid = %s", channel_uuid)
-        return self._write(insert, "contacts_contacturn", identity=f"{scheme}:{path}", path=path, scheme=scheme,
-                           priority=1000, channel_id=channel_id, contact_id=contact_id, org_id=org_id)
+        return self._write(
+            insert,
+            "contacts_contacturn",
+            identity=f"{scheme}:{path}",
+            path=path,
+            scheme=scheme,
+            priority=1000,
+            channel_id=channel_id,
+            contact_id=contact_id,
+            org_id=org_id,
+        )
 
-    def msg(self, contact_id: int, text: str, direction="O", created_on=None, msg_type="T", visibility="V",
-            urn_id=None, quick_replies=None, ticket=False, **columns) -> int:
+    def msg(
+        self,
+        contact_id: int,
+        text: str,
+        direction="O",
+        created_on=None,
+        msg_type="T",
+        visibility="V",
+        urn_id=None,
+        quick_replies=None,
+        ticket=False,
+        **columns,
+    ) -> int:
         """A msgs_msg row on the contact's webchat URN (or `urn_id`) and its channel: an incoming one
         handled by mailroom (H), an outgoing one wired by Courier (W, with sent_on). `quick_replies`
         (texts) go to the generation's column, `ticket` sets the ticket columns it has; `columns`
         sets others (flow_id, created_by_id, attachments, ...)."""
         urn_id, channel_id, org_id = self.one(
             "SELECT id, channel_id, org_id FROM contacts_contacturn WHERE contact_id = %s"
-            " AND (id = %s OR (%s IS NULL AND scheme = 'webchat'))", contact_id, urn_id, urn_id)
+            " AND (id = %s OR (%s IS NULL AND scheme = 'webchat'))",
+            contact_id,
+            urn_id,
+            urn_id,
+        )
         created_on = created_on or datetime.now(timezone.utc)
         status = "H" if direction == "I" else "W"
-        values = dict(uuid=str(uuid.uuid4()), org_id=org_id, channel_id=channel_id, contact_id=contact_id,
-                      contact_urn_id=urn_id, text=text, created_on=created_on, modified_on=created_on,
-                      sent_on=created_on + timedelta(milliseconds=5) if status == "W" else None,
-                      msg_type=msg_type, direction=direction, status=status, visibility=visibility, msg_count=1,
-                      error_count=0, high_priority=False, is_android=False,
-                      quick_replies=quick_replies,
-                      quickreplies=json.dumps([{"type": "text", "text": q} for q in quick_replies])
-                      if quick_replies else None,
-                      ticket_id=next(self._ids) if ticket else None,
-                      ticket_uuid=str(uuid.uuid4()) if ticket else None)
+        values = dict(
+            uuid=str(uuid.uuid4()),
+            org_id=org_id,
+            channel_id=channel_id,
+            contact_id=contact_id,
+            contact_urn_id=urn_id,
+            text=text,
+            created_on=created_on,
+            modified_on=created_on,
+            sent_on=created_on + timedelta(milliseconds=5) if status == "W" else None,
+            msg_type=msg_type,
+            direction=direction,
+            status=status,
+            visibility=visibility,
+            msg_count=1,
+            error_count=0,
+            high_priority=False,
+            is_android=False,
+            quick_replies=quick_replies,
+            quickreplies=json.dumps([{"type": "text", "text": q} for q in quick_replies]) if quick_replies else None,
+            ticket_id=next(self._ids) if ticket else None,
+            ticket_uuid=str(uuid.uuid4()) if ticket else None,
+        )
         return self._write(insert, "msgs_msg", **{**values, **columns})
 
     def clear(self):

@@ -15,13 +15,14 @@ logger = logging.getLogger(__name__)
 
 
 class Demo:
-    def __init__(self, db: str, valkey: str, port: int, address: str = "localhost", host: str = "localhost",
-                 pause: float = 0.8):
+    def __init__(
+        self, db: str, valkey: str, port: int, address: str = "localhost", host: str = "localhost", pause: float = 0.8
+    ):
         self.db = db
         self.valkey = valkey
         self.port = port
         self.address = address
-        self.public_url = f"http://{host}:{port}"   # what the visitor's browser uses
+        self.public_url = f"http://{host}:{port}"  # what the visitor's browser uses
         self.pause = pause
         self.server = None
         self.courier = None
@@ -36,13 +37,21 @@ class Demo:
         return f"{self.public_url}/wc/demo/{self.seed.channel_uuid}/"
 
     def config(self, courier_url: str) -> Config:
-        return Config(address=self.address, port=self.port, db=self.db, valkey=self.valkey,
-                      courier_url=courier_url, storage_url=self.public_url + web.MEDIA_PATH, instance_id="demo")
+        return Config(
+            address=self.address,
+            port=self.port,
+            db=self.db,
+            valkey=self.valkey,
+            courier_url=courier_url,
+            storage_url=self.public_url + web.MEDIA_PATH,
+            instance_id="demo",
+        )
 
     async def start(self):
         self.seed = seed.ensure(self.db, f"{self.public_url}/wc/send")
-        self.courier = await Simulator(self.db, self.seed, chip_url=self.public_url, public_url=self.public_url,
-                                       pause=self.pause).start()
+        self.courier = await Simulator(
+            self.db, self.seed, chip_url=self.public_url, public_url=self.public_url, pause=self.pause
+        ).start()
         try:
             server = chip.Server(await chip.build(self.config(self.courier.url)), routes=web.routes())
         except Exception:

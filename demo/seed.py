@@ -22,8 +22,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL_UUID = "c0ffee00-5eed-4c4a-8d3e-000000000001"
 ORG_NAME = "Nyaruka Coffee"
-STAFF = {"email": "sam@nyaruka-coffee.example", "first_name": "Sam", "last_name": "Okafor",
-         "avatar": "avatars/sam.svg"}
+STAFF = {"email": "sam@nyaruka-coffee.example", "first_name": "Sam", "last_name": "Okafor", "avatar": "avatars/sam.svg"}
 FLOW_ID = 1  # the bot's messages name a flow; flows_flow itself is not among chip's tables
 
 
@@ -49,41 +48,109 @@ def create_tables(cur, generation: str = NEWEST):
 def insert(cur, columns: Columns, table: str, **values) -> int:
     """Insert a row with those of `values` the table has in this generation; its id."""
     values = columns.only(table, values)
-    cur.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})"
-                " RETURNING id", list(values.values()))
+    cur.execute(
+        f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))}) RETURNING id",
+        list(values.values()),
+    )
     return cur.fetchone()[0]
 
 
-def new_user(cur, columns: Columns, email: str, first_name="", last_name="", avatar=None, is_staff=False,
-             is_active=True) -> int:
+def new_user(
+    cur, columns: Columns, email: str, first_name="", last_name="", avatar=None, is_staff=False, is_active=True
+) -> int:
     """A user as RapidPro's signup writes it (names '' when not given, an unusable password)."""
-    return insert(cur, columns, "users_user", email=email, first_name=first_name or "", last_name=last_name or "",
-                  avatar=avatar, is_staff=is_staff, is_active=is_active, password="!" + secrets.token_urlsafe(30),
-                  is_superuser=False, is_system=False, uuid=str(uuid.uuid4()), language="en",
-                  date_joined=_now(), settings=json.dumps({}))
+    return insert(
+        cur,
+        columns,
+        "users_user",
+        email=email,
+        first_name=first_name or "",
+        last_name=last_name or "",
+        avatar=avatar,
+        is_staff=is_staff,
+        is_active=is_active,
+        password="!" + secrets.token_urlsafe(30),
+        is_superuser=False,
+        is_system=False,
+        uuid=str(uuid.uuid4()),
+        language="en",
+        date_joined=_now(),
+        settings=json.dumps({}),
+    )
 
 
 def new_org(cur, columns: Columns, name: str, created_by: int, is_active=True) -> int:
-    return insert(cur, columns, "orgs_org", name=name, is_active=is_active, created_on=_now(),
-                  modified_on=_now(), uuid=str(uuid.uuid4()), timezone="UTC", date_format="D",
-                  flow_languages=["eng"], input_collation="default", config=json.dumps({}), features=[],
-                  limits=json.dumps({}), api_rates=json.dumps({}), is_anon=False, is_flagged=False,
-                  is_suspended=False, created_by_id=created_by, modified_by_id=created_by)
+    return insert(
+        cur,
+        columns,
+        "orgs_org",
+        name=name,
+        is_active=is_active,
+        created_on=_now(),
+        modified_on=_now(),
+        uuid=str(uuid.uuid4()),
+        timezone="UTC",
+        date_format="D",
+        flow_languages=["eng"],
+        input_collation="default",
+        config=json.dumps({}),
+        features=[],
+        limits=json.dumps({}),
+        api_rates=json.dumps({}),
+        is_anon=False,
+        is_flagged=False,
+        is_suspended=False,
+        created_by_id=created_by,
+        modified_by_id=created_by,
+    )
 
 
 def new_membership(cur, columns: Columns, org_id: int, user_id: int, role="A") -> int:
-    return insert(cur, columns, "orgs_orgmembership", org_id=org_id, user_id=user_id, role_code=role,
-                  can_assign=True, can_reply_non_own=True)
+    return insert(
+        cur,
+        columns,
+        "orgs_orgmembership",
+        org_id=org_id,
+        user_id=user_id,
+        role_code=role,
+        can_assign=True,
+        can_reply_non_own=True,
+    )
 
 
-def new_channel(cur, columns: Columns, org_id: int, created_by: int, config: dict, channel_uuid: str = None,
-                name="Website chat", channel_type="CHP", is_active=True) -> str:
+def new_channel(
+    cur,
+    columns: Columns,
+    org_id: int,
+    created_by: int,
+    config: dict,
+    channel_uuid: str = None,
+    name="Website chat",
+    channel_type="CHP",
+    is_active=True,
+) -> str:
     """A channel as RapidPro's CHP claim view writes it; its UUID."""
     channel_uuid = channel_uuid or str(uuid.uuid4())
-    insert(cur, columns, "channels_channel", uuid=channel_uuid, org_id=org_id, is_active=is_active,
-           channel_type=channel_type, name=name, schemes=["webchat"], config=json.dumps(config), role="SR",
-           log_policy="A", is_system=False, is_enabled=True, created_on=_now(), modified_on=_now(),
-           created_by_id=created_by, modified_by_id=created_by)
+    insert(
+        cur,
+        columns,
+        "channels_channel",
+        uuid=channel_uuid,
+        org_id=org_id,
+        is_active=is_active,
+        channel_type=channel_type,
+        name=name,
+        schemes=["webchat"],
+        config=json.dumps(config),
+        role="SR",
+        log_policy="A",
+        is_system=False,
+        is_enabled=True,
+        created_on=_now(),
+        modified_on=_now(),
+        created_by_id=created_by,
+        modified_by_id=created_by,
+    )
     return channel_uuid
 
 
@@ -123,6 +190,8 @@ def _ensure_rows(cur, columns: Columns, send_url):
         org_id, config = channel
         if config.get("send_url") != send_url:
             config = {**config, "send_url": send_url}
-            cur.execute("UPDATE channels_channel SET config = %s, modified_on = now() WHERE uuid = %s",
-                        (json.dumps(config), CHANNEL_UUID))
+            cur.execute(
+                "UPDATE channels_channel SET config = %s, modified_on = now() WHERE uuid = %s",
+                (json.dumps(config), CHANNEL_UUID),
+            )
     return Seed(org_id, CHANNEL_UUID, config["secret"], FLOW_ID, user_id)

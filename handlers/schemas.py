@@ -57,7 +57,7 @@ class MsgId(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValidationError("must be a message id (integer) or uuid (string)")
-        if isinstance(value, int) and not 0 < value < 2 ** 63:
+        if isinstance(value, int) and not 0 < value < 2**63:
             raise ValidationError("must be a positive 64-bit integer")
         if isinstance(value, str) and not MSG_ID_TEXT.fullmatch(value):
             raise ValidationError("must be a message id (integer) or uuid (string)")
@@ -83,8 +83,11 @@ class StartChat(Command):
 class SendMsg(Command):
     # RapidPro stores the text in PostgreSQL, which cannot hold NUL: Courier would fail on it for
     # ever and hold up every later message of the chat
-    text = fields.String(required=True, error_messages=REQUIRED, validate=[
-        NOT_BLANK, validate.ContainsNoneOf("\x00", error="may not contain NUL characters")])
+    text = fields.String(
+        required=True,
+        error_messages=REQUIRED,
+        validate=[NOT_BLANK, validate.ContainsNoneOf("\x00", error="may not contain NUL characters")],
+    )
 
 
 class AckChat(Command):
@@ -92,8 +95,10 @@ class AckChat(Command):
 
 
 class GetHistory(Command):
-    before = fields.DateTime(required=True, error_messages={
-        **REQUIRED, "invalid": "must be an RFC 3339 timestamp such as 2024-05-01T17:15:30.123456Z"})
+    before = fields.DateTime(
+        required=True,
+        error_messages={**REQUIRED, "invalid": "must be an RFC 3339 timestamp such as 2024-05-01T17:15:30.123456Z"},
+    )
 
     @post_load
     def utc(self, data, **kwargs):
@@ -116,9 +121,11 @@ def _printable(text: str):
 
 
 class SetEmail(Command):
-    email = fields.Email(required=True, validate=[validate.Length(max=128, error="longer than 128 characters"),
-                                                  _printable],
-                         error_messages={**REQUIRED, "invalid": "not a valid email address"})
+    email = fields.Email(
+        required=True,
+        validate=[validate.Length(max=128, error="longer than 128 characters"), _printable],
+        error_messages={**REQUIRED, "invalid": "not a valid email address"},
+    )
 
 
 class OutgoingMsg(Schema):
@@ -128,12 +135,17 @@ class OutgoingMsg(Schema):
     id = fields.Integer(strict=True, validate=validate.Range(min=1))
     uuid = fields.UUID()
     text = fields.String(required=True, error_messages=REQUIRED)
-    attachments = fields.List(fields.String(validate=validate.Length(
-        max=MAX_ITEM_LENGTH, error=f"longer than {MAX_ITEM_LENGTH} characters")))
-    quick_replies = fields.List(fields.String(validate=validate.Length(
-        max=MAX_ITEM_LENGTH, error=f"longer than {MAX_ITEM_LENGTH} characters")))
-    origin = fields.String(required=True, error_messages=REQUIRED,
-                           validate=validate.OneOf(ORIGINS, error="must be one of " + ", ".join(ORIGINS)))
+    attachments = fields.List(
+        fields.String(validate=validate.Length(max=MAX_ITEM_LENGTH, error=f"longer than {MAX_ITEM_LENGTH} characters"))
+    )
+    quick_replies = fields.List(
+        fields.String(validate=validate.Length(max=MAX_ITEM_LENGTH, error=f"longer than {MAX_ITEM_LENGTH} characters"))
+    )
+    origin = fields.String(
+        required=True,
+        error_messages=REQUIRED,
+        validate=validate.OneOf(ORIGINS, error="must be one of " + ", ".join(ORIGINS)),
+    )
     user_id = fields.Integer(strict=True)
 
     @validates_schema
@@ -157,7 +169,6 @@ class Send(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    chat_id = fields.String(required=True, error_messages=REQUIRED,
-                            validate=_chat_id)
+    chat_id = fields.String(required=True, error_messages=REQUIRED, validate=_chat_id)
     secret = fields.String(required=True, error_messages=REQUIRED)
     msg = fields.Nested(OutgoingMsg, required=True, error_messages=REQUIRED)

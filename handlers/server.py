@@ -30,8 +30,13 @@ def make_server(app: Application, config: Config) -> "ChipHTTPServer":
 
     Tornado times a request's headers with one clock from connect, or from the previous answer on
     a kept-alive connection, so --header-timeout is also the idle limit between requests."""
-    return ChipHTTPServer(app, limits=app.settings["limits"], idle_connection_timeout=config.header_timeout,
-                      body_timeout=config.body_timeout, max_body_size=config.max_body_bytes)
+    return ChipHTTPServer(
+        app,
+        limits=app.settings["limits"],
+        idle_connection_timeout=config.header_timeout,
+        body_timeout=config.body_timeout,
+        max_body_size=config.max_body_bytes,
+    )
 
 
 class Throttled:
@@ -49,8 +54,7 @@ class Throttled:
         self._count += 1
         now = time.monotonic()
         if now - self._logged_at >= self.interval:
-            logger.log(self.level, "%s (%d time(s) since the last such line): %s", self.message, self._count,
-                       detail)
+            logger.log(self.level, "%s (%d time(s) since the last such line): %s", self.message, self._count, detail)
             self._count = 0
             self._logged_at = now
 
@@ -89,8 +93,10 @@ class ChipHTTPServer(HTTPServer):
 def _answer_and_close(stream: IOStream, error: ChipError):
     """Answer before any request was read (HTTP allows it), then close."""
     body = orjson.dumps({"error": error.message})
-    head = (f"HTTP/1.1 {error.status} {http.client.responses[error.status]}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 {error.status} {http.client.responses[error.status]}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     stream.write(head + body).add_done_callback(lambda written: written.exception() or stream.close())
 
 

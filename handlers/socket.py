@@ -32,6 +32,7 @@ class Command:
     """A widget's command: the schema its fields are validated with, the Chats coroutine that serves
     it (called with the Chats service, the socket's Session and those fields), and which of its
     frames are not counted by --command-rate (`free(socket, fields)`)."""
+
     schema: Schema
     serve: Callable[..., Awaitable[dict | None]]
     free: Callable[["ChatSocket", dict], bool] = counted
@@ -63,17 +64,21 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
     async def get(self, channel_uuid: str):
         headers = self.request.headers
         # refuse anything short of a complete upgrade here, so the answer is JSON like every other
-        if (headers.get("Upgrade", "").lower() != "websocket"
-                or "upgrade" not in headers.get("Connection", "").lower()
-                or not headers.get("Sec-WebSocket-Key") or not headers.get("Sec-WebSocket-Version")):
+        if (
+            headers.get("Upgrade", "").lower() != "websocket"
+            or "upgrade" not in headers.get("Connection", "").lower()
+            or not headers.get("Sec-WebSocket-Key")
+            or not headers.get("Sec-WebSocket-Version")
+        ):
             raise InvalidCommand("this endpoint takes WebSocket connections only")
         self.readiness.require()
         self.limits.check_origin(headers.get("Origin"))
         channel = await self.lookups.channel(channel_uuid)
         if channel is None:
             raise InvalidCommand("no such channel")
-        client_ip = self.limits.client_ip(self.request.remote_ip, headers.get("X-Forwarded-For"),
-                                          headers.get("X-Real-IP"))
+        client_ip = self.limits.client_ip(
+            self.request.remote_ip, headers.get("X-Forwarded-For"), headers.get("X-Real-IP")
+        )
         self.session = Session(channel, self, client_ip)
         self.bucket = self.limits.command_bucket()
         # the upgraded socket is served inside super().get(), which returns once it has closed
@@ -138,8 +143,11 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
             return False
         except StreamBufferFullError:
             # not even a close frame would get through: drop the connection; the outbox keeps the messages
-            logger.info("closing a socket that does not read channel=%s chat=%s", self.session.channel.uuid,
-                        self.session.chat_id)
+            logger.info(
+                "closing a socket that does not read channel=%s chat=%s",
+                self.session.channel.uuid,
+                self.session.chat_id,
+            )
             self.delivery.unbind(self.session)
             self.ws_connection.stream.close()
             return False
@@ -177,8 +185,12 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
             IOLoop.current().remove_timeout(self._start_timer)
         if self.session is not None:
             self.delivery.unbind(self.session)
-            logger.debug("socket closed channel=%s chat=%s code=%s", self.session.channel.uuid,
-                         self.session.chat_id, self.close_code)
+            logger.debug(
+                "socket closed channel=%s chat=%s code=%s",
+                self.session.channel.uuid,
+                self.session.chat_id,
+                self.close_code,
+            )
 
 
 routes = [(r"/wc/connect/([^/]+)/?", ChatSocket)]

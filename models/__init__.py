@@ -10,5 +10,17 @@ from models.user import User
 
 MODELS = [Org, OrgMembership, User, Channel, Contact, ContactURN, Msg]
 
-__all__ = ["MODELS", "Columns", "Database", "DatabaseUnavailable", "Channel", "Contact", "ContactURN", "Msg", "Org",
-           "OrgMembership", "SchemaError", "User"]
+__all__ = [
+    "MODELS",
+    "Columns",
+    "Database",
+    "DatabaseUnavailable",
+    "Channel",
+    "Contact",
+    "ContactURN",
+    "Msg",
+    "Org",
+    "OrgMembership",
+    "SchemaError",
+    "User",
+]

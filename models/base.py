@@ -57,14 +57,15 @@ class Database:
         params = db_url.parse(url)
         name = params.pop("database")
         self.db = _CountedDatabase(
-            name, max_connections=pool_size, stale_timeout=300, timeout=10,
-            connect_timeout=connect_timeout, **params)
+            name, max_connections=pool_size, stale_timeout=300, timeout=10, connect_timeout=connect_timeout, **params
+        )
         self.db.on_query = on_query
         self.db.bind(models)
         self.schema: Columns | None = None  # load_schema() reads it
         self._answered = None  # time.monotonic() of the last unit of work that succeeded
-        self._workers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="db",
-                                           initializer=self.db.bind, initargs=(models,))
+        self._workers = ThreadPoolExecutor(
+            max_workers=pool_size, thread_name_prefix="db", initializer=self.db.bind, initargs=(models,)
+        )
 
     async def run(self, work, *args):
         """Run work(*args) on a worker thread in a transaction and return its result."""

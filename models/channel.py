@@ -33,10 +33,17 @@ class Channel(BaseModel):
             return None
         if normalized != channel_uuid.lower():
             return None
-        return cls.select().join(Org).where(
-            (cls.uuid == normalized) & (cls.channel_type == "CHP") & (cls.is_active == True)  # noqa: E712
-            & (Org.is_active == True)  # noqa: E712
-        ).first()
+        return (
+            cls.select()
+            .join(Org)
+            .where(
+                (cls.uuid == normalized)
+                & (cls.channel_type == "CHP")
+                & (cls.is_active == True)  # noqa: E712
+                & (Org.is_active == True)  # noqa: E712
+            )
+            .first()
+        )
 
     def __repr__(self):
         return f"<Channel {self.uuid}>"

@@ -55,8 +55,7 @@ class ContactURN(BaseModel):
         """The URNs of these chats in this org that belong to a contact, with the contact, in one query:
         chat ID -> URN. (org, identity) is unique, so each chat has one at most."""
         chats = {cls.identity_for(chat_id): chat_id for chat_id in chat_ids}
-        query = (cls.select(cls, Contact).join(Contact)
-                 .where((cls.org == org_id) & cls.identity.in_(list(chats))))
+        query = cls.select(cls, Contact).join(Contact).where((cls.org == org_id) & cls.identity.in_(list(chats)))
         return {chats[urn.identity]: urn for urn in query}
 
     @classmethod

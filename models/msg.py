@@ -52,14 +52,19 @@ class Msg(BaseModel):
         when set; else from the old array, whose items are `text`, `text\\nextra` (until v26.1.15),
         `text<extra>extra` or `<location>text` (a location request, which is no text reply)."""
         if self.quickreplies is not None:
-            return [reply["text"] for reply in self.quickreplies
-                    if isinstance(reply, dict) and reply.get("type") == "text" and reply.get("text")]
-        return [item.split("\n", 1)[0].split("<extra>", 1)[0] for item in self.quick_replies or ()
-                if not item.startswith("<location>")]
+            return [
+                reply["text"]
+                for reply in self.quickreplies
+                if isinstance(reply, dict) and reply.get("type") == "text" and reply.get("text")
+            ]
+        return [
+            item.split("\n", 1)[0].split("<extra>", 1)[0]
+            for item in self.quick_replies or ()
+            if not item.startswith("<location>")
+        ]
 
     @classmethod
-    def history(cls, schema: Columns, org_id: int, channel_id: int, contact_id: int, before,
-                limit: int = HISTORY_SIZE):
+    def history(cls, schema: Columns, org_id: int, channel_id: int, contact_id: int, before, limit: int = HISTORY_SIZE):
         """The contact's visible text messages on this channel created strictly before `before`, newest
         first; `created_by` is set only for a user this org's widgets may show (User.shown_in)."""
         columns = [field for field in cls._meta.sorted_fields if schema.has("msgs_msg", field.column_name)]

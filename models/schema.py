@@ -25,14 +25,30 @@ NEEDED = {
     "channels_channel": {"id", "uuid", "org_id", "is_active", "channel_type", "name", "config"},
     "contacts_contact": {"id", "org_id", "is_active", "status", "modified_on"},
     "contacts_contacturn": {"id", "identity", "path", "scheme", "display", "contact_id", "org_id"},
-    "msgs_msg": {"id", "uuid", "org_id", "channel_id", "contact_id", "broadcast_id", "flow_id", "created_by_id",
-                 "text", "attachments", "created_on", "msg_type", "direction", "visibility"},
+    "msgs_msg": {
+        "id",
+        "uuid",
+        "org_id",
+        "channel_id",
+        "contact_id",
+        "broadcast_id",
+        "flow_id",
+        "created_by_id",
+        "text",
+        "attachments",
+        "created_on",
+        "msg_type",
+        "direction",
+        "visibility",
+    },
 }
 # at least one column of each pair: the newer name first
 EITHER = {"msgs_msg": [("ticket_uuid", "ticket_id"), ("quickreplies", "quick_replies")]}
 
-COLUMNS_SQL = ("SELECT table_name, column_name FROM information_schema.columns"
-               " WHERE table_schema = ANY (current_schemas(false)) AND table_name = ANY (%s)")
+COLUMNS_SQL = (
+    "SELECT table_name, column_name FROM information_schema.columns"
+    " WHERE table_schema = ANY (current_schemas(false)) AND table_name = ANY (%s)"
+)
 
 
 def schema_files(generation: str = NEWEST) -> list[Path]:
@@ -70,16 +86,21 @@ class Columns:
                 lacking.append(f"table {table}")
                 continue
             lacking += [f"{table}.{column}" for column in sorted(columns - self.found[table])]
-            lacking += [f"{table}.{' or '.join(pair)}" for pair in EITHER.get(table, ())
-                        if not any(self.has(table, column) for column in pair)]
+            lacking += [
+                f"{table}.{' or '.join(pair)}"
+                for pair in EITHER.get(table, ())
+                if not any(self.has(table, column) for column in pair)
+            ]
         return lacking
 
     def check(self):
         """Raise SchemaError naming everything missing, if anything is."""
         lacking = self.missing()
         if lacking:
-            raise SchemaError(f"RapidPro's database lacks {', '.join(lacking)}: is this RapidPro v10.1.119 or "
-                              f"later, and is --db its database?")
+            raise SchemaError(
+                f"RapidPro's database lacks {', '.join(lacking)}: is this RapidPro v10.1.119 or "
+                f"later, and is --db its database?"
+            )
 
     def only(self, table: str, values: dict) -> dict:
         """`values` without the columns this table lacks: how the demo and the tests write a row that
@@ -88,5 +109,6 @@ class Columns:
 
     def describe(self) -> str:
         """The choices made, for the start-up log line."""
-        return ", ".join(next(c for c in pair if self.has(table, c)) for table, pairs in EITHER.items()
-                         for pair in pairs)
+        return ", ".join(
+            next(c for c in pair if self.has(table, c)) for table, pairs in EITHER.items() for pair in pairs
+        )

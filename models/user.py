@@ -33,11 +33,11 @@ class User(BaseModel):
         """Whether a widget of this org may show the user as a sender: an active user who is a member
         of the org, or RapidPro staff (who act in any org). Anyone else's name and email stay private."""
         member = OrgMembership.select(OrgMembership.id).where(
-            (OrgMembership.org == org_id) & (OrgMembership.user_id == cls.id))
+            (OrgMembership.org == org_id) & (OrgMembership.user_id == cls.id)
+        )
         return (cls.is_active == True) & ((cls.is_staff == True) | peewee.fn.EXISTS(member))  # noqa: E712
 
     @classmethod
     def for_org(cls, user_id: int, org_id: int):
         """The user with this id, or None; its `shown` says whether this org's widgets may show it."""
-        return (cls.select(cls, cls.shown_in(org_id).alias("shown"))
-                .where(cls.id == user_id).objects().first())
+        return cls.select(cls, cls.shown_in(org_id).alias("shown")).where(cls.id == user_id).objects().first()

@@ -33,12 +33,12 @@ class Backoff:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    repush: Backoff = Backoff(15.0, CAP)    # a message a socket has not acknowledged (from --ack-timeout)
-    courier: Backoff = Backoff(1.0, CAP)    # events Courier did not take
+    repush: Backoff = Backoff(15.0, CAP)  # a message a socket has not acknowledged (from --ack-timeout)
+    courier: Backoff = Backoff(1.0, CAP)  # events Courier did not take
     reconnect: Backoff = Backoff(0.1, 5.0)  # the pub/sub connection to Redis, lost or refused
-    stores: Backoff = Backoff(0.5, 5.0)     # the database and Redis at start; a store back is seen within 5 s
-    tick: float = 1.0                       # seconds between two looks of the due loops (delivery's, Courier's)
-    sweep: float = 60.0                     # seconds between two sweeps for messages past --msg-expiry
+    stores: Backoff = Backoff(0.5, 5.0)  # the database and Redis at start; a store back is seen within 5 s
+    tick: float = 1.0  # seconds between two looks of the due loops (delivery's, Courier's)
+    sweep: float = 60.0  # seconds between two sweeps for messages past --msg-expiry
 
     @classmethod
     def from_config(cls, config, **changes) -> "RetryPolicy":

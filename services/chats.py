@@ -34,8 +34,17 @@ def new_chat_id() -> str:
 
 
 class Chats:
-    def __init__(self, db: Database, lookups: Lookups, outbox: Outbox, delivery: Delivery,
-                 courier: CourierQueue, limits: Limits, storage_url: str, metrics: Metrics):
+    def __init__(
+        self,
+        db: Database,
+        lookups: Lookups,
+        outbox: Outbox,
+        delivery: Delivery,
+        courier: CourierQueue,
+        limits: Limits,
+        storage_url: str,
+        metrics: Metrics,
+    ):
         self.db = db
         self.metrics = metrics
         self.lookups = lookups
@@ -60,8 +69,9 @@ class Chats:
             return events.chat_resumed(session.chat_id, email)
         if chat_id and CHAT_ID.fullmatch(chat_id):
             key = keys.chat_key(session.channel.uuid, chat_id)
-            urn, email = await asyncio.gather(self.lookups.urn(session.channel.org_id, chat_id),
-                                              self.outbox.visitor_email(key))
+            urn, email = await asyncio.gather(
+                self.lookups.urn(session.channel.org_id, chat_id), self.outbox.visitor_email(key)
+            )
             gone = urn.contact.gone if urn is not None else None
             if gone == "blocked":
                 logger.info("refused the chat of a blocked contact channel=%s chat=%s", session.channel.uuid, chat_id)
@@ -72,8 +82,9 @@ class Chats:
                 await self.delivery.bind(session)
                 return events.chat_resumed(chat_id, email or urn.display)
             if gone:
-                logger.info("starting anew: the contact of chat %s is %s channel=%s", chat_id, gone,
-                            session.channel.uuid)
+                logger.info(
+                    "starting anew: the contact of chat %s is %s channel=%s", chat_id, gone, session.channel.uuid
+                )
         await self.limits.count_new_chat(session.channel.uuid, session.remote_ip)
         session.bind(new_chat_id())
         try:
@@ -83,8 +94,7 @@ class Chats:
         except BaseException:
             session.unbind()  # the chat never started: the widget may send start_chat again
             raise
-        logger.info("chat started channel=%s chat=%s courier=%s", session.channel.uuid,
-                    session.chat_id, outcome.value)
+        logger.info("chat started channel=%s chat=%s courier=%s", session.channel.uuid, session.chat_id, outcome.value)
         await self.delivery.bind(session)
         return events.chat_started(session.chat_id)
 
@@ -156,17 +166,30 @@ class Chats:
             user = found.as_json(self.storage_url)
         elif found is not None:
             # never fail a real message over it, but never show another org's user (or a deactivated one)
-            logger.warning("msg out shown without its user: user %d is %s channel=%s chat=%s", user_id,
-                           "not active" if not found.is_active else "no member of the channel's org",
-                           channel.uuid, chat_id)
+            logger.warning(
+                "msg out shown without its user: user %d is %s channel=%s chat=%s",
+                user_id,
+                "not active" if not found.is_active else "no member of the channel's org",
+                channel.uuid,
+                chat_id,
+            )
         msg_id = msg.get("uuid") or msg["id"]
-        out = events.msg_out(msg_id, msg["text"], msg["origin"], datetime.now(timezone.utc), user,
-                             msg.get("attachments"), msg.get("quick_replies"))
+        out = events.msg_out(
+            msg_id,
+            msg["text"],
+            msg["origin"],
+            datetime.now(timezone.utc),
+            user,
+            msg.get("attachments"),
+            msg.get("quick_replies"),
+        )
         key = keys.chat_key(channel.uuid, chat_id)
-        added = await self.outbox.queue(key, keys.msg_key(msg_id), orjson.dumps(events.chat_out(out)),
-                                        self.limits.max_outbox)
+        added = await self.outbox.queue(
+            key, keys.msg_key(msg_id), orjson.dumps(events.chat_out(out)), self.limits.max_outbox
+        )
         if added:
             self.metrics.queued.inc()
-        logger.debug("msg out queued channel=%s chat=%s msg=%s%s", channel.uuid, chat_id, msg_id,
-                    "" if added else " (repeat)")
+        logger.debug(
+            "msg out queued channel=%s chat=%s msg=%s%s", channel.uuid, chat_id, msg_id, "" if added else " (repeat)"
+        )
         return added

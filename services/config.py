@@ -44,6 +44,7 @@ def _url(schemes):
                 f"{value!r} is not a URL starting with {' or '.join(s + '://' for s in schemes)}"
             )
         return value
+
     return parse
 
 
@@ -84,6 +85,7 @@ def _positive(kind):
         if number <= 0:
             raise argparse.ArgumentTypeError(f"{value!r} must be greater than zero")
         return number
+
     parse.__name__ = kind.__name__
     return parse
 
@@ -115,6 +117,7 @@ def _one_of(choices):
         if value.lower() not in choices:
             raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(choices)}")
         return value.lower()
+
     return parse
 
 
@@ -123,8 +126,13 @@ def _origins(value):
     origins = []
     for item in filter(None, (part.strip() for part in value.split(","))):
         parts = urlsplit(item)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \
-                or parts.query or parts.fragment:
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
             raise argparse.ArgumentTypeError(f"{item!r} is not an origin such as https://shop.example.com")
         # a browser's Origin header is scheme://host[:port] in lowercase, without a path
         origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
@@ -151,106 +159,180 @@ def setting(default, parse, help: str):
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Every setting, declared once: the parser, the environment and --env-file all come from these fields."""
+
     address: str = setting("localhost", str, "address to listen on")
     port: int = setting(8070, _port, "port to listen on")
-    domain: str = setting("localhost", str,
-                          "public domain of this server; the default Courier and storage URLs use it")
+    domain: str = setting("localhost", str, "public domain of this server; the default Courier and storage URLs use it")
     ssl: bool = setting(False, _bool, "the public URLs use https (default off)")
-    db: str = setting("postgres://temba:temba@localhost/temba", _url(["postgres", "postgresql"]),
-                      "RapidPro's PostgreSQL database URL")
-    valkey: str = setting("valkey://localhost:6379/5", _store_url,
-                          "Valkey/Redis URL for outboxes and delivery state: one server (valkey://host:port/db, "
-                          "redis://, unix:///path), a cluster (valkey+cluster://host:port,host:port/, any seed "
-                          "nodes) or Sentinel (valkey+sentinel://host:port,host:port/<service>/<db>); "
-                          "valkeys:// and valkeys+... for TLS; user:pass@ before the host(s)")
+    db: str = setting(
+        "postgres://temba:temba@localhost/temba", _url(["postgres", "postgresql"]), "RapidPro's PostgreSQL database URL"
+    )
+    valkey: str = setting(
+        "valkey://localhost:6379/5",
+        _store_url,
+        "Valkey/Redis URL for outboxes and delivery state: one server (valkey://host:port/db, "
+        "redis://, unix:///path), a cluster (valkey+cluster://host:port,host:port/, any seed "
+        "nodes) or Sentinel (valkey+sentinel://host:port,host:port/<service>/<db>); "
+        "valkeys:// and valkeys+... for TLS; user:pass@ before the host(s)",
+    )
     valkey_min_replicas: int = setting(
-        0, _count, "replicas that must confirm a write before chip acknowledges it (0: none, the fastest; but a "
+        0,
+        _count,
+        "replicas that must confirm a write before chip acknowledges it (0: none, the fastest; but a "
         "failover can then lose what was acknowledged in the moment before it; more: a write that fewer "
         "replicas confirm within 2 s is answered 503 to Courier (/wc/send) or unavailable to the widget (send_msg), "
-        "which retry)")
+        "which retry)",
+    )
     courier_url: str = setting("", _url(["http", "https"]), "Courier's base URL (default: http(s)://<domain>)")
-    courier_timeout: float = setting(40.0, _positive(float),
-                                     "seconds chip waits for Courier's answer before posting again; more than "
-                                     f"Courier's own {COURIER_TIMEOUT:g} s, or a slow Courier records a "
-                                     "visitor's message twice")
-    storage_url: str = setting("", _url(["http", "https"]),
-                               "URL prefixed to users' avatar paths: RapidPro's STORAGE_URL (default: "
-                               "http(s)://<domain>/media, where chip's own nginx answers 404)")
+    courier_timeout: float = setting(
+        40.0,
+        _positive(float),
+        "seconds chip waits for Courier's answer before posting again; more than "
+        f"Courier's own {COURIER_TIMEOUT:g} s, or a slow Courier records a "
+        "visitor's message twice",
+    )
+    storage_url: str = setting(
+        "",
+        _url(["http", "https"]),
+        "URL prefixed to users' avatar paths: RapidPro's STORAGE_URL (default: "
+        "http(s)://<domain>/media, where chip's own nginx answers 404)",
+    )
     instance_id: str = setting("", str, "name of this process in its logs (default: the hostname)")
     ack_timeout: float = setting(15.0, _positive(float), "seconds before an unacknowledged message is pushed again")
     log_level: str = setting("info", _one_of(LOG_LEVELS), "one of " + ", ".join(LOG_LEVELS))
-    log_format: str = setting("text", _one_of(LOG_FORMATS), "text (time level logger: message) or json (one object "
-                              "a line: time, level, logger, message, and each key=value of the message as its own key)")
+    log_format: str = setting(
+        "text",
+        _one_of(LOG_FORMATS),
+        "text (time level logger: message) or json (one object "
+        "a line: time, level, logger, message, and each key=value of the message as its own key)",
+    )
     sentry_dsn: str = setting("", str, "report errors to this Sentry DSN (optional)")
     db_pool_size: int = setting(8, _positive(int), "PostgreSQL connections (and worker threads) per process")
-    inbound_expiry: float = setting(86400.0, _positive(float), "seconds a visitor's event is kept for Courier "
-                                    "while Courier fails, before it is given up")
-    status_expiry: float = setting(30.0, _positive(float), "seconds a msg_status (an ack's report) is retried while "
-                                   "Courier refuses it, before it is given up so that the visitor's later "
-                                   "messages go on")
-    max_attempts: int = setting(10, _positive(int), "pushes of an unacknowledged message to one socket before "
-                                "waiting for the visitor's next visit")
-    msg_expiry: float = setting(7 * 86400.0, _positive(float), "seconds an outgoing message may wait in an outbox "
-                                "before it is emailed (with --smtp-url and a visitor email) or failed")
-    smtp_url: str = setting("", _url(["smtp", "smtps"]), "email stale messages through this server: "
-                            "smtp://user:pass@host:587/?from=chat@example.com (optional)")
+    inbound_expiry: float = setting(
+        86400.0,
+        _positive(float),
+        "seconds a visitor's event is kept for Courier while Courier fails, before it is given up",
+    )
+    status_expiry: float = setting(
+        30.0,
+        _positive(float),
+        "seconds a msg_status (an ack's report) is retried while "
+        "Courier refuses it, before it is given up so that the visitor's later "
+        "messages go on",
+    )
+    max_attempts: int = setting(
+        10,
+        _positive(int),
+        "pushes of an unacknowledged message to one socket before waiting for the visitor's next visit",
+    )
+    msg_expiry: float = setting(
+        7 * 86400.0,
+        _positive(float),
+        "seconds an outgoing message may wait in an outbox "
+        "before it is emailed (with --smtp-url and a visitor email) or failed",
+    )
+    smtp_url: str = setting(
+        "",
+        _url(["smtp", "smtps"]),
+        "email stale messages through this server: smtp://user:pass@host:587/?from=chat@example.com (optional)",
+    )
     ping_interval: float = setting(30.0, _positive(float), "seconds between WebSocket pings")
-    ping_timeout: float = setting(30.0, _positive(float),
-                                  "seconds without a pong before a socket is closed (at most --ping-interval)")
+    ping_timeout: float = setting(
+        30.0, _positive(float), "seconds without a pong before a socket is closed (at most --ping-interval)"
+    )
     start_timeout: float = setting(30.0, _positive(float), "seconds a socket may stay open without start_chat")
-    max_write_buffer: int = setting(1024 * 1024, _positive(int), "bytes of messages queued for a socket before "
-                                    "chip waits for it to read; one that reads nothing for --ping-timeout is "
-                                    "closed")
-    allowed_origins: tuple[str, ...] = setting((), _origins, "comma-separated origins whose pages may open the "
-                                               "widget's socket, such as https://shop.example.com,"
-                                               "https://example.org (default: any); others get 403")
-    max_message_bytes: int = setting(64 * 1024, _positive(int),
-                                     "largest frame a widget may send; a larger one closes the socket with 1009")
-    max_text_length: int = setting(4096, _positive(int),
-                                   "most characters in one send_msg text; more is refused with too_large")
-    command_rate: float = setting(10.0, _positive(float), "commands per second a socket may send on average; "
-                                  "more are refused with rate_limited")
-    command_burst: int = setting(120, _positive(int),
-                                 "commands a socket may send at once before --command-rate applies")
-    new_chats_per_ip: int = setting(10, _positive(int), "new chats one client IP may start on one channel per "
-                                    "--new-chats-window (shared by all processes)")
+    max_write_buffer: int = setting(
+        1024 * 1024,
+        _positive(int),
+        "bytes of messages queued for a socket before "
+        "chip waits for it to read; one that reads nothing for --ping-timeout is "
+        "closed",
+    )
+    allowed_origins: tuple[str, ...] = setting(
+        (),
+        _origins,
+        "comma-separated origins whose pages may open the "
+        "widget's socket, such as https://shop.example.com,"
+        "https://example.org (default: any); others get 403",
+    )
+    max_message_bytes: int = setting(
+        64 * 1024, _positive(int), "largest frame a widget may send; a larger one closes the socket with 1009"
+    )
+    max_text_length: int = setting(
+        4096, _positive(int), "most characters in one send_msg text; more is refused with too_large"
+    )
+    command_rate: float = setting(
+        10.0, _positive(float), "commands per second a socket may send on average; more are refused with rate_limited"
+    )
+    command_burst: int = setting(
+        120, _positive(int), "commands a socket may send at once before --command-rate applies"
+    )
+    new_chats_per_ip: int = setting(
+        10,
+        _positive(int),
+        "new chats one client IP may start on one channel per --new-chats-window (shared by all processes)",
+    )
     new_chats_window: int = setting(60, _positive(int), "seconds over which --new-chats-per-ip is counted")
-    max_sockets_per_ip: int = setting(50, _positive(int),
-                                      "open sockets one client IP may hold on this process; more get 429")
+    max_sockets_per_ip: int = setting(
+        50, _positive(int), "open sockets one client IP may hold on this process; more get 429"
+    )
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
-        (), _networks,
-        "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For/X-Real-IP name the client (default: none)")
+        (),
+        _networks,
+        "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For/X-Real-IP name the client (default: none)",
+    )
     metrics_port: int = setting(0, _port_or_off, "serve Prometheus /metrics on localhost at this port (0: off)")
-    public_version: bool = setting(False, _bool, "GET / names chip's version (default off; /version on the "
-                                   "metrics port always does)")
-    env_file: str = setting("", str, "read CHIP_* settings from this file of NAME=value lines; the environment "
-                            "and flags win over it")
+    public_version: bool = setting(
+        False, _bool, "GET / names chip's version (default off; /version on the metrics port always does)"
+    )
+    env_file: str = setting(
+        "", str, "read CHIP_* settings from this file of NAME=value lines; the environment and flags win over it"
+    )
     max_connections_per_ip: int = setting(
-        100, _positive(int),
+        100,
+        _positive(int),
         "HTTP connections one client IP (IPv6: its /64) may hold open on this process before its sockets are "
-        "upgraded; more are answered 429 and closed (--trusted-proxies are not counted)")
-    header_timeout: float = setting(10.0, _positive(float), "seconds a connection may take to send a request's "
-                                    "headers, counted from connect or from the previous answer (so also the "
-                                    "keep-alive idle limit); then it is closed")
-    body_timeout: float = setting(30.0, _positive(float),
-                                  "seconds a request may take to send its body; then it is closed")
-    max_body_bytes: int = setting(256 * 1024, _positive(int),
-                                  "largest /wc/send body; a larger one gets 413 without being read")
-    max_list_items: int = setting(10, _positive(int), "most attachments, and most quick replies, in one /wc/send "
-                                  "message; more get 400")
-    max_outbox: int = setting(1000, _positive(int),
-                              "most messages waiting for one chat's visitor; /wc/send past it gets 413")
-    widget: bool = setting(True, _bool,
-                           "serve the chat widget at /wc/widget.js (on; off for a chip whose sites bring their own)")
+        "upgraded; more are answered 429 and closed (--trusted-proxies are not counted)",
+    )
+    header_timeout: float = setting(
+        10.0,
+        _positive(float),
+        "seconds a connection may take to send a request's "
+        "headers, counted from connect or from the previous answer (so also the "
+        "keep-alive idle limit); then it is closed",
+    )
+    body_timeout: float = setting(
+        30.0, _positive(float), "seconds a request may take to send its body; then it is closed"
+    )
+    max_body_bytes: int = setting(
+        256 * 1024, _positive(int), "largest /wc/send body; a larger one gets 413 without being read"
+    )
+    max_list_items: int = setting(
+        10, _positive(int), "most attachments, and most quick replies, in one /wc/send message; more get 400"
+    )
+    max_outbox: int = setting(
+        1000, _positive(int), "most messages waiting for one chat's visitor; /wc/send past it gets 413"
+    )
+    widget: bool = setting(
+        True, _bool, "serve the chat widget at /wc/widget.js (on; off for a chip whose sites bring their own)"
+    )
     dead_letter_ttl: float = setting(
-        30 * 86400.0, _seconds_or_off,
+        30 * 86400.0,
+        _seconds_or_off,
         "seconds chip keeps a dead letter (an event for Courier or an outgoing message it gave up) for "
-        "`chip.py admin dead-letters` to show and replay; 0 keeps none (only the error line and the counter)")
-    dead_letter_max: int = setting(64_000, _positive(int), "most dead letters kept; past it the oldest are dropped "
-                                   "(kept per shard: a 128th of it in each)")
-    dead_letter_max_per_channel: int = setting(12_800, _positive(int),
-                                               "most dead letters kept of one channel; past it that channel's "
-                                               "oldest are dropped (kept per shard: a 128th of it in each)")
+        "`chip.py admin dead-letters` to show and replay; 0 keeps none (only the error line and the counter)",
+    )
+    dead_letter_max: int = setting(
+        64_000,
+        _positive(int),
+        "most dead letters kept; past it the oldest are dropped (kept per shard: a 128th of it in each)",
+    )
+    dead_letter_max_per_channel: int = setting(
+        12_800,
+        _positive(int),
+        "most dead letters kept of one channel; past it that channel's "
+        "oldest are dropped (kept per shard: a 128th of it in each)",
+    )
 
     def __post_init__(self):
         scheme = "https" if self.ssl else "http"
@@ -271,10 +353,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chip.py",
         description="Chip: webchat server between chat widgets and RapidPro's Courier. "
-                    "`chip.py admin --help`: the operator's commands (status, chat, dead-letters).",
+        "`chip.py admin --help`: the operator's commands (status, chat, dead-letters).",
         epilog="Every setting can also be given as an environment variable CHIP_<NAME>, "
-               "for example CHIP_DB or CHIP_COURIER_URL, or written in --env-file; a flag wins over the "
-               "environment, which wins over the file.",
+        "for example CHIP_DB or CHIP_COURIER_URL, or written in --env-file; a flag wins over the "
+        "environment, which wins over the file.",
     )
     add_settings(parser)
     parser.add_argument("--version", action="version", version=f"chip {VERSION}")
@@ -292,11 +374,20 @@ def add_settings(parser: argparse.ArgumentParser, shown=None):
         shown_default = f" [env {env}; default: {default}]" if default not in ("", None, ()) else f" [env {env}]"
         text = text + shown_default if shown is None or attr in shown else argparse.SUPPRESS
         if kind is _bool:
-            parser.add_argument(f"--{name}", dest=attr, type=_bool, nargs="?", const=True,
-                                default=argparse.SUPPRESS, metavar="BOOL", help=text)
+            parser.add_argument(
+                f"--{name}",
+                dest=attr,
+                type=_bool,
+                nargs="?",
+                const=True,
+                default=argparse.SUPPRESS,
+                metavar="BOOL",
+                help=text,
+            )
         else:
-            parser.add_argument(f"--{name}", dest=attr, type=kind, default=argparse.SUPPRESS,
-                                metavar=attr.upper(), help=text)
+            parser.add_argument(
+                f"--{name}", dest=attr, type=kind, default=argparse.SUPPRESS, metavar=attr.upper(), help=text
+            )
 
 
 def parse(argv=None, environ=None) -> Config:
@@ -323,11 +414,14 @@ def from_flags(flags: dict, environ=None) -> Config:
     values.update(flags)
     config = Config(**values)
     if config.courier_timeout <= COURIER_TIMEOUT:
-        raise ConfigError(f"--courier-timeout ({config.courier_timeout:g}) must be longer than Courier's own "
-                          f"{COURIER_TIMEOUT:g} s, or a slow Courier records a visitor's message twice")
+        raise ConfigError(
+            f"--courier-timeout ({config.courier_timeout:g}) must be longer than Courier's own "
+            f"{COURIER_TIMEOUT:g} s, or a slow Courier records a visitor's message twice"
+        )
     if config.ping_timeout > config.ping_interval:
-        raise ConfigError(f"--ping-timeout ({config.ping_timeout:g}) cannot be longer than "
-                          f"--ping-interval ({config.ping_interval:g})")
+        raise ConfigError(
+            f"--ping-timeout ({config.ping_timeout:g}) cannot be longer than --ping-interval ({config.ping_interval:g})"
+        )
     return config
 
 
@@ -382,8 +476,12 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         created = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
-        entry = {"time": created.replace("+00:00", "Z"), "level": record.levelname.lower(), "logger": record.name,
-                 "message": message}
+        entry = {
+            "time": created.replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": message,
+        }
         for key, value in LOG_FIELD.findall(message):
             # the first of a key wins, and never over the four above; "ip=1.2.3.4: ..." ends at the colon
             entry.setdefault(key, value.rstrip(",;:"))

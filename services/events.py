@@ -24,8 +24,9 @@ def error(code: str, message: str) -> dict:
     return {"type": "error", "code": code, "error": message}
 
 
-def msg_out(msg_id, text: str, origin: str, time: datetime, user: dict = None,
-            attachments=None, quick_replies=None) -> dict:
+def msg_out(
+    msg_id, text: str, origin: str, time: datetime, user: dict = None, attachments=None, quick_replies=None
+) -> dict:
     out = {"id": msg_id, "text": text, "origin": origin}
     if user:
         out["user"] = user
@@ -61,12 +62,18 @@ def history(rows, storage_url: str) -> dict:
             sender = row.created_by if row.created_by_id else None
             # Msg.history joins only a user the org may show: one it left out has no id here
             user = sender.as_json(storage_url) if isinstance(sender, User) and sender.id else None
-            items.append({"msg_out": msg_out(row.id, row.text, row.origin, row.created_on, user,
-                                             row.attachments, row.quick_reply_texts)})
+            items.append(
+                {
+                    "msg_out": msg_out(
+                        row.id, row.text, row.origin, row.created_on, user, row.attachments, row.quick_reply_texts
+                    )
+                }
+            )
     return {"type": "history", "history": items}
 
 
 # events to Courier
+
 
 def courier_chat_started() -> dict:
     return {"type": "chat_started"}

@@ -35,9 +35,20 @@ _STORES_DOWN = (RedisError, OSError, Unavailable, DatabaseUnavailable)
 
 
 class Expiry:
-    def __init__(self, redis: aioredis.Redis, locks: Locks, outbox: Outbox, courier: CourierQueue,
-                 lookups: Lookups, mailer: Mailer = None, *, expiry: float = 7 * 86400.0, interval: float = 60.0,
-                 metrics: Metrics, dead_letters: DeadLetters = None):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        locks: Locks,
+        outbox: Outbox,
+        courier: CourierQueue,
+        lookups: Lookups,
+        mailer: Mailer = None,
+        *,
+        expiry: float = 7 * 86400.0,
+        interval: float = 60.0,
+        metrics: Metrics,
+        dead_letters: DeadLetters = None,
+    ):
         self.redis = redis
         self.dead_letters = dead_letters  # where failed messages are kept (None: only reported failed)
         self.locks = locks
@@ -73,8 +84,9 @@ class Expiry:
             except _STORES_DOWN:
                 raise
             except Exception:  # noqa: BLE001 - one chat's bad data must not stop the sweep for every other
-                logger.exception("could not give up the stale messages of chat=%s; trying it again after "
-                                 "--msg-expiry", key)
+                logger.exception(
+                    "could not give up the stale messages of chat=%s; trying it again after --msg-expiry", key
+                )
                 # to the back of the sweep order, so that chats that always fail never hold up the rest
                 await self.outbox.reindex(key, time.time())
         return given_up
@@ -111,10 +123,16 @@ class Expiry:
     async def _keep(self, key: str, stale: list):
         """Keep failed messages as dead letters, before they leave the outbox (an emailed message was
         delivered, and is not kept)."""
-        kept = self.dead_letters.keep(
-            key, "msg_expired", [{"kind": "outbox", "msg_key": msg_key, "frame": frame} for msg_key, _, frame in stale],
-            f"no visitor came for it in {self.expiry:g} s; courier was told it failed",
-        ) if self.dead_letters is not None else None
+        kept = (
+            self.dead_letters.keep(
+                key,
+                "msg_expired",
+                [{"kind": "outbox", "msg_key": msg_key, "frame": frame} for msg_key, _, frame in stale],
+                f"no visitor came for it in {self.expiry:g} s; courier was told it failed",
+            )
+            if self.dead_letters is not None
+            else None
+        )
         if kept is not None:
             await kept
 
@@ -135,6 +153,9 @@ class Expiry:
             sender = one_line(out.get("user", {}).get("name") or channel.name or "us")
             lines.append(f"{sender}: {out['text']}")
             lines.extend(f"  {attachment.split(':', 1)[-1]}" for attachment in out.get("attachments", []))
-        body = ("While you were away, you were sent these messages:\n\n" + "\n".join(lines) +
-                "\n\nCome back to the chat to reply.\n")
+        body = (
+            "While you were away, you were sent these messages:\n\n"
+            + "\n".join(lines)
+            + "\n\nCome back to the chat to reply.\n"
+        )
         return await self.mailer.send(email, f"Your messages from {channel.name or 'our chat'}", body)

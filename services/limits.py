@@ -17,6 +17,7 @@ from services.store.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 
+
 # Count one new chat in the client's current window; the window starts with its first chat, so
 # the key expires with it. Returns [count so far, seconds left in the window].
 def _address(text: str):
@@ -170,9 +171,12 @@ class Limits:
     async def count_new_chat(self, channel_uuid: str, client_ip: str):
         """Count a new chat for the client on the channel, in Redis so that every process shares the
         count; RateLimited past --new-chats-per-ip in the window."""
-        count, left = await self._count_new_chat(counter=keys.new_chats(channel_uuid, client_key(client_ip)),
-                                                 window=self.new_chats_window)
+        count, left = await self._count_new_chat(
+            counter=keys.new_chats(channel_uuid, client_key(client_ip)), window=self.new_chats_window
+        )
         if count > self.new_chats_per_ip:
             logger.info("new chat refused channel=%s ip=%s: %d in the window", channel_uuid, client_ip, count)
-            raise RateLimited(f"more than {self.new_chats_per_ip} new chats from this address in "
-                              f"{self.new_chats_window} s; try again in {max(left, 1)} s")
+            raise RateLimited(
+                f"more than {self.new_chats_per_ip} new chats from this address in "
+                f"{self.new_chats_window} s; try again in {max(left, 1)} s"
+            )

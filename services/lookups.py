@@ -82,9 +82,10 @@ class Lookups:
         reads = []
         for org_id, ids in chats.items():
             ids = list(ids)
-            reads += [(org_id, ids[start:start + URN_BATCH]) for start in range(0, len(ids), URN_BATCH)]
-        found = await asyncio.gather(*[self.db.run(ContactURN.for_chats, org_id, ids) for org_id, ids in reads],
-                                     return_exceptions=True)
+            reads += [(org_id, ids[start : start + URN_BATCH]) for start in range(0, len(ids), URN_BATCH)]
+        found = await asyncio.gather(
+            *[self.db.run(ContactURN.for_chats, org_id, ids) for org_id, ids in reads], return_exceptions=True
+        )
         answers = {}
         for (org_id, ids), urns in zip(reads, found):
             for chat_id in ids:

@@ -36,8 +36,15 @@ class Mailer:
             message["To"] = to
             message["Subject"] = one_line(subject)
             message.set_content(body)
-            await aiosmtplib.send(message, hostname=self.hostname, port=self.port, username=self.username,
-                                  password=self.password, use_tls=self.use_tls, timeout=self.timeout)
+            await aiosmtplib.send(
+                message,
+                hostname=self.hostname,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                use_tls=self.use_tls,
+                timeout=self.timeout,
+            )
         except (aiosmtplib.SMTPException, OSError, ValueError) as e:
             logger.warning("could not email %d character(s) to a visitor: %s", len(body), type(e).__name__)
             return False

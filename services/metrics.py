@@ -19,11 +19,11 @@ from services.store import indexes, keys
 logger = logging.getLogger(__name__)
 
 # delivery is a few milliseconds when all is well, and up to the ack timeout and beyond when not
-DELIVERY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, 60, 300)
+DELIVERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300)
 # and up to Courier's own 30 s limit when Courier is slow
-COURIER_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30)
+COURIER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30)
 # a loop that keeps up is late by well under a millisecond; a stall of 100 ms is felt by every socket
-LAG_BUCKETS = (.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5)
+LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
 # a database that served a query this recently answers; only an idle process asks it anew
 DB_FRESH = 15.0
 # the question asked then: longer, and a scrape would outlast Prometheus's own 10 s timeout
@@ -42,61 +42,96 @@ class Metrics:
         r = self.registry
         # process_open_fds and process_max_fds: a socket per visitor, against the descriptor limit
         ProcessCollector(registry=r)
-        self.ready = Gauge("chip_ready", "1 while this process serves (GET /ready answers 200), 0 while it starts "
-                           "or stops", registry=r)
-        self.store_up = Gauge("chip_store_up", "1 when the store answered at this scrape, 0 when it did not: "
-                              "redis or postgresql", ["store"], registry=r)
+        self.ready = Gauge(
+            "chip_ready", "1 while this process serves (GET /ready answers 200), 0 while it starts or stops", registry=r
+        )
+        self.store_up = Gauge(
+            "chip_store_up",
+            "1 when the store answered at this scrape, 0 when it did not: redis or postgresql",
+            ["store"],
+            registry=r,
+        )
         self.open_sockets = Gauge("chip_open_sockets", "WebSockets open in this process", registry=r)
-        self.bound_chats = Gauge("chip_bound_chats", "chats with at least one socket in this process",
-                                 registry=r)
-        self.outbox_depth = Gauge("chip_outbox_depth",
-                                  "messages waiting for an ack in the outboxes of this process's chats",
-                                  registry=r)
-        self.outboxes = Gauge("chip_outboxes_waiting", "chats (of all processes) with messages waiting",
-                              registry=r)
-        self.courier_waiting = Gauge("chip_courier_chats_waiting",
-                                     "chats (of all processes) with visitors' events waiting for Courier", registry=r)
-        self.courier_oldest = Gauge("chip_courier_oldest_event_seconds",
-                                    "age of the oldest event waiting for Courier (0: none), among the chats due "
-                                    "soonest: exact while 1024 or fewer wait", registry=r)
-        self.queued = Counter("chip_messages_queued", "messages from Courier queued (repeats excluded)",
-                              registry=r)
+        self.bound_chats = Gauge("chip_bound_chats", "chats with at least one socket in this process", registry=r)
+        self.outbox_depth = Gauge(
+            "chip_outbox_depth", "messages waiting for an ack in the outboxes of this process's chats", registry=r
+        )
+        self.outboxes = Gauge("chip_outboxes_waiting", "chats (of all processes) with messages waiting", registry=r)
+        self.courier_waiting = Gauge(
+            "chip_courier_chats_waiting",
+            "chats (of all processes) with visitors' events waiting for Courier",
+            registry=r,
+        )
+        self.courier_oldest = Gauge(
+            "chip_courier_oldest_event_seconds",
+            "age of the oldest event waiting for Courier (0: none), among the chats due "
+            "soonest: exact while 1024 or fewer wait",
+            registry=r,
+        )
+        self.queued = Counter("chip_messages_queued", "messages from Courier queued (repeats excluded)", registry=r)
         self.pushed = Counter("chip_messages_pushed", "first pushes of a message to a socket", registry=r)
-        self.retried = Counter("chip_messages_retried", "pushes again of a message not acked in time",
-                               registry=r)
+        self.retried = Counter("chip_messages_retried", "pushes again of a message not acked in time", registry=r)
         self.acked = Counter("chip_messages_acked", "messages acked by a widget and removed", registry=r)
-        self.failed = Counter("chip_messages_failed",
-                              "messages a socket stopped being pushed after the last attempt", registry=r)
-        self.given_up = Counter("chip_messages_given_up",
-                                "messages that waited --msg-expiry for their visitor and left the outbox: "
-                                "status sent (emailed) or failed (reported failed to Courier)", ["status"],
-                                registry=r)
-        self.delivery = Histogram("chip_delivery_seconds", "from queueing a message to its ack",
-                                  buckets=DELIVERY_BUCKETS, registry=r)
-        self.courier_latency = Histogram("chip_courier_request_seconds", "Courier receive requests",
-                                         buckets=COURIER_BUCKETS, registry=r)
-        self.courier_errors = Counter("chip_courier_errors",
-                                      "Courier requests not handled: failed (5xx, no answer), refused (a 400 "
-                                      "that is retried) or rejected (a 4xx that is not)", ["outcome"], registry=r)
-        self.courier_given_up = Counter("chip_courier_events_given_up",
-                                        "events never handed to Courier: rejected, expired (retried "
-                                        "for --inbound-expiry), too_large (over Courier's body limit alone), "
-                                        "channel_gone, status_rejected (a msg_status Courier refused for good) "
-                                        "or status_expired (refused for --status-expiry)", ["reason"], registry=r)
-        for counter, values in ((self.courier_errors, COURIER_OUTCOMES), (self.courier_given_up, GIVEN_UP_REASONS),
-                                (self.given_up, GIVEN_UP_STATUSES)):
+        self.failed = Counter(
+            "chip_messages_failed", "messages a socket stopped being pushed after the last attempt", registry=r
+        )
+        self.given_up = Counter(
+            "chip_messages_given_up",
+            "messages that waited --msg-expiry for their visitor and left the outbox: "
+            "status sent (emailed) or failed (reported failed to Courier)",
+            ["status"],
+            registry=r,
+        )
+        self.delivery = Histogram(
+            "chip_delivery_seconds", "from queueing a message to its ack", buckets=DELIVERY_BUCKETS, registry=r
+        )
+        self.courier_latency = Histogram(
+            "chip_courier_request_seconds", "Courier receive requests", buckets=COURIER_BUCKETS, registry=r
+        )
+        self.courier_errors = Counter(
+            "chip_courier_errors",
+            "Courier requests not handled: failed (5xx, no answer), refused (a 400 "
+            "that is retried) or rejected (a 4xx that is not)",
+            ["outcome"],
+            registry=r,
+        )
+        self.courier_given_up = Counter(
+            "chip_courier_events_given_up",
+            "events never handed to Courier: rejected, expired (retried "
+            "for --inbound-expiry), too_large (over Courier's body limit alone), "
+            "channel_gone, status_rejected (a msg_status Courier refused for good) "
+            "or status_expired (refused for --status-expiry)",
+            ["reason"],
+            registry=r,
+        )
+        for counter, values in (
+            (self.courier_errors, COURIER_OUTCOMES),
+            (self.courier_given_up, GIVEN_UP_REASONS),
+            (self.given_up, GIVEN_UP_STATUSES),
+        ):
             for value in values:
                 counter.labels(value)
-        self.dead_letters = Counter("chip_dead_letters", "dead letters kept in Redis (chip.py admin dead-letters), by "
-                                    "reason: the reasons of chip_courier_events_given_up, and msg_expired (an "
-                                    "outgoing message reported failed after --msg-expiry)", ["reason"], registry=r)
-        self.dead_letters_dropped = Counter("chip_dead_letters_dropped", "dead letters dropped, oldest first, to keep "
-                                            "within --dead-letter-max and --dead-letter-max-per-channel",
-                                            registry=r)
+        self.dead_letters = Counter(
+            "chip_dead_letters",
+            "dead letters kept in Redis (chip.py admin dead-letters), by "
+            "reason: the reasons of chip_courier_events_given_up, and msg_expired (an "
+            "outgoing message reported failed after --msg-expiry)",
+            ["reason"],
+            registry=r,
+        )
+        self.dead_letters_dropped = Counter(
+            "chip_dead_letters_dropped",
+            "dead letters dropped, oldest first, to keep within --dead-letter-max and --dead-letter-max-per-channel",
+            registry=r,
+        )
         for value in GIVEN_UP_REASONS + ("msg_expired",):
             self.dead_letters.labels(value)
-        self.loop_lag = Histogram("chip_loop_lag_seconds", "how late the event loop ran a timer that was due "
-                                  "(services/looplag.py)", buckets=LAG_BUCKETS, registry=r)
+        self.loop_lag = Histogram(
+            "chip_loop_lag_seconds",
+            "how late the event loop ran a timer that was due (services/looplag.py)",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.db_queries = Counter("chip_db_queries", "SQL statements sent to PostgreSQL", registry=r)
         self._registry = self._redis = self._db = self._readiness = self._courier = None
 

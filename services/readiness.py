@@ -79,8 +79,9 @@ class Readiness:
                 delay = self.retry.delay(attempt)
                 cause = e.__cause__ or e  # the driver's own words, not chip's "database unavailable"
                 reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-                logger.warning("%s at %s does not answer (%s); not ready, trying again in %.1f s",
-                               name, where, reason, delay)
+                logger.warning(
+                    "%s at %s does not answer (%s); not ready, trying again in %.1f s", name, where, reason, delay
+                )
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
                 continue

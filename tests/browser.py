@@ -18,10 +18,19 @@ from demo.embedded import free_port
 from services.config import Config
 
 CHROMIUM = os.environ.get("CHIP_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
-needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+needs_chromium = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
+)
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo" / "static"
 AXE = ROOT / "widget" / "node_modules" / "axe-core" / "axe.min.js"
@@ -38,14 +47,26 @@ def png(width=60, height=40, rgb=(30, 91, 75)) -> bytes:
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def wav(seconds=0.2, rate=8000) -> bytes:
     data = b"\x80" * int(seconds * rate)
-    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate, 1, 8)
-            + b"data" + struct.pack("<I", len(data)) + data)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate, 1, 8)
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
 
 
 MEDIA = {
@@ -56,8 +77,10 @@ MEDIA = {
     "clip.wav": ("audio/wav", wav()),
     "menu.pdf": ("application/pdf", b"%PDF-1.4\n%%EOF\n"),
     # the demo's pictures, for screenshots that look like a real shop's
-    **{path.name: ("image/svg+xml", path.read_bytes()) for path in (DEMO / "img/logo.svg", DEMO / "img/menu.svg",
-                                                                     DEMO / "media/avatars/sam.svg")},
+    **{
+        path.name: ("image/svg+xml", path.read_bytes())
+        for path in (DEMO / "img/logo.svg", DEMO / "img/menu.svg", DEMO / "media/avatars/sam.svg")
+    },
 }
 
 
@@ -94,8 +117,9 @@ class Site:
         self.url = f"http://localhost:{self.port}"
         self.chip_port = free_port()
         self.chip_url = f"http://127.0.0.1:{self.chip_port}"
-        self.chip_values = dict(chip_values, address="127.0.0.1", port=self.chip_port, instance_id="widget",
-                                storage_url=self.url + "/media")
+        self.chip_values = dict(
+            chip_values, address="127.0.0.1", port=self.chip_port, instance_id="widget", storage_url=self.url + "/media"
+        )
         self.pages = {}
         self.scripts = {}  # the site's own scripts, such as one using the widget's API
         self.server = None
@@ -105,8 +129,10 @@ class Site:
     def csp(self) -> str:
         """The policy the README tells sites to add for the widget, and nothing else."""
         ws = self.chip_url.replace("http", "ws", 1)
-        return (f"default-src 'none'; script-src {self.chip_url}; connect-src {ws}; img-src {self.url}; "
-                f"media-src {self.url}; style-src {self.url}; base-uri 'none'; form-action 'none'")
+        return (
+            f"default-src 'none'; script-src {self.chip_url}; connect-src {ws}; img-src {self.url}; "
+            f"media-src {self.url}; style-src {self.url}; base-uri 'none'; form-action 'none'"
+        )
 
     async def start(self):
         self.server = HTTPServer(Application([(r"/(.*)", PageHandler, {"site": self})]))
@@ -130,8 +156,17 @@ class Site:
         self.server.stop()
         await self.server.close_all_connections()
 
-    def page(self, channel_uuid: str, name="index.html", csp=True, hostile=True, page_title="Our shop",
-             script=True, hooks="", **data) -> str:
+    def page(
+        self,
+        channel_uuid: str,
+        name="index.html",
+        csp=True,
+        hostile=True,
+        page_title="Our shop",
+        script=True,
+        hooks="",
+        **data,
+    ) -> str:
         """A page with only the script tag (data- attributes from `data`; none with script=False), and
         before it, `hooks` as a script file of the site's own; its URL."""
         attrs = "".join(f' data-{key.replace("_", "-")}="{escape(str(value))}"' for key, value in data.items())
@@ -141,10 +176,14 @@ class Site:
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(page_title)}</title>'
             f"{style}</head><body><h1>Welcome to our shop</h1><p>Some of the site's own text.</p>"
             + (f'<script src="{self.url}/{name}.js"></script>' if hooks else "")
-            + (f'<script src="{self.chip_url}/wc/widget.js" data-channel="{channel_uuid}"{attrs} async></script>'
-               if script else "") +
-            "</body></html>",
-            (self.csp.replace("script-src", f"script-src {self.url}") if hooks else self.csp) if csp else None)
+            + (
+                f'<script src="{self.chip_url}/wc/widget.js" data-channel="{channel_uuid}"{attrs} async></script>'
+                if script
+                else ""
+            )
+            + "</body></html>",
+            (self.csp.replace("script-src", f"script-src {self.url}") if hooks else self.csp) if csp else None,
+        )
         if hooks:
             self.scripts[f"{name}.js"] = hooks
         return f"{self.url}/{name}"
@@ -164,6 +203,7 @@ class Browser:
 
     async def start(self):
         from playwright.async_api import async_playwright
+
         self.playwright = await async_playwright().start()
         self.browser = await self.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         return self
@@ -191,21 +231,34 @@ class Browser:
 
 
 async def chat_id(page) -> str:
-    return await page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('chip.chat.'))"
-                               ".map(k => localStorage[k])[0]")
+    return await page.evaluate(
+        "Object.keys(localStorage).filter(k => k.startsWith('chip.chat.')).map(k => localStorage[k])[0]"
+    )
 
 
 async def say(site, courier, channel_uuid, chat, text, **msg) -> int:
     """Courier sends a message to the chat (a msgs_msg row, then /wc/send, as RapidPro and Courier do); its id."""
     from tornado.httpclient import AsyncHTTPClient
+
     # the widget has its chat_started once Courier took it, or after 10 s of a slow Courier (a loaded
     # machine): RapidPro can only write to the chat once Courier has made its contact
     await courier.wait_for(lambda: courier.of_type("chat_started", chat), timeout=20)
-    msg_id = await courier.run(courier.store.msg_out, channel_uuid, chat, text, msg.get("attachments"),
-                               msg.get("quick_replies"), None, msg.get("user_id"))
+    msg_id = await courier.run(
+        courier.store.msg_out,
+        channel_uuid,
+        chat,
+        text,
+        msg.get("attachments"),
+        msg.get("quick_replies"),
+        None,
+        msg.get("user_id"),
+    )
     body = {"id": msg_id, "text": text, "origin": "chat" if msg.get("user_id") else "flow", **msg}
-    await AsyncHTTPClient().fetch(f"{site.chip_url}/wc/send/{channel_uuid}/", method="POST",
-                                  body=json.dumps({"chat_id": chat, "secret": "sesame", "msg": body}))
+    await AsyncHTTPClient().fetch(
+        f"{site.chip_url}/wc/send/{channel_uuid}/",
+        method="POST",
+        body=json.dumps({"chat_id": chat, "secret": "sesame", "msg": body}),
+    )
     return msg_id
 
 

@@ -129,6 +129,7 @@ def pg_url(rapidpro_databases, generation):
 def database_down(pg_url):
     """`with database_down():` chip's database connections are cut and new ones refused inside the
     block (the Rows connection, named 'keep', is spared)."""
+
     @contextlib.contextmanager
     def outage():
         admin = psycopg2.connect(_with_db(pg_url, "postgres"))
@@ -136,14 +137,18 @@ def database_down(pg_url):
         name = urlsplit(pg_url).path.lstrip("/")
         with admin.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
-                        " AND application_name <> 'keep'", (name,))
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                " AND application_name <> 'keep'",
+                (name,),
+            )
         try:
             yield
         finally:
             with admin.cursor() as cur:
                 cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             admin.close()
+
     return outage
 
 
@@ -286,8 +291,9 @@ class ChipServer:
 
 def chip_settings(pg_url, redis_url, courier, **overrides) -> Config:
     """The settings of a chip on the tests' database, Redis and Courier double, with `overrides`."""
-    values = dict(db=pg_url, valkey=redis_url, courier_url=courier.url, storage_url="https://cdn.test/media",
-                  address="127.0.0.1")
+    values = dict(
+        db=pg_url, valkey=redis_url, courier_url=courier.url, storage_url="https://cdn.test/media", address="127.0.0.1"
+    )
     return Config(**{**values, **overrides})
 
 
@@ -344,10 +350,12 @@ async def connect():
 def bound(connect):
     """bound(server, channel, chat_id=None) -> a Visitor that has started (or resumed) a chat,
     with its chat_id."""
+
     async def start(server, channel, chat_id=None) -> Visitor:
         visitor = await connect(server, channel["uuid"])
         visitor.chat_id = (await visitor.start(chat_id))["chat_id"]
         return visitor
+
     return start
 
 
@@ -371,12 +379,15 @@ def http():
 def post_msg(http, chip_server, courier):
     """post_msg(channel_uuid, chat_id, msg, secret='sesame', server=chip_server) -> (status, body), as
     Courier sends a message (the double knows it sent it)."""
+
     async def post(channel_uuid, chat_id, msg, secret="sesame", server=None):
         body = {"chat_id": chat_id, "secret": secret, "msg": msg}
         if isinstance(msg, dict) and isinstance(chat_id, str):
             courier.sent(chat_id, msg)
-        return await http(f"{(server or chip_server).url}/wc/send/{channel_uuid}/", method="POST",
-                          body=json.dumps(body))
+        return await http(
+            f"{(server or chip_server).url}/wc/send/{channel_uuid}/", method="POST", body=json.dumps(body)
+        )
+
     return post
 
 
@@ -423,6 +434,7 @@ def pytest_terminal_summary(terminalreporter, config):
 async def browser():
     """Debian's Chromium under Playwright (tests/browser.py); every page it opened is closed at teardown."""
     from tests.browser import Browser
+
     running = await Browser().start()
     yield running
     await running.close()
@@ -433,6 +445,7 @@ async def browser():
 async def site(pg_url, redis_url, courier, rows):  # rows: emptied only once chip is stopped
     """A customer's site on loopback embedding chip's widget, and that chip (tests/browser.py)."""
     from tests.browser import Site
+
     running = await Site(dict(db=pg_url, valkey=redis_url, courier_url=courier.url)).start()
     yield running
     await running.stop()

@@ -26,11 +26,11 @@ MAX_BODY = 1024 * 1024
 class CourierDouble(Courier):
     def __init__(self, dsn: str):
         super().__init__(dsn)
-        self.requests: list = []   # every body received
+        self.requests: list = []  # every body received
         self.raw_sizes: list = []  # the size in bytes of every body, as chip sent it
-        self.overlaps: list = []   # chat ids that had a request come while another of theirs was in flight
+        self.overlaps: list = []  # chat ids that had a request come while another of theirs was in flight
         self._in_flight: dict = {}  # chat id -> its requests being handled now
-        self.events: list = []     # (chat_id, event) for every event handled
+        self.events: list = []  # (chat_id, event) for every event handled
         self.fail_with = 0
         self.fail_error = "secret incorrect"
         self.fail_times = None
@@ -67,8 +67,14 @@ class CourierDouble(Courier):
     async def _receive_by_uuid(self, channel_uuid: str, raw: bytes) -> tuple:
         body = json.loads(raw)
         events = body.get("events", [])
-        bad = next((i for i, e in enumerate(events)
-                    if e.get("type") == "msg_status" and "msg_uuid" not in e.get("status", {})), None)
+        bad = next(
+            (
+                i
+                for i, e in enumerate(events)
+                if e.get("type") == "msg_status" and "msg_uuid" not in e.get("status", {})
+            ),
+            None,
+        )
         if bad is None:
             return await super().receive(channel_uuid, raw)
         if bad:  # Courier writes the events before the one it fails on

@@ -28,14 +28,19 @@ class Forwarder:
 
     async def _connection(self, reader, writer):
         try:
-            opening = (asyncio.open_unix_connection(self.target) if isinstance(self.target, str)
-                       else asyncio.open_connection(*self.target))
+            opening = (
+                asyncio.open_unix_connection(self.target)
+                if isinstance(self.target, str)
+                else asyncio.open_connection(*self.target)
+            )
             up_reader, up_writer = await asyncio.wait_for(opening, 5)
         except (TimeoutError, OSError):
             writer.close()
             return
-        pipes = [asyncio.ensure_future(self._pipe(reader, up_writer)),
-                 asyncio.ensure_future(self._pipe(up_reader, writer))]
+        pipes = [
+            asyncio.ensure_future(self._pipe(reader, up_writer)),
+            asyncio.ensure_future(self._pipe(up_reader, writer)),
+        ]
         self.pipes.update(pipes)
         for pipe in pipes:
             pipe.add_done_callback(self.pipes.discard)

@@ -41,14 +41,34 @@ class SparePostgres:
             shutil.chown(directory, "postgres")
             shutil.chown(self.data, "postgres")
         self.user = "postgres" if os.geteuid() == 0 else None
-        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"],
-                       user=self.user, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"],
+            user=self.user,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
 
     def start(self):
         self.process = subprocess.Popen(
-            [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
-             "-k", str(self.data), "-c", "fsync=off"],
-            user=self.user, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(self.bin / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.data),
+                "-c",
+                "fsync=off",
+            ],
+            user=self.user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(200):
             try:
                 psycopg2.connect(self.url).close()
@@ -81,7 +101,12 @@ class ChipProcess:
         self.ws_url = f"ws://{address}:{self.port}"
         self.proc = subprocess.Popen(
             [*wrapper, sys.executable, str(ROOT / "chip.py"), "--address", address, "--port", str(self.port), *args],
-            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     async def ready(self, http, path="/ready", timeout=10.0):
         """Return once GET `path` answers 200: /ready once the stores have answered, / once listening."""

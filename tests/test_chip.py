@@ -20,8 +20,14 @@ from tests.servers import ROOT
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, str(ROOT / "chip.py"), *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=30)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "chip.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=30,
+    )
 
 
 def test_help_lists_settings():
@@ -30,17 +36,26 @@ def test_help_lists_settings():
     assert "--dead-letter-ttl" in result.stdout and "chip.py admin --help" in " ".join(result.stdout.split())
 
 
-@pytest.mark.parametrize("args, env, message", [
-    (["--port", "nope"], {}, "chip: error: argument --port: 'nope' is not a number"),
-    ([], {"CHIP_DB": "sqlite:///x"}, "chip: error: CHIP_DB: 'sqlite:///x' is not a URL"),
-    (["--env-file", "/nonexistent/chip.env"], {}, "chip: error: --env-file /nonexistent/chip.env: No such file"),
-    (["--valkey", "valkey+cluster://chip:hunter2@a:7000,b:x/"], {},
-     "chip: error: argument --valkey: 'valkey+cluster://chip:***@a:7000,b:x/': 'b:x' is not host:port"),
-    ([], {"CHIP_VALKEY": "valkeys+sentinel://:hunter2@a:26379/"},
-     "chip: error: CHIP_VALKEY: 'valkeys+sentinel://:***@a:26379/': the URL must end with /<service name>"),
-    (["--log-format", "xml"], {}, "chip: error: argument --log-format: 'xml' is not one of text, json"),
-    ([], {"CHIP_LOG_FORMAT": "logfmt"}, "chip: error: CHIP_LOG_FORMAT: 'logfmt' is not one of text, json"),
-])
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--port", "nope"], {}, "chip: error: argument --port: 'nope' is not a number"),
+        ([], {"CHIP_DB": "sqlite:///x"}, "chip: error: CHIP_DB: 'sqlite:///x' is not a URL"),
+        (["--env-file", "/nonexistent/chip.env"], {}, "chip: error: --env-file /nonexistent/chip.env: No such file"),
+        (
+            ["--valkey", "valkey+cluster://chip:hunter2@a:7000,b:x/"],
+            {},
+            "chip: error: argument --valkey: 'valkey+cluster://chip:***@a:7000,b:x/': 'b:x' is not host:port",
+        ),
+        (
+            [],
+            {"CHIP_VALKEY": "valkeys+sentinel://:hunter2@a:26379/"},
+            "chip: error: CHIP_VALKEY: 'valkeys+sentinel://:***@a:26379/': the URL must end with /<service name>",
+        ),
+        (["--log-format", "xml"], {}, "chip: error: argument --log-format: 'xml' is not one of text, json"),
+        ([], {"CHIP_LOG_FORMAT": "logfmt"}, "chip: error: CHIP_LOG_FORMAT: 'logfmt' is not one of text, json"),
+    ],
+)
 def test_bad_configuration_is_one_line_and_status_2(args, env, message):
     result = run(*args, env=env)
     assert result.returncode == 2
@@ -52,8 +67,9 @@ def test_a_misspelt_setting_in_the_env_file_is_one_line_and_status_2(tmp_path):
     (tmp_path / "chip.env").write_text("CHIP_DOMAIN=chat.example.com\nCHIP_VALKY=redis://localhost/1\n")
     result = run("--env-file", str(tmp_path / "chip.env"))
     assert result.returncode == 2
-    assert result.stderr == (f"chip: error: --env-file {tmp_path / 'chip.env'}: CHIP_VALKY is not a chip setting "
-                             "(CHIP_<NAME>; see --help)\n")
+    assert result.stderr == (
+        f"chip: error: --env-file {tmp_path / 'chip.env'}: CHIP_VALKY is not a chip setting (CHIP_<NAME>; see --help)\n"
+    )
 
 
 async def test_json_logs_are_one_object_a_line_with_the_fields_of_the_message(chip_process, http, channel, connect):
@@ -84,8 +100,10 @@ async def test_a_store_down_at_start_is_retried_until_it_answers(chip_process, s
         await asyncio.sleep(0.05)
     assert answer == (503, {"ready": False, "error": "starting: waiting for valkey/redis"})
     body = json.dumps({"chat_id": "a" * 24, "secret": "sesame", "msg": {"id": 1, "text": "hi", "origin": "flow"}})
-    assert await http(f"{process.url}/wc/send/{channel['uuid']}/", method="POST", body=body) == \
-        (503, {"error": "starting: waiting for valkey/redis"})
+    assert await http(f"{process.url}/wc/send/{channel['uuid']}/", method="POST", body=body) == (
+        503,
+        {"error": "starting: waiting for valkey/redis"},
+    )
     with pytest.raises(HTTPClientError) as refused:
         await connect(process, channel["uuid"])
     assert refused.value.code == 503
@@ -111,8 +129,13 @@ async def test_the_database_down_at_start_is_logged_without_its_password(chip_pr
     assert "hunter2" not in stderr
 
 
-@pytest.mark.parametrize("url", ["valkey+cluster://chip:hunter2@127.0.0.1:1,127.0.0.1:2/",
-                                 "valkey+sentinel://chip:hunter2@127.0.0.1:1,127.0.0.1:2/mymaster/0"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "valkey+cluster://chip:hunter2@127.0.0.1:1,127.0.0.1:2/",
+        "valkey+sentinel://chip:hunter2@127.0.0.1:1,127.0.0.1:2/mymaster/0",
+    ],
+)
 async def test_a_cluster_or_sentinel_down_at_start_is_waited_for_as_one_server_is(chip_process, http, url):
     process = await chip_process("--valkey", url).ready(http, path="/")
     for _ in range(100):
@@ -186,8 +209,9 @@ async def test_a_wc_send_received_before_sigterm_is_answered(chip_process, spare
     assert (await http(send, method="POST", body=body))[0] == 200  # the channel and chat are looked up
     # Redis holds every command for 1.5 s: the next /wc/send is received and waits on it
     redis.Redis.from_url(spare_redis.url).execute_command("CLIENT", "PAUSE", 1500, "ALL")
-    in_flight = asyncio.ensure_future(http(send, method="POST", body=body.replace('"id": 1', '"id": 2'),
-                                           request_timeout=10))
+    in_flight = asyncio.ensure_future(
+        http(send, method="POST", body=body.replace('"id": 1', '"id": 2'), request_timeout=10)
+    )
     await asyncio.sleep(0.3)
     process.proc.send_signal(signal.SIGTERM)
     assert await in_flight == (200, {"status": "queued"})
@@ -207,12 +231,14 @@ def test_a_schema_chip_cannot_serve_is_one_line_and_status_2(test_db, redis_url)
     finally:
         drop_database(test_db, url)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("chip: error: RapidPro's database lacks table orgs_orgmembership, "
-                                    "msgs_msg.ticket_uuid or ticket_id")
+    assert result.stderr.startswith(
+        "chip: error: RapidPro's database lacks table orgs_orgmembership, msgs_msg.ticket_uuid or ticket_id"
+    )
 
 
-async def test_stopping_the_server_answers_a_wc_send_in_flight_before_redis_closes(start_chip, spare_redis, http,
-                                                                                   channel, rows):
+async def test_stopping_the_server_answers_a_wc_send_in_flight_before_redis_closes(
+    start_chip, spare_redis, http, channel, rows
+):
     """chip.Server.stop, the one stop the process, the demo and these tests run: a request received
     before the stop is answered before the services close under it."""
     server = await start_chip(valkey=spare_redis.url)
@@ -221,9 +247,12 @@ async def test_stopping_the_server_answers_a_wc_send_in_flight_before_redis_clos
     body = json.dumps({"chat_id": chat_id, "secret": "sesame", "msg": {"id": 1, "text": "hi", "origin": "flow"}})
     send = f"{server.url}/wc/send/{channel['uuid']}/"
     assert (await http(send, method="POST", body=body))[0] == 200
-    redis.Redis.from_url(spare_redis.url).execute_command("CLIENT", "PAUSE", 3000, "ALL")  # longer than the stop takes to reach Redis
-    in_flight = asyncio.ensure_future(http(send, method="POST", body=body.replace('"id": 1', '"id": 2'),
-                                           request_timeout=10))
+    redis.Redis.from_url(spare_redis.url).execute_command(
+        "CLIENT", "PAUSE", 3000, "ALL"
+    )  # longer than the stop takes to reach Redis
+    in_flight = asyncio.ensure_future(
+        http(send, method="POST", body=body.replace('"id": 1', '"id": 2'), request_timeout=10)
+    )
     await asyncio.sleep(0.3)
     stopping = asyncio.ensure_future(server.stop())
     assert await in_flight == (200, {"status": "queued"})

@@ -16,9 +16,15 @@ LAYERS = [
     ("handlers", "services.admin"),
     ("services.chats", "services.expiry"),
     ("services.delivery", "services.courier"),
-    ("services.lookups", "services.limits", "services.mailer", "services.metrics", "services.readiness",
-     "services.looplag",
-     "services.events"),
+    (
+        "services.lookups",
+        "services.limits",
+        "services.mailer",
+        "services.metrics",
+        "services.readiness",
+        "services.looplag",
+        "services.events",
+    ),
     ("services.config",),
     ("services.store",),
     ("models",),
@@ -79,7 +85,7 @@ def test_no_import_cycle():
 
     def visit(module):
         if module in path:
-            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module):] + [module]))
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module) :] + [module]))
         if module in done:
             return
         path.append(module)

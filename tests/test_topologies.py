@@ -44,8 +44,9 @@ async def sentinel_client(sentinel):
 
 
 async def test_cluster_writes_land_on_the_primary_serving_their_slot(cluster, cluster_client):
-    assert [int(a.rsplit(":", 1)[1]) for a in cluster.url.removeprefix("valkey+cluster://").rstrip("/").split(",")] \
-        == [node.port for node in cluster.nodes]
+    assert [int(a.rsplit(":", 1)[1]) for a in cluster.url.removeprefix("valkey+cluster://").rstrip("/").split(",")] == [
+        node.port for node in cluster.nodes
+    ]
     keys = [f"key:{i}" for i in range(60)]
     for key in keys:
         await cluster_client.set(key, key)

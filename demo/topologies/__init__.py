@@ -23,5 +23,15 @@ from demo.topologies.cluster import Cluster
 from demo.topologies.sentinel import Sentinel
 from demo.topologies.single import Single
 
-__all__ = ["Cluster", "Sentinel", "Single", "Server", "TopologyError", "TopologyTimeout", "START_TIMEOUT", "FAILOVER_TIMEOUT",
-           "topology_binary", "unsupported"]
+__all__ = [
+    "Cluster",
+    "Sentinel",
+    "Single",
+    "Server",
+    "TopologyError",
+    "TopologyTimeout",
+    "START_TIMEOUT",
+    "FAILOVER_TIMEOUT",
+    "topology_binary",
+    "unsupported",
+]

@@ -76,8 +76,9 @@ class Server:
     """One redis-server process of a topology: its port, its folder (config, log, cluster state),
     the PID of its current process. `start()` may be called again after `kill()`: same port, same files."""
 
-    def __init__(self, binary: str, directory: Path, port: int, config: list[str], sentinel: bool = False,
-                 host: str = HOST):
+    def __init__(
+        self, binary: str, directory: Path, port: int, config: list[str], sentinel: bool = False, host: str = HOST
+    ):
         self.binary = binary
         self.host = host
         self.directory = directory
@@ -110,17 +111,24 @@ class Server:
     def start(self, *args: str) -> int:
         """Start the process (`args` are extra command-line options) and return its PID."""
         mode = ["--sentinel"] if self.sentinel else []
-        self.process = subprocess.Popen([self.binary, str(self.config), *mode, *args], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            [self.binary, str(self.config), *mode, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         return self.process.pid
 
     def wait_ready(self, timeout: float):
         def answers():
             if self.process.poll() is not None:
-                raise TopologyError(f"redis-server on port {self.port} exited with status"
-                                    f" {self.process.returncode}; see {self.directory / 'server.log'}")
+                raise TopologyError(
+                    f"redis-server on port {self.port} exited with status"
+                    f" {self.process.returncode}; see {self.directory / 'server.log'}"
+                )
             with self.client() as client:
                 return client.ping()
+
         poll(f"redis-server on port {self.port} answering PING", answers, timeout)
 
     def kill(self):
@@ -131,8 +139,9 @@ class Server:
             self.process.wait(10)
 
     def client(self, decode: bool = True) -> redis.Redis:
-        return redis.Redis(host=self.host, port=self.port, decode_responses=decode, socket_timeout=5,
-                           socket_connect_timeout=1)
+        return redis.Redis(
+            host=self.host, port=self.port, decode_responses=decode, socket_timeout=5, socket_connect_timeout=1
+        )
 
     def role(self) -> list:
         """ROLE: ["master", offset, replicas] or ["slave", host, port, link state, offset]."""

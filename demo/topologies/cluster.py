@@ -15,14 +15,25 @@ class Cluster(Topology):
 
     cluster-node-timeout is short so a killed primary's replica takes over within seconds."""
 
-    def __init__(self, primaries: int = 3, replicas: int = 1, node_timeout_ms: int = 1500,
-                 timeout: float = START_TIMEOUT, host: str = HOST):
+    def __init__(
+        self,
+        primaries: int = 3,
+        replicas: int = 1,
+        node_timeout_ms: int = 1500,
+        timeout: float = START_TIMEOUT,
+        host: str = HOST,
+    ):
         super().__init__("chip-test-cluster-", timeout)
         self.host = host
         self.primary_count = primaries
-        config = ["cluster-enabled yes", "cluster-config-file nodes.conf", f"cluster-node-timeout {node_timeout_ms}",
-                  # a replica takes over however long its link was down: the tests kill at will
-                  "cluster-replica-validity-factor 0", *DATA_CONFIG]
+        config = [
+            "cluster-enabled yes",
+            "cluster-config-file nodes.conf",
+            f"cluster-node-timeout {node_timeout_ms}",
+            # a replica takes over however long its link was down: the tests kill at will
+            "cluster-replica-validity-factor 0",
+            *DATA_CONFIG,
+        ]
         ports = self._ports(primaries * (1 + replicas), bus=True)
         self.nodes = [self._add(f"node-{port}", port, config, host=host) for port in ports]
 
@@ -48,7 +59,7 @@ class Cluster(Topology):
             node.wait_ready(self.timeout)
             with node.client() as client:
                 node.id = client.execute_command("CLUSTER", "MYID")
-        primaries, replicas = self.nodes[:self.primary_count], self.nodes[self.primary_count:]
+        primaries, replicas = self.nodes[: self.primary_count], self.nodes[self.primary_count :]
         for i, node in enumerate(primaries):
             first, last = i * SLOTS // len(primaries), (i + 1) * SLOTS // len(primaries)
             with node.client() as client:
@@ -56,8 +67,10 @@ class Cluster(Topology):
         with self.nodes[0].client() as client:
             for node in self.nodes[1:]:
                 client.execute_command("CLUSTER", "MEET", self.host, node.port)
-        self._wait("every cluster node knowing every other", lambda: all(
-            self._view(node).keys() == {n.id for n in self.nodes} for node in self.nodes))
+        self._wait(
+            "every cluster node knowing every other",
+            lambda: all(self._view(node).keys() == {n.id for n in self.nodes} for node in self.nodes),
+        )
         for i, node in enumerate(replicas):
             with node.client() as client:
                 client.execute_command("CLUSTER", "REPLICATE", primaries[i % len(primaries)].id)
@@ -70,8 +83,12 @@ class Cluster(Topology):
         view = {}
         for line in text.splitlines():
             node_id, address, flags, master = line.split()[:4]
-            view[node_id] = dict(port=int(address.split("@")[0].rsplit(":", 1)[1]), flags=set(flags.split(",")),
-                                 master=master, slots=[s for s in line.split()[8:] if not s.startswith("[")])
+            view[node_id] = dict(
+                port=int(address.split("@")[0].rsplit(":", 1)[1]),
+                flags=set(flags.split(",")),
+                master=master,
+                slots=[s for s in line.split()[8:] if not s.startswith("[")],
+            )
         return view
 
     def _node(self, node_id: str) -> Server:
@@ -90,15 +107,17 @@ class Cluster(Topology):
             for other in live:
                 if other.id not in view or view[other.id]["flags"] & {"fail", "fail?", "handshake", "noaddr"}:
                     return False
-            slot_maps.add(frozenset((tuple(entry["slots"]), node_id) for node_id, entry in view.items()
-                                    if entry["slots"]))
+            slot_maps.add(
+                frozenset((tuple(entry["slots"]), node_id) for node_id, entry in view.items() if entry["slots"])
+            )
         if len(slot_maps) != 1 or not {node_id for _, node_id in next(iter(slot_maps))} <= {n.id for n in live}:
             return False
         return all(role[0] == "master" or role[3] == "connected" for role in (node.role() for node in live))
 
     def wait_settled(self, timeout: float | None = None):
-        self._wait("cluster settled (cluster_state:ok everywhere, one slot map, replicas in sync)", self._settled,
-                   timeout)
+        self._wait(
+            "cluster settled (cluster_state:ok everywhere, one slot map, replicas in sync)", self._settled, timeout
+        )
 
     def primaries(self) -> list[Server]:
         return [node for node in self._live(self.nodes) if node.role()[0] == "master"]
@@ -131,8 +150,11 @@ class Cluster(Topology):
     def wait_failover(self, key: str | bytes, timeout: float = FAILOVER_TIMEOUT) -> Server:
         """Wait until a live node serves `key`'s slot and the cluster is settled again; that node."""
         slot = self.slot_of(key)
-        return self._wait(f"a live primary serving slot {slot} in a settled cluster",
-                          lambda: self._settled() and self.owner(slot), timeout)
+        return self._wait(
+            f"a live primary serving slot {slot} in a settled cluster",
+            lambda: self._settled() and self.owner(slot),
+            timeout,
+        )
 
     def migrate_slot(self, slot: int, to: Server, batch: int = 100):
         """Live resharding of one slot onto the primary `to`: IMPORTING/MIGRATING, its keys MIGRATEd

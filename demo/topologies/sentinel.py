@@ -9,19 +9,31 @@ class Sentinel(Topology):
     """A primary with `replicas` replicas, monitored as `service` by `sentinels` Sentinels, `quorum` of
     which must agree that it is down (after `down_after_ms`) for a failover."""
 
-    def __init__(self, service: str = "chip", replicas: int = 2, sentinels: int = 3, quorum: int = 2,
-                 down_after_ms: int = 1000, failover_timeout_ms: int = 3000, timeout: float = START_TIMEOUT):
+    def __init__(
+        self,
+        service: str = "chip",
+        replicas: int = 2,
+        sentinels: int = 3,
+        quorum: int = 2,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 3000,
+        timeout: float = START_TIMEOUT,
+    ):
         super().__init__("chip-test-sentinel-", timeout)
         self.service = service
         ports = self._ports(1 + replicas + sentinels)
         replica = [*DATA_CONFIG, f"replicaof {HOST} {ports[0]}"]
-        self.data_servers = [self._add(f"redis-{port}", port, replica if i else DATA_CONFIG)
-                             for i, port in enumerate(ports[:1 + replicas])]
-        monitor = [f"sentinel monitor {service} {HOST} {ports[0]} {quorum}",
-                   f"sentinel down-after-milliseconds {service} {down_after_ms}",
-                   f"sentinel failover-timeout {service} {failover_timeout_ms}",
-                   f"sentinel parallel-syncs {service} {replicas}"]
-        self.sentinels = [self._add(f"sentinel-{port}", port, monitor, sentinel=True) for port in ports[1 + replicas:]]
+        self.data_servers = [
+            self._add(f"redis-{port}", port, replica if i else DATA_CONFIG)
+            for i, port in enumerate(ports[: 1 + replicas])
+        ]
+        monitor = [
+            f"sentinel monitor {service} {HOST} {ports[0]} {quorum}",
+            f"sentinel down-after-milliseconds {service} {down_after_ms}",
+            f"sentinel failover-timeout {service} {failover_timeout_ms}",
+            f"sentinel parallel-syncs {service} {replicas}",
+        ]
+        self.sentinels = [self._add(f"sentinel-{port}", port, monitor, sentinel=True) for port in ports[1 + replicas :]]
 
     @property
     def url(self) -> str:
@@ -43,8 +55,10 @@ class Sentinel(Topology):
             server.wait_ready(self.timeout)
         # Sentinels learn the replicas from the primary's INFO, which they read every 10 s: they
         # start once the replicas are there to be seen
-        self._wait("replicas in sync with the primary",
-                   lambda: all(server.role()[3] == "connected" for server in self.data_servers[1:]))
+        self._wait(
+            "replicas in sync with the primary",
+            lambda: all(server.role()[3] == "connected" for server in self.data_servers[1:]),
+        )
         for server in self.sentinels:
             self._run(server)
         for server in self.sentinels:
@@ -75,10 +89,17 @@ class Sentinel(Topology):
         for sentinel in self._live(self.sentinels):
             with sentinel.client() as client:
                 master = client.sentinel_master(self.service)
-                seen = {int(r["port"]) for r in client.sentinel_slaves(self.service)
-                        if not (r["is_sdown"] or r["is_disconnected"])}
-            if ("failover" in master["flags"] or master["is_sdown"] or seen != {r.port for r in replicas}
-                    or master["num-other-sentinels"] < len(self.sentinels) - 1):
+                seen = {
+                    int(r["port"])
+                    for r in client.sentinel_slaves(self.service)
+                    if not (r["is_sdown"] or r["is_disconnected"])
+                }
+            if (
+                "failover" in master["flags"]
+                or master["is_sdown"]
+                or seen != {r.port for r in replicas}
+                or master["num-other-sentinels"] < len(self.sentinels) - 1
+            ):
                 return None
         return primary
 
@@ -100,6 +121,7 @@ class Sentinel(Topology):
         def accepted():
             with self._live(self.sentinels)[0].client() as client:
                 return client.execute_command("SENTINEL", "FAILOVER", self.service)
+
         self._wait(f"a Sentinel accepting SENTINEL FAILOVER {self.service}", accepted, timeout)
         return self.wait_failover(old, timeout)
 
@@ -111,8 +133,11 @@ class Sentinel(Topology):
 
     def wait_failover(self, old: Server, timeout: float = FAILOVER_TIMEOUT) -> Server:
         """Wait until the Sentinels announce a primary other than `old` and all is settled; that primary."""
-        return self._wait(f"Sentinels announcing a new primary in place of port {old.port}",
-                          lambda: (primary := self._settled()) is not old and primary, timeout)
+        return self._wait(
+            f"Sentinels announcing a new primary in place of port {old.port}",
+            lambda: (primary := self._settled()) is not old and primary,
+            timeout,
+        )
 
     def heal(self):
         """Restart every killed server (a data server as the current primary's replica) and wait

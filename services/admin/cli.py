@@ -66,38 +66,64 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON, not a table")
     settings = common.add_argument_group(
-        "settings", "the server's, as flags, CHIP_<NAME> variables or --env-file (`chip.py --help` lists them "
-                    "all; every one is taken, these are used)")
+        "settings",
+        "the server's, as flags, CHIP_<NAME> variables or --env-file (`chip.py --help` lists them "
+        "all; every one is taken, these are used)",
+    )
     configuration.add_settings(settings, shown=USED)
 
-    top = _Parser(prog="chip.py admin", description=DESCRIPTION, parents=[common],
-                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = _Parser(
+        prog="chip.py admin",
+        description=DESCRIPTION,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = top.add_subparsers(dest="command", required=True, metavar="command", parser_class=_Parser)
 
-    status = commands.add_parser("status", parents=[common], description=STATUS,
-                                 help="processes, backlogs, dead letters; exit 1 on a problem",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    status.add_argument("--max-backlog-age", type=_seconds, default=600.0, metavar="SECONDS",
-                        help="the oldest event for Courier may wait this long before the status is a problem "
-                             "(default: 600)")
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        description=STATUS,
+        help="processes, backlogs, dead letters; exit 1 on a problem",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument(
+        "--max-backlog-age",
+        type=_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="the oldest event for Courier may wait this long before the status is a problem (default: 600)",
+    )
 
-    chat = commands.add_parser("chat", parents=[common], description=CHAT, help="one chat: outbox, Courier queue, "
-                               "email, contact", formatter_class=argparse.RawDescriptionHelpFormatter)
+    chat = commands.add_parser(
+        "chat",
+        parents=[common],
+        description=CHAT,
+        help="one chat: outbox, Courier queue, email, contact",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     chat.add_argument("channel", help="the channel's UUID")
     chat.add_argument("chat_id", help="the chat's ID")
 
-    letters = commands.add_parser("dead-letters", parents=[common], description=LETTERS,
-                                  help="list, show, replay or drop what chip gave up",
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    letters = commands.add_parser(
+        "dead-letters",
+        parents=[common],
+        description=LETTERS,
+        help="list, show, replay or drop what chip gave up",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _filters(letters)
-    letters.add_argument("--limit", type=_count, default=100,
-                         help="list the newest this many (default 100; 0: all)")
+    letters.add_argument("--limit", type=_count, default=100, help="list the newest this many (default 100; 0: all)")
     actions = letters.add_subparsers(dest="action", metavar="action", parser_class=_Parser)
     show = actions.add_parser("show", parents=[common], help="one letter in full")
     show.add_argument("ids", nargs=1, metavar="id")
-    replay = actions.add_parser("replay", parents=[common], description=REPLAY,
-                                help="put letters back in their queue or outbox, once, in order",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    replay = actions.add_parser(
+        "replay",
+        parents=[common],
+        description=REPLAY,
+        help="put letters back in their queue or outbox, once, in order",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _chosen(replay)
     drop = actions.add_parser("drop", parents=[common], help="drop letters")
     _chosen(drop)
@@ -107,8 +133,9 @@ def parser() -> argparse.ArgumentParser:
 def _filters(command):
     # no defaults: given before the action or after it, a filter holds (an action's default would undo it)
     command.add_argument("--channel", default=argparse.SUPPRESS, metavar="UUID", help="only this channel's letters")
-    command.add_argument("--reason", default=argparse.SUPPRESS, choices=REASONS,
-                         help="only letters given up for this reason")
+    command.add_argument(
+        "--reason", default=argparse.SUPPRESS, choices=REASONS, help="only letters given up for this reason"
+    )
 
 
 def _chosen(action):

@@ -43,7 +43,7 @@ async def run(stores: Stores, args) -> int:
         return await mend(stores, args)
     letters = chosen(await stores.dead_letters.all(args.channel), args)
     letters.sort(key=lambda letter: letter["at"])
-    shown = letters[-args.limit:] if args.limit else letters
+    shown = letters[-args.limit :] if args.limit else letters
     if args.json:
         print(as_json(shown))
         return 0
@@ -51,9 +51,24 @@ async def run(stores: Stores, args) -> int:
         print("no dead letters")
         return 0
     now = time.time()
-    print(table(["ID", "GIVEN UP", "REASON", "CHANNEL", "CHAT", "WHAT", "POSTS", "LAST ERROR"], [
-        [letter["id"], f"{age(letter['at'], now)} ago", letter["reason"], letter["channel"], letter["chat"],
-         what(letter), letter.get("attempts"), short(letter.get("last_error"), 50)] for letter in shown]))
+    print(
+        table(
+            ["ID", "GIVEN UP", "REASON", "CHANNEL", "CHAT", "WHAT", "POSTS", "LAST ERROR"],
+            [
+                [
+                    letter["id"],
+                    f"{age(letter['at'], now)} ago",
+                    letter["reason"],
+                    letter["channel"],
+                    letter["chat"],
+                    what(letter),
+                    letter.get("attempts"),
+                    short(letter.get("last_error"), 50),
+                ]
+                for letter in shown
+            ],
+        )
+    )
     if len(shown) < len(letters):
         print(f"... and {len(letters) - len(shown)} older (--limit 0 lists them all)")
     return 0
@@ -68,11 +83,15 @@ async def show(stores: Stores, args) -> int:
         print(as_json(letter))
         return 0
     rows = [[name, letter.get(name)] for name in ("id", "reason", "why", "kind", "channel", "chat", "instance")]
-    rows += [["given up", when(letter["at"])], ["failed posts", letter.get("attempts")],
-             ["first error", f"{when(letter['first_error_at'])} {letter['first_error']}"
-              if letter.get("first_error") else None],
-             ["last error", f"{when(letter['last_error_at'])} {letter['last_error']}"
-              if letter.get("last_error") else None]]
+    rows += [
+        ["given up", when(letter["at"])],
+        ["failed posts", letter.get("attempts")],
+        [
+            "first error",
+            f"{when(letter['first_error_at'])} {letter['first_error']}" if letter.get("first_error") else None,
+        ],
+        ["last error", f"{when(letter['last_error_at'])} {letter['last_error']}" if letter.get("last_error") else None],
+    ]
     if letter.get("msg_key"):
         rows.append(["message", letter["msg_key"]])
     print(table(["FIELD", "VALUE"], rows))
@@ -80,8 +99,14 @@ async def show(stores: Stores, args) -> int:
         print(f"\nkept in part: the first {len(letter['part'])} of {letter['truncated']} bytes\n{letter['part']}")
     else:
         body = letter["event"] if letter["kind"] == "courier" else orjson.loads(letter["frame"])
-        print("\n" + ("event, as it would be posted to Courier:" if letter["kind"] == "courier"
-                      else "chat_out frame, as it would be pushed:"))
+        print(
+            "\n"
+            + (
+                "event, as it would be posted to Courier:"
+                if letter["kind"] == "courier"
+                else "chat_out frame, as it would be pushed:"
+            )
+        )
         print(as_json(body))
     return 0
 
@@ -108,8 +133,11 @@ async def mend(stores: Stores, args) -> int:
         # made in one turn, in the order given up: one pipeline, each chat's letters in their order
         answers = await asyncio.gather(*(dead.replay(letter, _payload(letter), publish) for letter in replayable))
         for letter, answer in zip(replayable, answers):
-            results[letter["id"]] = REPLAYED[answer] if answer != 1 else (
-                "back in the courier queue" if letter["kind"] == "courier" else "back in the outbox")
+            results[letter["id"]] = (
+                REPLAYED[answer]
+                if answer != 1
+                else ("back in the courier queue" if letter["kind"] == "courier" else "back in the outbox")
+            )
     if args.json:
         print(as_json([{"id": letter_id, "result": result} for letter_id, result in results.items()]))
     elif results:

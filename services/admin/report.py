@@ -40,7 +40,7 @@ def when(moment: float | None) -> str:
 def short(text, most: int = 40) -> str:
     """A text on one line, cut to `most` characters."""
     line = " ".join(str(text or "").split())
-    return line if len(line) <= most else line[:most - 1] + "…"
+    return line if len(line) <= most else line[: most - 1] + "…"
 
 
 def as_json(value) -> str:

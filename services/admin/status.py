@@ -39,8 +39,11 @@ async def outbox_backlog(stores: Stores) -> dict:
         for chat, _ in chats:
             pipe.zcard(keys.outbox_order(chat))
         sizes = await pipe.execute() if chats else []
-    return {"messages": sum(sizes), "chats": sum(1 for n in sizes if n),
-            "oldest": min((score for _, score in chats), default=None)}
+    return {
+        "messages": sum(sizes),
+        "chats": sum(1 for n in sizes if n),
+        "oldest": min((score for _, score in chats), default=None),
+    }
 
 
 async def run(stores: Stores, args) -> int:
@@ -56,8 +59,10 @@ async def run(stores: Stores, args) -> int:
         problems.append(f"no ready chip process has beat in the last {SEEN_WITHIN:g} s")
     oldest = found["courier"]["oldest"]
     if oldest is not None and now - oldest > args.max_backlog_age:
-        problems.append(f"the oldest event for Courier has waited {age(oldest, now)}, more than "
-                        f"--max-backlog-age {args.max_backlog_age:g} s")
+        problems.append(
+            f"the oldest event for Courier has waited {age(oldest, now)}, more than "
+            f"--max-backlog-age {args.max_backlog_age:g} s"
+        )
     found["problems"] = problems
     print(as_json(found) if args.json else text(found, now))
     return 1 if problems else 0
@@ -66,16 +71,32 @@ async def run(stores: Stores, args) -> int:
 def text(found: dict, now: float) -> str:
     lines = [f"processes (beat in the last {SEEN_WITHIN:g} s): {len(found['processes'])}"]
     if found["processes"]:
-        lines.append(table(["PROCESS", "INSTANCE", "PID", "VERSION", "STATE", "SOCKETS", "STARTED", "SEEN"], [
-            [p["process"], p.get("instance"), p.get("pid"), p.get("version"), p.get("state"), p.get("sockets"),
-             f"{when(p.get('started'))} ({age(p.get('started'), now)} ago)", f"{age(p['seen'], now)} ago"]
-            for p in found["processes"]]))
+        lines.append(
+            table(
+                ["PROCESS", "INSTANCE", "PID", "VERSION", "STATE", "SOCKETS", "STARTED", "SEEN"],
+                [
+                    [
+                        p["process"],
+                        p.get("instance"),
+                        p.get("pid"),
+                        p.get("version"),
+                        p.get("state"),
+                        p.get("sockets"),
+                        f"{when(p.get('started'))} ({age(p.get('started'), now)} ago)",
+                        f"{age(p['seen'], now)} ago",
+                    ]
+                    for p in found["processes"]
+                ],
+            )
+        )
     courier, outboxes = found["courier"], found["outboxes"]
-    lines += ["", f"courier backlog: {courier['events']} event(s) of {courier['chats']} chat(s) waiting"
-              + (f", the oldest for {age(courier['oldest'], now)}" if courier["oldest"] is not None else ""),
-              f"outboxes: {outboxes['messages']} message(s) of {outboxes['chats']} chat(s) waiting for their "
-              "visitors" + (f", the oldest for {age(outboxes['oldest'], now)}" if outboxes["oldest"] is not None
-                            else "")]
+    lines += [
+        "",
+        f"courier backlog: {courier['events']} event(s) of {courier['chats']} chat(s) waiting"
+        + (f", the oldest for {age(courier['oldest'], now)}" if courier["oldest"] is not None else ""),
+        f"outboxes: {outboxes['messages']} message(s) of {outboxes['chats']} chat(s) waiting for their "
+        "visitors" + (f", the oldest for {age(outboxes['oldest'], now)}" if outboxes["oldest"] is not None else ""),
+    ]
     letters = found["dead_letters"]
     lines += ["", f"dead letters: {sum(letters.values())}"]
     if letters:

@@ -17,9 +17,13 @@ class Stores:
         self.config = config
         self.redis: aioredis.Redis = connect(config.valkey)
         self.scripts = Scripts(self.redis)
-        self.dead_letters = DeadLetters(self.redis, self.scripts, ttl=config.dead_letter_ttl,
-                                        most=config.dead_letter_max,
-                                        most_per_channel=config.dead_letter_max_per_channel)
+        self.dead_letters = DeadLetters(
+            self.redis,
+            self.scripts,
+            ttl=config.dead_letter_ttl,
+            most=config.dead_letter_max,
+            most_per_channel=config.dead_letter_max_per_channel,
+        )
         self._db = None
 
     @property

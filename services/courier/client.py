@@ -42,11 +42,11 @@ STATUS_ERRORS = (
 
 
 class Outcome(enum.Enum):
-    OK = "ok"                            # Courier handled the events
-    REJECTED = "rejected"                # Courier refused them for good: retrying cannot help
+    OK = "ok"  # Courier handled the events
+    REJECTED = "rejected"  # Courier refused them for good: retrying cannot help
     STATUS_REJECTED = "status_rejected"  # Courier refused a msg_status for good, and wrote nothing after it
-    REFUSED = "refused"                  # a 400 that is Courier's own failure: try again later
-    FAILED = "failed"                    # 5xx, a timeout or no connection: try again later
+    REFUSED = "refused"  # a 400 that is Courier's own failure: try again later
+    FAILED = "failed"  # 5xx, a timeout or no connection: try again later
 
     @property
     def retried(self) -> bool:
@@ -142,8 +142,9 @@ class CourierClient:
         """The outcome, how it is counted in chip_courier_errors (`rejected` a 4xx that is not
         retried, `refused` a 400 that is, `failed` a 5xx or no answer) and the error in a line."""
         try:
-            async with self._session.post(self.receive_url(channel_uuid), data=self.body(chat_id, secret, events)) \
-                    as response:
+            async with self._session.post(
+                self.receive_url(channel_uuid), data=self.body(chat_id, secret, events)
+            ) as response:
                 answer = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
@@ -157,13 +158,24 @@ class CourierClient:
         error = f"{status}: " + ("; ".join(errors_of(answer)) or " ".join(text.split()))[:200]
         outcome = refusal(status, answer) if 400 <= status < 500 else Outcome.FAILED
         if outcome in (Outcome.REJECTED, Outcome.STATUS_REJECTED):
-            logger.error("courier rejected %d event(s) channel=%s chat=%s status=%d: %s",
-                         len(events), channel_uuid, chat_id, status, text[:200])
+            logger.error(
+                "courier rejected %d event(s) channel=%s chat=%s status=%d: %s",
+                len(events),
+                channel_uuid,
+                chat_id,
+                status,
+                text[:200],
+            )
             return outcome, Outcome.REJECTED.value, error
         if outcome is Outcome.REFUSED:
-            logger.warning("courier refused %d event(s) for now, will retry channel=%s chat=%s status=%d: %s",
-                           len(events), channel_uuid, chat_id, status, text[:200])
+            logger.warning(
+                "courier refused %d event(s) for now, will retry channel=%s chat=%s status=%d: %s",
+                len(events),
+                channel_uuid,
+                chat_id,
+                status,
+                text[:200],
+            )
             return outcome, outcome.value, error
-        logger.warning("courier failed channel=%s chat=%s status=%d: %s",
-                       channel_uuid, chat_id, status, text[:200])
+        logger.warning("courier failed channel=%s chat=%s status=%d: %s", channel_uuid, chat_id, status, text[:200])
         return Outcome.FAILED, Outcome.FAILED.value, error

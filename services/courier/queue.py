@@ -64,16 +64,29 @@ BACKLOG_SAMPLE = 8
 # the only event that Courier may be given twice without harm: it sets a status again
 REPEATABLE = frozenset({"msg_status"})
 
+
 def encode_event(event: dict) -> bytes:
     """An event as stored in a chat's list: with the time it was queued, for --inbound-expiry."""
     return orjson.dumps({"t": time.time(), "e": event})
 
 
 class CourierQueue:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, locks: Locks, client: CourierClient,
-                 lookups: Lookups, metrics: Metrics, *, expiry: float = 86400.0, status_expiry: float = 30.0,
-                 batch: int = 50, retry: RetryPolicy = RetryPolicy(), answer_wait: float = 10.0,
-                 dead_letters: DeadLetters = None):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        scripts: Scripts,
+        locks: Locks,
+        client: CourierClient,
+        lookups: Lookups,
+        metrics: Metrics,
+        *,
+        expiry: float = 86400.0,
+        status_expiry: float = 30.0,
+        batch: int = 50,
+        retry: RetryPolicy = RetryPolicy(),
+        answer_wait: float = 10.0,
+        dead_letters: DeadLetters = None,
+    ):
         self.redis = redis
         self.dead_letters = dead_letters  # where given-up events are kept (None: only logged and counted)
         self.client = client
@@ -110,8 +123,12 @@ class CourierQueue:
     async def push(self, key: str, event: dict) -> bool:
         """Queue an event durably; True if the chat is backing off (Courier failed it lately)."""
         attempts = await self._push.replicated(
-            events=keys.courier_events(key), due=keys.courier_due_of(key), attempts=keys.courier_attempts(key),
-            event=encode_event(event), score=self.due_score, chat=key,
+            events=keys.courier_events(key),
+            due=keys.courier_due_of(key),
+            attempts=keys.courier_attempts(key),
+            event=encode_event(event),
+            score=self.due_score,
+            chat=key,
         )
         return attempts is not None
 
@@ -123,10 +140,19 @@ class CourierQueue:
         when this process is not posting them already."""
         lock = self.lock(key) if post else None
         removed, *taken = await self._ack(
-            order=keys.outbox_order(key), frames=keys.outbox_frames(key), outboxes=keys.outboxes_of(key),
-            events=keys.courier_events(key), due=keys.courier_due_of(key), lock=keys.courier_lock(key),
-            msg_key=msg_key, chat=key, status=encode_event(events.courier_msg_status(msg_key, status)),
-            score=self.due_score, token=lock.token if lock else "", ms=lock.ms if lock else 0, n=self.batch,
+            order=keys.outbox_order(key),
+            frames=keys.outbox_frames(key),
+            outboxes=keys.outboxes_of(key),
+            events=keys.courier_events(key),
+            due=keys.courier_due_of(key),
+            lock=keys.courier_lock(key),
+            msg_key=msg_key,
+            chat=key,
+            status=encode_event(events.courier_msg_status(msg_key, status)),
+            score=self.due_score,
+            token=lock.token if lock else "",
+            ms=lock.ms if lock else 0,
+            n=self.batch,
         )
         if not removed:
             return False
@@ -204,8 +230,9 @@ class CourierQueue:
             lock, raw = claimed
         else:
             lock = self._claim(key)
-            raw = await self._take(lock=lock.key, events=keys.courier_events(key), token=lock.token, ms=lock.ms,
-                                   n=self.batch)
+            raw = await self._take(
+                lock=lock.key, events=keys.courier_events(key), token=lock.token, ms=lock.ms, n=self.batch
+            )
         if raw is None:
             # another process is posting this chat's events; look again shortly in case it just ended
             asyncio.get_running_loop().call_later(self.retry.tick / 2, self._kick_if_due, key)
@@ -231,8 +258,12 @@ class CourierQueue:
             if not raw:
                 handled, outcome = 0, Outcome.OK
             elif channel is None:
-                self._give_up(key, [orjson.loads(item)["e"] for item in raw], "channel_gone",
-                              "the channel is gone from the database")
+                self._give_up(
+                    key,
+                    [orjson.loads(item)["e"] for item in raw],
+                    "channel_gone",
+                    "the channel is gone from the database",
+                )
                 handled, outcome = len(raw), Outcome.REJECTED
             else:
                 handled, events, waited = self._next_request(key, raw, room)
@@ -261,7 +292,7 @@ class CourierQueue:
             if statuses:
                 reason = "status_rejected" if outcome is Outcome.STATUS_REJECTED else "status_expired"
                 self._give_up(key, statuses, reason, "so that the visitor's events behind them go on")
-                events = events[len(statuses):]  # only a request's last event is not REPEATABLE
+                events = events[len(statuses) :]  # only a request's last event is not REPEATABLE
                 outcome = await self.client.post_events(channel_uuid, secret, chat_id, events) if events else Outcome.OK
         if outcome in (Outcome.REJECTED, Outcome.STATUS_REJECTED):
             # a refusal Courier makes for good is of the whole request (its secret, its chat id)
@@ -276,13 +307,21 @@ class CourierQueue:
         logger.error("giving up %d courier event(s) (%s) of chat %s, %s: %s", len(events), kinds, key, reason, why)
         self.metrics.courier_given_up.labels(reason).inc(len(events))
         if self.dead_letters is not None:
-            self.dead_letters.keep(key, reason, [{"kind": "courier", "event": e} for e in events], why,
-                                   self.client.troubles.of(key))
+            self.dead_letters.keep(
+                key, reason, [{"kind": "courier", "event": e} for e in events], why, self.client.troubles.of(key)
+            )
 
     async def _commit_handled(self, key: str, lock: Lock, handled: int) -> int:
-        return await self._commit(events=keys.courier_events(key), due=keys.courier_due_of(key),
-                                  attempts=keys.courier_attempts(key), lock=lock.key, handled=handled, chat=key,
-                                  token=lock.token, ms=lock.ms)
+        return await self._commit(
+            events=keys.courier_events(key),
+            due=keys.courier_due_of(key),
+            attempts=keys.courier_attempts(key),
+            lock=lock.key,
+            handled=handled,
+            chat=key,
+            token=lock.token,
+            ms=lock.ms,
+        )
 
     def _next_request(self, key: str, raw: list, room: int) -> tuple[int, list, float]:
         """How many of the events read (`raw`, oldest first) the next request covers, those of them
@@ -370,8 +409,12 @@ class CourierQueue:
         self._retries.clear()
         self.statuses.flush()
         pending = [t for t in self._flushing.values() if not t.done()]
-        await settle(pending + list(self._handing_over), timeout, "Courier posts",
-                     "their events stay queued in Redis for the next poster")
+        await settle(
+            pending + list(self._handing_over),
+            timeout,
+            "Courier posts",
+            "their events stay queued in Redis for the next poster",
+        )
 
     async def _hand_over(self, key: str):
         """Make a chat this process was asked to post once stopped due now, for the next poster (its

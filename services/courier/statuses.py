@@ -26,7 +26,7 @@ from services.courier.client import MAX_BODY, CourierClient, Outcome
 logger = logging.getLogger(__name__)
 
 LINGER = 0.02  # seconds a status waits for others to share its post: nobody waits on a status
-MOST = 200     # events in one shared post
+MOST = 200  # events in one shared post
 
 
 class _Group:

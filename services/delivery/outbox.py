@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 # incoming message; it lives this long after the visitor last gave it (set_email)
 EMAIL_TTL = 365 * 86400
 
+
 class Outbox:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, wakes: WakeChannels):
         self.redis = redis
@@ -38,9 +39,17 @@ class Outbox:
         """Queue a frame for the chat; False if that message was already queued, TooLarge if the
         outbox already holds `most` messages."""
         added = await self._queue.replicated(
-            order=keys.outbox_order(key), frames=keys.outbox_frames(key), seq=keys.seq(key),
-            outboxes=keys.outboxes_of(key), msg_key=msg_key, frame=frame, wake=keys.wake_channel(key),
-            now=time.time(), chat=key, most=most, publish=self.wakes.publish,
+            order=keys.outbox_order(key),
+            frames=keys.outbox_frames(key),
+            seq=keys.seq(key),
+            outboxes=keys.outboxes_of(key),
+            msg_key=msg_key,
+            frame=frame,
+            wake=keys.wake_channel(key),
+            now=time.time(),
+            chat=key,
+            most=most,
+            publish=self.wakes.publish,
         )
         if added == -1:
             raise TooLarge(f"the chat's outbox is full: {most} messages wait for the visitor")

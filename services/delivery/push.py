@@ -45,10 +45,21 @@ logger = logging.getLogger(__name__)
 
 
 class Delivery:
-    def __init__(self, redis: aioredis.Redis, outbox: Outbox, registry: Registry, wakes: WakeChannels, *,
-                 ack_timeout: float = 15.0, max_attempts: int = 10, window: int = 100,
-                 retry: RetryPolicy = RetryPolicy(),
-                 max_buffer: int = 1024 * 1024, stall_timeout: float = 30.0, metrics: Metrics):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        outbox: Outbox,
+        registry: Registry,
+        wakes: WakeChannels,
+        *,
+        ack_timeout: float = 15.0,
+        max_attempts: int = 10,
+        window: int = 100,
+        retry: RetryPolicy = RetryPolicy(),
+        max_buffer: int = 1024 * 1024,
+        stall_timeout: float = 30.0,
+        metrics: Metrics,
+    ):
         self.redis = redis
         self.outbox = outbox
         self.registry = registry
@@ -91,13 +102,16 @@ class Delivery:
         await self._retry.stop(timeout)
         if self._listener is not None:
             self._listener.cancel()
-            await settle([self._listener], timeout, "the wake listener",
-                         "closing its pub/sub connection under it")
+            await settle([self._listener], timeout, "the wake listener", "closing its pub/sub connection under it")
         if self._tasks:
             await settle(list(self._tasks), timeout, "pushes", "their messages stay in the outboxes")
         if self._listener is not None:
-            await settle([self.wakes.aclose()], timeout, "closing the pub/sub connection",
-                         "the socket is left to the process's exit")
+            await settle(
+                [self.wakes.aclose()],
+                timeout,
+                "closing the pub/sub connection",
+                "the socket is left to the process's exit",
+            )
 
     # binding
 
@@ -153,9 +167,15 @@ class Delivery:
         sessions = self.registry.sessions(key)
         if not sessions:
             return
-        if not frame or key in self._pumping or key in self._deep or any(
+        if (
+            not frame
+            or key in self._pumping
+            or key in self._deep
+            or any(
                 not s.synced or s.stalled is not None or len(s.pushed) >= self.window or msg_key in s.acked
-                for s in sessions):
+                for s in sessions
+            )
+        ):
             self.wake(key)
             return
         now = time.monotonic()
@@ -227,12 +247,16 @@ class Delivery:
                 if state.attempts == self.max_attempts:
                     state.attempts += 1  # counted once; the retry loop ignores it from now on
                     self.metrics.failed.inc()
-                    logger.warning("stopped pushing chat=%s msg=%s after %d attempts", session.chat_id,
-                                   msg_key, self.max_attempts)
+                    logger.warning(
+                        "stopped pushing chat=%s msg=%s after %d attempts", session.chat_id, msg_key, self.max_attempts
+                    )
                 continue
             state.attempts += 1
-            state.due = now + self.ack_timeout if state.attempts == 1 else \
-                now + max(self.ack_timeout, self.retry.repush.delay(state.attempts))
+            state.due = (
+                now + self.ack_timeout
+                if state.attempts == 1
+                else now + max(self.ack_timeout, self.retry.repush.delay(state.attempts))
+            )
             if not session.transport.send_text(frame):
                 return
             if state.attempts > 1:
@@ -250,9 +274,11 @@ class Delivery:
                     # a tombstone outlives any outbox read or wake-up that was in flight at the ack
                     session.acked = {k: at for k, at in session.acked.items() if now - at < self.ack_timeout}
             if any(not session.synced or self._drained(session, now) for session in sessions) or any(
-                    # <=: one more pump after the last attempt's timeout counts the message as failed
-                    state.due <= now and state.attempts <= self.max_attempts
-                    for session in sessions for state in session.pushed.values()):
+                # <=: one more pump after the last attempt's timeout counts the message as failed
+                state.due <= now and state.attempts <= self.max_attempts
+                for session in sessions
+                for state in session.pushed.values()
+            ):
                 self.wake(key)
 
     def _drained(self, session: Session, now: float) -> bool:

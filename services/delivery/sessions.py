@@ -35,8 +35,8 @@ class Pushed:
     __slots__ = ("due", "attempts", "queued")
 
     def __init__(self, queued: float):
-        self.due = 0.0        # monotonic time it is pushed again unless acked before
-        self.attempts = 0     # pushes so far
+        self.due = 0.0  # monotonic time it is pushed again unless acked before
+        self.attempts = 0  # pushes so far
         self.queued = queued  # when it was queued (epoch seconds), for the delivery latency
 
 
@@ -47,7 +47,7 @@ class Stall:
 
     def __init__(self, unsent: int, since: float):
         self.unsent = unsent  # bytes written and not yet taken by the kernel when pushing stopped
-        self.since = since    # monotonic time pushing stopped
+        self.since = since  # monotonic time pushing stopped
 
 
 class Session:

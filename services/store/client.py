@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 def redis_errors(action: str):
     """Decorator: a Redis failure inside `action` surfaces as Unavailable (503, or `unavailable`)."""
+
     def wrap(method):
         @functools.wraps(method)
         async def call(*args, **kwargs):
@@ -28,7 +29,9 @@ def redis_errors(action: str):
             except (RedisError, OSError) as e:
                 logger.warning("redis unavailable while %s: %s", action, e)
                 raise Unavailable("message store unavailable") from e
+
         return call
+
     return wrap
 
 
@@ -51,18 +54,25 @@ def connect(url: str) -> aioredis.Redis | RedisCluster:
     "Redis connection pool" and "A plain Redis pool")."""
     target = parse_store_url(url)
     # as with redis-py's from_url, what the URL says wins over these defaults
-    options = {"max_connections": max_connections(), "socket_connect_timeout": 3, "socket_timeout": 5,
-               "health_check_interval": 30, **target.options}
+    options = {
+        "max_connections": max_connections(),
+        "socket_connect_timeout": 3,
+        "socket_timeout": 5,
+        "health_check_interval": 30,
+        **target.options,
+    }
     if target.kind == "cluster":
         # RedisCluster takes no connection class (it picks redis-py's own, plain or TLS): its commands
         # are packed in Python
-        return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
-                            ssl=target.tls, **options)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes], ssl=target.tls, **options
+        )
     if target.kind == "sentinel":
         return _sentinel_master(target, options)
     # the URL's kind of connection is wrapped, not taken as it is
-    return aioredis.Redis.from_pool(aioredis.ConnectionPool(**{**options, "connection_class": _packed(
-        options.get("connection_class", Connection))}))
+    return aioredis.Redis.from_pool(
+        aioredis.ConnectionPool(**{**options, "connection_class": _packed(options.get("connection_class", Connection))})
+    )
 
 
 class SentinelMaster(aioredis.Redis):
@@ -82,8 +92,9 @@ def _sentinel_master(target: StoreURL, options: dict) -> SentinelMaster:
     sentinel_options = {name: value for name, value in options.items() if name != "max_connections"}
     sentinel = Sentinel(target.nodes, sentinel_kwargs={**sentinel_options, "ssl": target.tls})
     kind = SentinelManagedSSLConnection if target.tls else SentinelManagedConnection
-    master = sentinel.master_for(target.service, redis_class=SentinelMaster, db=target.db,
-                                 connection_class=_packed(kind), **options)
+    master = sentinel.master_for(
+        target.service, redis_class=SentinelMaster, db=target.db, connection_class=_packed(kind), **options
+    )
     master.sentinel = sentinel
     return master
 

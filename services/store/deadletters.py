@@ -53,8 +53,17 @@ def order(letter: dict) -> tuple:
 
 
 class DeadLetters:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, *, ttl: float, most: int, most_per_channel: int,
-                 instance: str = "", tally=None):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        scripts: Scripts,
+        *,
+        ttl: float,
+        most: int,
+        most_per_channel: int,
+        instance: str = "",
+        tally=None,
+    ):
         """`tally(reason, kept, dropped)`, if given, is told of every letter written and of those its
         writing dropped to keep within the bounds (the metrics)."""
         self.redis = redis
@@ -74,8 +83,9 @@ class DeadLetters:
     def enabled(self) -> bool:
         return self.ttl > 0
 
-    def keep(self, key: str, reason: str, letters: list[dict], why: str = "",
-             errors: dict = None) -> asyncio.Task | None:
+    def keep(
+        self, key: str, reason: str, letters: list[dict], why: str = "", errors: dict = None
+    ) -> asyncio.Task | None:
         """Keep `letters` given up from chat `key` (each {"kind": ..., "event" or "frame": ...}). The
         script is called at once: it joins this turn's pipeline, ahead of any script called after it
         (the commit that drops the events from the chat's list). `errors`: first_error, last_error,
@@ -85,13 +95,30 @@ class DeadLetters:
             return None
         channel_uuid, chat_id = keys.split_chat_key(key)
         shard, now = keys.shard(key), time.time()
-        about = {"reason": reason, "channel": channel_uuid, "chat": chat_id, "at": now, "why": why,
-                 "instance": self.instance, **(errors or {})}
+        about = {
+            "reason": reason,
+            "channel": channel_uuid,
+            "chat": chat_id,
+            "at": now,
+            "why": why,
+            "instance": self.instance,
+            **(errors or {}),
+        }
         docs = b"\n".join(orjson.dumps({**about, **_within_bounds(letter)}) for letter in letters)
-        added = self._add(letters=keys.dead_letters(shard), index=keys.dead_index(shard),
-                          channel_letters=keys.dead_channel(shard, channel_uuid), reasons=keys.dead_reasons(shard),
-                          seq=keys.dead_seq(shard), shard=shard, reason=reason, docs=docs, now=now, ttl=self.ttl,
-                          most=self.most, most_per_channel=self.most_per_channel)
+        added = self._add(
+            letters=keys.dead_letters(shard),
+            index=keys.dead_index(shard),
+            channel_letters=keys.dead_channel(shard, channel_uuid),
+            reasons=keys.dead_reasons(shard),
+            seq=keys.dead_seq(shard),
+            shard=shard,
+            reason=reason,
+            docs=docs,
+            now=now,
+            ttl=self.ttl,
+            most=self.most,
+            most_per_channel=self.most_per_channel,
+        )
         task = asyncio.ensure_future(self._kept(added, key, reason, len(letters)))
         self._pending.add(task)
         task.add_done_callback(self._settled)
@@ -106,8 +133,9 @@ class DeadLetters:
         ids = [i.decode() for i in ids]
         logger.info("kept %d dead letter(s) of chat %s (%s): %s", count, key, reason, " ".join(ids))
         if dropped:
-            logger.warning("dropped the %d oldest dead letter(s) of shard %d to keep within the bounds", dropped,
-                           keys.shard(key))
+            logger.warning(
+                "dropped the %d oldest dead letter(s) of shard %d to keep within the bounds", dropped, keys.shard(key)
+            )
         if self.tally is not None:
             self.tally(reason, count, dropped)
         return ids
@@ -130,9 +158,17 @@ class DeadLetters:
         """Drop every shard's letters older than the TTL; how many went."""
         cutoff = time.time() - self.ttl
         try:
-            gone = await asyncio.gather(*(self._trim(letters=keys.dead_letters(n), index=keys.dead_index(n),
-                                                     reasons=keys.dead_reasons(n), cutoff=cutoff)
-                                          for n in range(keys.SHARDS)))
+            gone = await asyncio.gather(
+                *(
+                    self._trim(
+                        letters=keys.dead_letters(n),
+                        index=keys.dead_index(n),
+                        reasons=keys.dead_reasons(n),
+                        cutoff=cutoff,
+                    )
+                    for n in range(keys.SHARDS)
+                )
+            )
         except (RedisError, RedisClusterException, OSError) as e:  # the next trim makes up for it
             logger.warning("dead letters not trimmed: %s", e)
             return 0
@@ -177,8 +213,14 @@ class DeadLetters:
         shard = shard_of(letter_id)
         if shard is None:
             return False
-        return bool(await self._drop(letters=keys.dead_letters(shard), index=keys.dead_index(shard),
-                                     reasons=keys.dead_reasons(shard), id=letter_id))
+        return bool(
+            await self._drop(
+                letters=keys.dead_letters(shard),
+                index=keys.dead_index(shard),
+                reasons=keys.dead_reasons(shard),
+                id=letter_id,
+            )
+        )
 
     def replay(self, letter: dict, payload: bytes | str, publish: str) -> asyncio.Future:
         """Put `letter` back (an event at the end of its chat's Courier list, `payload` as that list
@@ -188,12 +230,25 @@ class DeadLetters:
         or dropped since). Calls made in one turn go in one pipeline, in order."""
         key = keys.chat_key(letter["channel"], letter["chat"])
         shard = keys.shard(key)
-        return self._replay(letters=keys.dead_letters(shard), index=keys.dead_index(shard),
-                            reasons=keys.dead_reasons(shard), events=keys.courier_events(key),
-                            due=keys.courier_due_of(key), order=keys.outbox_order(key),
-                            frames=keys.outbox_frames(key), seq=keys.seq(key), outboxes=keys.outboxes_of(key),
-                            id=letter["id"], kind=letter["kind"], payload=payload, msg_key=letter.get("msg_key", ""),
-                            chat=key, now=time.time(), wake=keys.wake_channel(key), publish=publish)
+        return self._replay(
+            letters=keys.dead_letters(shard),
+            index=keys.dead_index(shard),
+            reasons=keys.dead_reasons(shard),
+            events=keys.courier_events(key),
+            due=keys.courier_due_of(key),
+            order=keys.outbox_order(key),
+            frames=keys.outbox_frames(key),
+            seq=keys.seq(key),
+            outboxes=keys.outboxes_of(key),
+            id=letter["id"],
+            kind=letter["kind"],
+            payload=payload,
+            msg_key=letter.get("msg_key", ""),
+            chat=key,
+            now=time.time(),
+            wake=keys.wake_channel(key),
+            publish=publish,
+        )
 
 
 def _within_bounds(letter: dict) -> dict:

@@ -46,11 +46,23 @@ class Heartbeat:
         return f"{self.host}:{self.port}"
 
     async def beat(self):
-        state = {"process": self.process, "host": self.host, "port": self.port, "pid": os.getpid(),
-                 "started": self.started, **self.about()}
+        state = {
+            "process": self.process,
+            "host": self.host,
+            "port": self.port,
+            "pid": os.getpid(),
+            "started": self.started,
+            **self.about(),
+        }
         try:
-            await self._beat(states=keys.heartbeats(), seen=keys.heartbeats_seen(), process=self.process,
-                             state=orjson.dumps(state), now=time.time(), keep=SEEN_WITHIN)
+            await self._beat(
+                states=keys.heartbeats(),
+                seen=keys.heartbeats_seen(),
+                process=self.process,
+                state=orjson.dumps(state),
+                now=time.time(),
+                keep=SEEN_WITHIN,
+            )
         except (RedisError, RedisClusterException, OSError) as e:
             logger.debug("heartbeat not written: %s", e)
 

@@ -19,7 +19,7 @@ async def sweep(redis: aioredis.Redis, index, until: float, most: int, shards=ra
     shards, found = list(shards), []
     for start in range(0, len(shards), CHUNK):
         async with redis.pipeline(transaction=False) as pipe:
-            for number in shards[start:start + CHUNK]:
+            for number in shards[start : start + CHUNK]:
                 pipe.zrangebyscore(index(number), "-inf", until, start=0, num=most, withscores=True)
             found += [entry for shard in await pipe.execute() for entry in shard]
     found.sort(key=lambda entry: entry[1])

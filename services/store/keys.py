@@ -45,6 +45,7 @@ def _tagged(key: str) -> str:
 
 # per shard: each sweep walks all of them
 
+
 def outboxes(shard_number: int) -> str:
     return f"{PREFIX}:{{s{shard_number}}}:outboxes"  # zset: chat key -> when its oldest message was queued
 
@@ -66,6 +67,7 @@ def seq(key: str) -> str:
 
 
 # per chat
+
 
 def outbox_order(key: str) -> str:
     return f"{_tagged(key)}:out:{key}:order"  # zset: message key -> sequence number
@@ -109,6 +111,7 @@ def new_chats(channel_uuid: str, client_ip: str) -> str:
 
 # dead letters: what chip gave up, per shard (services/store/deadletters.py); a letter's ID names its shard
 
+
 def dead_letters(shard_number: int) -> str:
     return f"{PREFIX}:{{s{shard_number}}}:dead:letters"  # hash: letter ID -> the letter (JSON)
 
@@ -130,6 +133,7 @@ def dead_seq(shard_number: int) -> str:
 
 
 # every process's heartbeat (services/heartbeat.py), under one tag of their own
+
 
 def heartbeats() -> str:
     return f"{PREFIX}:{{hb}}:processes"  # hash: process -> its state (JSON), expires a minute after the last beat

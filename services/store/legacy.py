@@ -34,13 +34,24 @@ OLD_EMAILS = f"{keys.PREFIX}:email:*"
 
 def move_keys(chat: str) -> dict:
     """The keys lua/legacy_move_chat.lua takes for a chat: the earlier layout's, then today's (n_)."""
-    return dict(order=f"{keys.PREFIX}:out:{chat}:order", frames=f"{keys.PREFIX}:out:{chat}:frames",
-                email=f"{keys.PREFIX}:email:{chat}", events=f"{keys.PREFIX}:courier:{chat}",
-                lock=f"{keys.PREFIX}:courier:{chat}:lock", outboxes=OLD_OUTBOXES, due=OLD_COURIER_DUE,
-                attempts=OLD_COURIER_ATTEMPTS, n_order=keys.outbox_order(chat), n_frames=keys.outbox_frames(chat),
-                n_seq=keys.seq(chat), n_outboxes=keys.outboxes_of(chat), n_email=keys.visitor_email(chat),
-                n_events=keys.courier_events(chat), n_due=keys.courier_due_of(chat),
-                n_attempts=keys.courier_attempts(chat))
+    return dict(
+        order=f"{keys.PREFIX}:out:{chat}:order",
+        frames=f"{keys.PREFIX}:out:{chat}:frames",
+        email=f"{keys.PREFIX}:email:{chat}",
+        events=f"{keys.PREFIX}:courier:{chat}",
+        lock=f"{keys.PREFIX}:courier:{chat}:lock",
+        outboxes=OLD_OUTBOXES,
+        due=OLD_COURIER_DUE,
+        attempts=OLD_COURIER_ATTEMPTS,
+        n_order=keys.outbox_order(chat),
+        n_frames=keys.outbox_frames(chat),
+        n_seq=keys.seq(chat),
+        n_outboxes=keys.outboxes_of(chat),
+        n_email=keys.visitor_email(chat),
+        n_events=keys.courier_events(chat),
+        n_due=keys.courier_due_of(chat),
+        n_attempts=keys.courier_attempts(chat),
+    )
 
 
 class LegacyKeys:
@@ -57,7 +68,7 @@ class LegacyKeys:
         chats = {m.decode() for m in await self.redis.zrange(OLD_OUTBOXES, 0, -1)}
         chats.update(m.decode() for m in await self.redis.zrange(OLD_COURIER_DUE, 0, -1))
         async for email in self.redis.scan_iter(match=OLD_EMAILS, count=1000):
-            chats.add(email.decode()[len(OLD_EMAILS) - 1:])
+            chats.add(email.decode()[len(OLD_EMAILS) - 1 :])
         moved = sum(await asyncio.gather(*[self._move(**move_keys(chat), chat=chat, now=now) for chat in chats]))
         if moved:
             logger.info("moved %d chat(s) from the earlier key layout", moved)

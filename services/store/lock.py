@@ -17,6 +17,7 @@ from services.store.scripts import Scripts
 
 class Lock(NamedTuple):
     """A claim on a lock: its key, this holder's token, how long a take or a renewal holds it (ms)."""
+
     key: str
     token: str
     ms: int

@@ -59,7 +59,10 @@ class PackedSentinelSSLConnection(HiredisPacking, SentinelManagedSSLConnection):
 
 
 # redis-py's connection classes and their packed kin (a cluster's client takes no connection class)
-PACKED = {Connection: PackedConnection, SSLConnection: PackedSSLConnection,
-          UnixDomainSocketConnection: PackedUnixConnection,
-          SentinelManagedConnection: PackedSentinelConnection,
-          SentinelManagedSSLConnection: PackedSentinelSSLConnection}
+PACKED = {
+    Connection: PackedConnection,
+    SSLConnection: PackedSSLConnection,
+    UnixDomainSocketConnection: PackedUnixConnection,
+    SentinelManagedConnection: PackedSentinelConnection,
+    SentinelManagedSSLConnection: PackedSentinelSSLConnection,
+}

@@ -48,6 +48,7 @@ async def replicated(redis, pipe: Pipeline | ClusterPipeline, key, replicas: int
     if isinstance(confirmed, Exception):
         raise Unavailable(f"replicas could not be asked to confirm writes: {confirmed}") from confirmed
     if confirmed < replicas:
-        raise Unavailable(f"{confirmed} of the {replicas} replica(s) asked for confirmed the writes "
-                          f"within {timeout:g} s")
+        raise Unavailable(
+            f"{confirmed} of the {replicas} replica(s) asked for confirmed the writes within {timeout:g} s"
+        )
     return results

@@ -22,17 +22,27 @@ SERVER_SCHEMES = {"valkey": "redis", "valkeys": "rediss", "redis": "redis", "red
 TLS = ("valkeys", "rediss")
 DEFAULT_PORTS = {"cluster": 6379, "sentinel": 26379}
 
-CLUSTER_OPTIONS = ("socket_timeout", "socket_connect_timeout", "socket_keepalive", "health_check_interval",
-                   "max_connections", "client_name", "protocol")
+CLUSTER_OPTIONS = (
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "health_check_interval",
+    "max_connections",
+    "client_name",
+    "protocol",
+)
 TLS_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
 
-FORMS = ("valkey://, valkeys://, redis://, rediss://, unix://, valkey+cluster://host:port,host:port/ or "
-         "valkey+sentinel://host:port,host:port/service/db")
+FORMS = (
+    "valkey://, valkeys://, redis://, rediss://, unix://, valkey+cluster://host:port,host:port/ or "
+    "valkey+sentinel://host:port,host:port/service/db"
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class StoreURL:
     """What a --valkey URL names: kind is "server", "cluster" or "sentinel"."""
+
     kind: str
     url: str = ""  # a server's URL as redis-py reads it (valkey:// is redis:// by another name)
     nodes: tuple[tuple[str, int], ...] = ()  # a cluster's seed nodes, or the sentinels
@@ -48,7 +58,7 @@ def parse_store_url(value: str) -> StoreURL:
     parts = urlsplit(value)
     scheme, _, topology = parts.scheme.partition("+")
     if not topology and scheme in SERVER_SCHEMES and (parts.netloc or parts.path):
-        url = SERVER_SCHEMES[scheme] + value[len(scheme):]
+        url = SERVER_SCHEMES[scheme] + value[len(scheme) :]
         return StoreURL("server", url=url, options=parse_url(url))
     if topology not in DEFAULT_PORTS or scheme not in SERVER_SCHEMES or scheme == "unix":
         raise ValueError(f"not a URL starting with {FORMS}")
@@ -60,18 +70,20 @@ def parse_store_url(value: str) -> StoreURL:
     allowed = CLUSTER_OPTIONS + (TLS_OPTIONS if tls else ())
     for name in options.keys() - {"username", "password", "connection_class"}:
         if name not in allowed:
-            raise ValueError(f"option {name!r} is not one chip passes to a {topology} (it takes "
-                             f"{', '.join(allowed)})")
+            raise ValueError(f"option {name!r} is not one chip passes to a {topology} (it takes {', '.join(allowed)})")
     options.pop("connection_class", None)  # TLS is `tls`: each kind of client has its own classes for it
     if topology == "cluster":
         if path not in ([], ["0"]):
             raise ValueError(f"a cluster has only database 0: end the URL with / (not /{'/'.join(path)})")
         return StoreURL("cluster", nodes=nodes, tls=tls, options=options)
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
-        raise ValueError("the URL must end with /<service name> or /<service name>/<db> "
-                         "(valkey+sentinel://host:port,host:port/mymaster/0)")
-    return StoreURL("sentinel", nodes=nodes, service=path[0], db=int(path[1]) if len(path) == 2 else 0, tls=tls,
-                    options=options)
+        raise ValueError(
+            "the URL must end with /<service name> or /<service name>/<db> "
+            "(valkey+sentinel://host:port,host:port/mymaster/0)"
+        )
+    return StoreURL(
+        "sentinel", nodes=nodes, service=path[0], db=int(path[1]) if len(path) == 2 else 0, tls=tls, options=options
+    )
 
 
 def _node(item: str, default_port: int) -> tuple[str, int]:
@@ -85,4 +97,3 @@ def _node(item: str, default_port: int) -> tuple[str, int]:
     if not host or not port:
         raise ValueError(f"{item!r} is not host:port (nodes are separated by commas)")
     return host, port
-

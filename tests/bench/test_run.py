@@ -12,12 +12,24 @@ import pytest
 from bench import run as bench_run
 from tests.topologies import unsupported
 
-TINY = dict(quick=True, loads=[40], duration=1.0, chats=20, idle=[20], clients=1, in_flight=8, storm=[30],
-            log_level="warning", profile=None, plot=None, parts="baseline,chip,idle,storm", topology="single")
+TINY = dict(
+    quick=True,
+    loads=[40],
+    duration=1.0,
+    chats=20,
+    idle=[20],
+    clients=1,
+    in_flight=8,
+    storm=[30],
+    log_level="warning",
+    profile=None,
+    plot=None,
+    parts="baseline,chip,idle,storm",
+    topology="single",
+)
 
 
-def test_a_tiny_run_measures_both_servers_reports_and_leaves_nothing_behind(tmp_path, monkeypatch, test_db,
-                                                                            redis_url):
+def test_a_tiny_run_measures_both_servers_reports_and_leaves_nothing_behind(tmp_path, monkeypatch, test_db, redis_url):
     monkeypatch.setattr(bench_run, "ADMIN_DB", test_db)
     monkeypatch.setattr(bench_run, "VALKEY", redis_url)
     ours = psutil.Process()

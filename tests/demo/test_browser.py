@@ -49,8 +49,9 @@ async def test_chat_end_to_end_in_a_browser(demo, page, rows, tmp_path, request)
     image = welcome.locator(".image-button img")
     await expect(image).to_be_visible()
     assert await loaded(image)
-    await expect(welcome.locator("a.file")).to_have_attribute("href", f"{demo.public_url}"
-                                                                           "/wc/demo/static/files/menu.pdf")
+    await expect(welcome.locator("a.file")).to_have_attribute(
+        "href", f"{demo.public_url}/wc/demo/static/files/menu.pdf"
+    )
     quick = page.locator(W + ".quick button")
     await expect(quick).to_have_text(["Opening hours", "Today's menu", "Talk to a person"])
 

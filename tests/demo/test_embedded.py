@@ -40,8 +40,22 @@ async def test_make_demo_runs_a_chat_on_embedded_servers_and_stops_them(tmp_path
     data = tmp_path / "demo"
     with open(tmp_path / "demo.log", "wb") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "demo", "--port", str(port), "--address", "127.0.0.1", "--data", str(data),
-            "--pause", "0.01", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True)
+            sys.executable,
+            "-m",
+            "demo",
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+            "--data",
+            str(data),
+            "--pause",
+            "0.01",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+        )
     pids = []
     try:
         url = None
@@ -50,8 +64,10 @@ async def test_make_demo_runs_a_chat_on_embedded_servers_and_stops_them(tmp_path
             assert line, (tmp_path / "demo.log").read_text()
             if "open http" in line:
                 url = line.split("open ", 1)[1].strip()
-        pids = [int((data / "pg" / "postmaster.pid").read_text().split()[0]),
-                int((data / "redis" / "redis.pid").read_text())]
+        pids = [
+            int((data / "pg" / "postmaster.pid").read_text().split()[0]),
+            int((data / "redis" / "redis.pid").read_text()),
+        ]
         assert all(alive(pid) for pid in pids)
         assert url == f"http://localhost:{port}/wc/demo/c0ffee00-5eed-4c4a-8d3e-000000000001/"
         page = await AsyncHTTPClient().fetch(url.replace("localhost", "127.0.0.1"))
@@ -92,9 +108,21 @@ def test_suite_falls_back_to_embedded_servers(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("CHIP_TEST_DB", "CHIP_TEST_VALKEY")}
     env["CHIP_TEST_EMBEDDED"] = "1"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={tmp_path / 'inner'}",
-         "tests/handlers/test_send.py"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'inner'}",
+            "tests/handlers/test_send.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "chip test servers: postgresql=embedded redis=embedded" in result.stdout
     assert " passed" in result.stdout.splitlines()[-1]

@@ -37,6 +37,7 @@ def hosts_sh(action: str):
 @dataclass
 class Hosts:
     """The three hosts' namespaces (chip-h1..3, address 10.77.0.N), reachable from this namespace."""
+
     count: int = 3
 
     @staticmethod
@@ -110,10 +111,20 @@ async def host_chips(hosts, hosts_cluster, forward, pg_url, courier):
     started = []
     try:
         for n in range(1, hosts.count + 1):
-            started.append(ChipProcess(
-                "--db", db_url, "--valkey", hosts_cluster.url, "--courier-url", f"http://{courier_host}:{courier_port}",
-                "--instance-id", hosts.namespace(n),
-                address=hosts.address(n), wrapper=("ip", "netns", "exec", hosts.namespace(n))))
+            started.append(
+                ChipProcess(
+                    "--db",
+                    db_url,
+                    "--valkey",
+                    hosts_cluster.url,
+                    "--courier-url",
+                    f"http://{courier_host}:{courier_port}",
+                    "--instance-id",
+                    hosts.namespace(n),
+                    address=hosts.address(n),
+                    wrapper=("ip", "netns", "exec", hosts.namespace(n)),
+                )
+            )
         yield started
     finally:
         for process in started:

@@ -51,9 +51,13 @@ class Deployment:
         for shipped, port in zip((8070, 8071), self.ports):
             text = re.sub(rf"\b1{shipped}\b", str(spare_port()), text)  # its metrics port
             text = re.sub(rf"\b{shipped}\b", str(port), text)
-        return (text.replace("/opt/chip", str(ROOT)).replace("/etc/chip/chip.env", str(self.dir / "chip.env"))
-                .replace("/var/log/chip", str(self.dir / "log")).replace("/run/", f"{self.dir}/")
-                .replace("user=chip", f"user={pwd.getpwuid(os.geteuid()).pw_name}"))
+        return (
+            text.replace("/opt/chip", str(ROOT))
+            .replace("/etc/chip/chip.env", str(self.dir / "chip.env"))
+            .replace("/var/log/chip", str(self.dir / "log"))
+            .replace("/run/", f"{self.dir}/")
+            .replace("user=chip", f"user={pwd.getpwuid(os.geteuid()).pw_name}")
+        )
 
     def _write_env_file(self, db, valkey, courier_url):
         text = (ROOT / "deploy" / "chip.env").read_text()
@@ -70,13 +74,32 @@ class Deployment:
 
     def _write_nginx_files(self):
         cert, key = self.dir / "cert.pem", self.dir / "key.pem"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                        "/CN=chat.example.com", "-keyout", str(key), "-out", str(cert)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=chat.example.com",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
         site = self._rewrite((ROOT / "deploy" / "nginx" / "chip.conf").read_text())
-        site = (site.replace("listen 443 ssl", f"listen 127.0.0.1:{self.https_port} ssl")
-                .replace("/etc/ssl/certs/ssl-cert-snakeoil.pem", str(cert))
-                .replace("/etc/ssl/private/ssl-cert-snakeoil.key", str(key)))
+        site = (
+            site.replace("listen 443 ssl", f"listen 127.0.0.1:{self.https_port} ssl")
+            .replace("/etc/ssl/certs/ssl-cert-snakeoil.pem", str(cert))
+            .replace("/etc/ssl/private/ssl-cert-snakeoil.key", str(key))
+        )
         (self.dir / "site.conf").write_text(site)
         # what Debian's /etc/nginx/nginx.conf gives a site, with this folder for every file
         (self.dir / "nginx.conf").write_text(f"""
@@ -99,15 +122,23 @@ http {{
     # the programs
 
     def nginx_test(self) -> subprocess.CompletedProcess:
-        return subprocess.run([NGINX, "-t", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)],
-                              capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            [NGINX, "-t", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     def start(self):
-        self.nginx = subprocess.Popen([NGINX, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir),
-                                       "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.nginx = subprocess.Popen(
+            [NGINX, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         # -n: in the foreground, so that this test holds its PID; otherwise as the README starts it
-        self.supervisord = subprocess.Popen([str(BIN / "supervisord"), "-n", "-c", str(self.conf)],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.supervisord = subprocess.Popen(
+            [str(BIN / "supervisord"), "-n", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         for _ in range(100):
             if (self.dir / "chip-supervisor.sock").exists() and (self.dir / "nginx.pid").exists():
                 return
@@ -115,8 +146,9 @@ http {{
         raise AssertionError("supervisord or nginx did not start: " + self.nginx_log())
 
     def ctl(self, *args) -> str:
-        return subprocess.run([str(BIN / "supervisorctl"), "-c", str(self.conf), *args],
-                              capture_output=True, text=True, timeout=60).stdout
+        return subprocess.run(
+            [str(BIN / "supervisorctl"), "-c", str(self.conf), *args], capture_output=True, text=True, timeout=60
+        ).stdout
 
     def pids(self) -> dict:
         """program name -> (state, pid) as supervisorctl status shows them."""
@@ -129,15 +161,31 @@ http {{
 
     def rolling_restart(self) -> subprocess.CompletedProcess:
         restart = f"{BIN / 'supervisorctl'} -c {self.conf} restart chip:chip-{{port}}"
-        return subprocess.run([sys.executable, str(ROOT / "deploy" / "rolling-restart"), "--restart", restart,
-                               "--timeout", "30", *map(str, self.ports)], capture_output=True, text=True, timeout=90)
+        return subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "deploy" / "rolling-restart"),
+                "--restart",
+                restart,
+                "--timeout",
+                "30",
+                *map(str, self.ports),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
 
     def logrotate(self) -> subprocess.CompletedProcess:
         """deploy/logrotate/chip, forced, with a state file of its own."""
         conf = self.dir / "logrotate.conf"
         conf.write_text(self._rewrite((ROOT / "deploy" / "logrotate" / "chip").read_text()))
-        return subprocess.run(["logrotate", "--force", "--state", str(self.dir / "logrotate.state"), str(conf)],
-                              capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            ["logrotate", "--force", "--state", str(self.dir / "logrotate.state"), str(conf)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     def nginx_log(self) -> str:
         path = self.dir / "log" / "nginx-error.log"

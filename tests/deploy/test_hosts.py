@@ -13,8 +13,9 @@ DELIVERY_TIMEOUT = 20.0  # seconds a visitor gets to receive what it waits for
 
 async def send(http, host, channel, chat_id: str, msg_id: int):
     body = {"chat_id": chat_id, "secret": "sesame", "msg": {"id": msg_id, "text": f"m{msg_id}", "origin": "flow"}}
-    status, reply = await http(f"{host.url}/wc/send/{channel['uuid']}/", method="POST", body=json.dumps(body),
-                               request_timeout=10)
+    status, reply = await http(
+        f"{host.url}/wc/send/{channel['uuid']}/", method="POST", body=json.dumps(body), request_timeout=10
+    )
     assert (status, reply) == (200, {"status": "queued"})
 
 
@@ -38,7 +39,8 @@ def first_seen(ids: list[int]) -> list[int]:
 
 
 async def test_a_host_cut_off_loses_no_message_its_visitors_come_back_on_another(
-        hosts, host_chips, http, channel, bound):
+    hosts, host_chips, http, channel, bound
+):
     one, two, three = [await chip.ready(http, timeout=30) for chip in host_chips]
     on_two = [await bound(two, channel) for _ in range(2)]
     on_three = [await bound(three, channel) for _ in range(2)]

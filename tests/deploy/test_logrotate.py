@@ -28,5 +28,7 @@ def test_every_chip_log_is_rotated_and_supervisords_own_is_not():
         # supervisord would rotate it too, and lose what logrotate had not yet copied
         assert programs.get(f"program:{log.rsplit('/', 1)[1][:-4]}", "stdout_logfile_maxbytes") == "0"
     assert not any(fnmatch.fnmatch(own, pattern) for pattern in patterns)
-    assert not standalone.has_option("supervisord", "logfile_maxbytes") \
+    assert (
+        not standalone.has_option("supervisord", "logfile_maxbytes")
         or standalone.get("supervisord", "logfile_maxbytes") != "0"
+    )

@@ -18,16 +18,30 @@ ALERTS = ROOT / "deploy" / "prometheus" / "chip-alerts.yml"
 ALERTS_TEST = ROOT / "tests" / "deploy" / "chip-alerts.test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "chip.json"
 
-needs_promtool = pytest.mark.skipif(not shutil.which("promtool"),
-                                    reason="needs promtool (Debian's prometheus package; .ci/run installs it)")
+needs_promtool = pytest.mark.skipif(
+    not shutil.which("promtool"), reason="needs promtool (Debian's prometheus package; .ci/run installs it)"
+)
 
 # what Grafana puts in place of its variables before it sends a query
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$job": ".*"}
 # series Prometheus makes itself for every target, and labels it adds to every series
 PROMETHEUS_OWN = {"up"}
 TARGET_LABELS = {"job", "instance"}
-KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-            "offset", "inf", "nan"}
+KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def alert_expressions() -> list[str]:
@@ -40,7 +54,7 @@ def alert_expressions() -> list[str]:
         indent, text = len(found.group(1)), found.group(2)
         if text in (">-", ">", "|"):
             block = []
-            for following in lines[i + 1:]:
+            for following in lines[i + 1 :]:
                 if following.strip() and len(following) - len(following.lstrip()) <= indent:
                     break
                 block.append(following.strip())
@@ -80,8 +94,11 @@ def references(expr: str) -> tuple[set[str], list[tuple[str, str, str, str]], se
         grouped |= {label.strip() for label in clause.split(",") if label.strip()}
     bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", " ", expr)
     bare = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
-    names = {token for token in re.findall(r"(?<![\w.:])([a-zA-Z_:][\w:]*)(?![\w:])(?!\s*\()", bare)
-             if token.lower() not in KEYWORDS}
+    names = {
+        token
+        for token in re.findall(r"(?<![\w.:])([a-zA-Z_:][\w:]*)(?![\w:])(?!\s*\()", bare)
+        if token.lower() not in KEYWORDS
+    }
     return names, matchers, grouped
 
 
@@ -107,8 +124,10 @@ def test_the_expressions_are_found():
     assert len(alert_expressions()) == ALERTS.read_text().count("- alert:") >= 10
     model = json.loads(DASHBOARD.read_text())
     assert len(dashboard_expressions()) == sum(len(p.get("targets", [])) for p in model["panels"]) + 1
-    names, matchers, grouped = references('sum by (reason) (increase(a_total{job=~"$job", reason="x"}[5m])) '
-                                          'and on (job) b offset 5m / max_over_time(c[1d]) > 0.8')
+    names, matchers, grouped = references(
+        'sum by (reason) (increase(a_total{job=~"$job", reason="x"}[5m])) '
+        "and on (job) b offset 5m / max_over_time(c[1d]) > 0.8"
+    )
     assert names == {"a_total", "b", "c"} and grouped == {"reason", "job"}
     assert matchers == [("a_total", "job", "=~", "$job"), ("a_total", "reason", "=", "x")]
 
@@ -158,8 +177,13 @@ def test_promtool_accepts_the_alert_rules():
 
 @needs_promtool
 def test_the_alerts_fire_on_the_series_they_are_written_for():
-    result = subprocess.run(["promtool", "test", "rules", ALERTS_TEST.name], cwd=ALERTS_TEST.parent,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["promtool", "test", "rules", ALERTS_TEST.name],
+        cwd=ALERTS_TEST.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

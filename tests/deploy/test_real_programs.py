@@ -14,9 +14,9 @@ from tests.deploy.deployment import BIN, NGINX, Deployment
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists(NGINX) or not (BIN / "supervisord").exists()
-    or not shutil.which("openssl"),
-    reason="needs root, Debian's nginx, pip's supervisor (requirements-dev.txt) and openssl")
+    os.geteuid() != 0 or not os.path.exists(NGINX) or not (BIN / "supervisord").exists() or not shutil.which("openssl"),
+    reason="needs root, Debian's nginx, pip's supervisor (requirements-dev.txt) and openssl",
+)
 
 CHATS = 20
 INTERVAL = 0.1  # seconds between two messages to one chat
@@ -100,8 +100,11 @@ class Sender:
 
     async def run(self, stop: asyncio.Event):
         while not stop.is_set():
-            body = {"chat_id": self.chat_id, "secret": "sesame",
-                    "msg": {"id": self.next_id, "text": f"m{self.next_id}", "origin": "flow"}}
+            body = {
+                "chat_id": self.chat_id,
+                "secret": "sesame",
+                "msg": {"id": self.next_id, "text": f"m{self.next_id}", "origin": "flow"},
+            }
             while True:
                 try:
                     async with self.session.post(self.url, json=body, timeout=aiohttp.ClientTimeout(total=30)) as r:
@@ -133,8 +136,10 @@ async def test_rolling_restart_under_load_loses_nothing_and_keeps_gaps_short(dep
     chat_ids = [f"roll{i:02d}".ljust(24, "x") for i in range(CHATS)]
     rows.contacts(channel["org_id"], channel["uuid"], chat_ids)
     widgets = [Widget(session, f"wss://{base}/wc/connect/{channel['uuid']}/", chat_id) for chat_id in chat_ids]
-    senders = [Sender(session, f"https://{base}/wc/send/{channel['uuid']}/", chat_id, 1000 * (i + 1))
-               for i, chat_id in enumerate(chat_ids)]
+    senders = [
+        Sender(session, f"https://{base}/wc/send/{channel['uuid']}/", chat_id, 1000 * (i + 1))
+        for i, chat_id in enumerate(chat_ids)
+    ]
     widget_tasks = [asyncio.ensure_future(widget.run()) for widget in widgets]
     try:
         assert await wait_until(lambda: all(w.connections for w in widgets), timeout=15)
@@ -146,8 +151,9 @@ async def test_rolling_restart_under_load_loses_nothing_and_keeps_gaps_short(dep
         stop.set()
         await sending
         assert restart.returncode == 0, restart.stdout + restart.stderr
-        assert await wait_until(lambda: all({m for _, m in w.received} >= set(s.sent)
-                                            for w, s in zip(widgets, senders)), timeout=15)
+        assert await wait_until(
+            lambda: all({m for _, m in w.received} >= set(s.sent) for w, s in zip(widgets, senders)), timeout=15
+        )
     finally:
         for task in widget_tasks:
             task.cancel()
@@ -161,9 +167,11 @@ async def test_rolling_restart_under_load_loses_nothing_and_keeps_gaps_short(dep
     out_of_order = [w.chat_id for w, s in zip(widgets, senders) if [m for _, m in w.first_arrivals()] != s.sent]
     gaps = [max(b[0] - a[0] for a, b in zip(w.first_arrivals(), w.first_arrivals()[1:])) for w in widgets]
     sent = sum(len(s.sent) for s in senders)
-    print(f"\nrolling restart under load: {sent} messages to {CHATS} chats, {lost} lost, longest gap "
-          f"{max(gaps):.2f} s, {sum(w.connections for w in widgets) - CHATS} reconnections, "
-          f"{sum(s.retries for s in senders)} sends retried")
+    print(
+        f"\nrolling restart under load: {sent} messages to {CHATS} chats, {lost} lost, longest gap "
+        f"{max(gaps):.2f} s, {sum(w.connections for w in widgets) - CHATS} reconnections, "
+        f"{sum(s.retries for s in senders)} sends retried"
+    )
     assert sent >= CHATS * 30
     assert lost == 0 and out_of_order == []
     assert max(gaps) < 3.0, sorted(gaps)
@@ -194,8 +202,9 @@ async def test_log_rotation_and_sighup_through_supervisorctl_keep_chip_running(d
     deployment.start()
     assert await all_ready(session, deployment, within=15)
     # ready can come before supervisord's startsecs have passed; compare PIDs once it says RUNNING
-    assert await wait_until(lambda: all(state == "RUNNING" for state, _ in deployment.pids().values()),
-                            timeout=10), deployment.ctl("status")
+    assert await wait_until(lambda: all(state == "RUNNING" for state, _ in deployment.pids().values()), timeout=10), (
+        deployment.ctl("status")
+    )
     before = deployment.pids()
     rotated = deployment.logrotate()
     assert rotated.returncode == 0, rotated.stderr

@@ -16,10 +16,15 @@ UNIT = ROOT / "deploy" / "systemd" / "chip@.service"
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
 def test_systemd_verifies_the_unit_without_a_warning(tmp_path):
     # an instance of it, with this checkout where the README puts the code
-    text = UNIT.read_text().replace("/opt/chip", str(ROOT)).replace("/etc/chip/chip.env", str(ROOT / "deploy" / "chip.env"))
+    text = (
+        UNIT.read_text()
+        .replace("/opt/chip", str(ROOT))
+        .replace("/etc/chip/chip.env", str(ROOT / "deploy" / "chip.env"))
+    )
     (tmp_path / "chip@8070.service").write_text(text)
-    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "chip@8070.service")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "chip@8070.service")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and result.stderr == "" and result.stdout == "", result.stderr
 
 

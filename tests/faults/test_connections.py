@@ -19,17 +19,23 @@ class RawSocket:
         self = cls()
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", server.port)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.writer.write((f"GET /wc/connect/{channel_uuid}/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
-                          .encode())
+        self.writer.write(
+            (
+                f"GET /wc/connect/{channel_uuid}/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         status = await self.reader.readuntil(b"\r\n\r\n")
         assert status.startswith(b"HTTP/1.1 101"), status
         return self
 
     async def send(self, command: dict):
         payload, mask = json.dumps(command).encode(), os.urandom(4)
-        header = bytes([0x81]) + (bytes([0x80 | len(payload)]) if len(payload) < 126
-                                  else bytes([0x80 | 126]) + struct.pack(">H", len(payload)))
+        header = bytes([0x81]) + (
+            bytes([0x80 | len(payload)])
+            if len(payload) < 126
+            else bytes([0x80 | 126]) + struct.pack(">H", len(payload))
+        )
         self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
         await self.writer.drain()
 
@@ -83,8 +89,9 @@ async def test_dead_connection_is_closed_by_ping_timeout(start_chip, channel):
         raw.close()
 
 
-async def test_a_visitor_that_stops_reading_is_cut_off_and_keeps_its_messages(store, start_chip, channel, connect, post_msg,
-                                                                             tally):
+async def test_a_visitor_that_stops_reading_is_cut_off_and_keeps_its_messages(
+    store, start_chip, channel, connect, post_msg, tally
+):
     server = await start_chip(max_write_buffer=64 * 1024, ping_interval=1, ping_timeout=1)
     raw = await RawSocket.open(server, channel["uuid"])
     await raw.send({"type": "start_chat"})
@@ -98,8 +105,9 @@ async def test_a_visitor_that_stops_reading_is_cut_off_and_keeps_its_messages(st
         most = 0
         for _ in range(200):
             sent += 1
-            status, _ = await post_msg(channel["uuid"], chat_id, {"id": sent, "text": big, "origin": "flow"},
-                                       server=server)
+            status, _ = await post_msg(
+                channel["uuid"], chat_id, {"id": sent, "text": big, "origin": "flow"}, server=server
+            )
             assert status == 200
             most = max(most, session.transport.buffered())
         assert most <= 64 * 1024 + 61_000  # never more than the bound plus the frame that crossed it
@@ -116,5 +124,9 @@ async def test_a_visitor_that_stops_reading_is_cut_off_and_keeps_its_messages(st
         received.append(msg["id"])
         await visitor.send({"type": "ack_chat", "msg_id": msg["id"]})
     assert received == list(range(1, sent + 1))
-    tally(f"visitor stops reading ({sent} x 60 KB, 64 KiB buffer)", sent=sent, delivered=len(set(received)),
-          duplicates=len(received) - len(set(received)))
+    tally(
+        f"visitor stops reading ({sent} x 60 KB, 64 KiB buffer)",
+        sent=sent,
+        delivered=len(set(received)),
+        duplicates=len(received) - len(set(received)),
+    )

@@ -13,12 +13,14 @@ from services.store import keys
 from tests.polling import wait_until
 
 
-async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(bound, start_chip, channel, connect, post_msg,
-                                                                          caplog):
+async def test_push_stops_after_max_attempts_and_resumes_on_the_next_visit(
+    bound, start_chip, channel, connect, post_msg, caplog
+):
     server = await start_chip(ack_timeout=0.1, max_attempts=3, retry=dict(repush=Backoff(0.1, 0.2)))
     visitor = await bound(server, channel)
-    await post_msg(channel["uuid"], visitor.chat_id, {"id": 1, "text": "are you there?", "origin": "flow"},
-                   server=server)
+    await post_msg(
+        channel["uuid"], visitor.chat_id, {"id": 1, "text": "are you there?", "origin": "flow"}, server=server
+    )
     copies = [await visitor.expect("chat_out", timeout=3) for _ in range(3)]
     assert {c["msg_out"]["id"] for c in copies} == {1}
     await visitor.silent(1.0)
@@ -50,7 +52,9 @@ async def test_stale_messages_fail_without_smtp(store, start_chip, channel, stal
     assert await server.services.expiry.sweep() == 2
     await courier.wait_for(lambda: len(courier.of_type("msg_status", stale_chat)) == 2)
     assert [e["status"] for e in courier.of_type("msg_status", stale_chat)] == [
-        {"msg_id": 1, "status": "failed"}, {"msg_id": 2, "status": "failed"}]
+        {"msg_id": 1, "status": "failed"},
+        {"msg_id": 2, "status": "failed"},
+    ]
     client = store
     key = keys.chat_key(channel["uuid"], stale_chat)
     assert client.zcard(keys.outbox_order(key)) == 0
@@ -87,22 +91,34 @@ def smtp_server():
     controller.stop()
 
 
-async def test_stale_messages_are_emailed_and_reported_sent(start_chip, channel, stale_chat, post_msg, courier, rows,
-                                                            smtp_server):
+async def test_stale_messages_are_emailed_and_reported_sent(
+    start_chip, channel, stale_chat, post_msg, courier, rows, smtp_server
+):
     user_id = rows.user(org_id=channel["org_id"])
     server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
-    await post_msg(channel["uuid"], stale_chat, {"uuid": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "text": "Your order",
-                                                 "origin": "chat", "user_id": user_id,
-                                                 "attachments": ["image/jpeg:https://example.com/receipt.jpg"]},
-                   server=server)
+    await post_msg(
+        channel["uuid"],
+        stale_chat,
+        {
+            "uuid": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "text": "Your order",
+            "origin": "chat",
+            "user_id": user_id,
+            "attachments": ["image/jpeg:https://example.com/receipt.jpg"],
+        },
+        server=server,
+    )
     await asyncio.sleep(0.4)
     assert await server.services.expiry.sweep() == 1
     await courier.wait_for(lambda: courier.of_type("msg_status", stale_chat))
-    assert courier.of_type("msg_status", stale_chat) == [{"type": "msg_status", "status": {
-        "msg_uuid": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "status": "sent"}}]
+    assert courier.of_type("msg_status", stale_chat) == [
+        {"type": "msg_status", "status": {"msg_uuid": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "status": "sent"}}
+    ]
     given_up = server.services.metrics.registry.get_sample_value
-    assert (given_up("chip_messages_given_up_total", {"status": "sent"}),
-            given_up("chip_messages_given_up_total", {"status": "failed"})) == (1, 0)
+    assert (
+        given_up("chip_messages_given_up_total", {"status": "sent"}),
+        given_up("chip_messages_given_up_total", {"status": "failed"}),
+    ) == (1, 0)
     [(to, content)] = smtp_server.messages
     assert to == ["visitor@example.com"]
     assert "Bob McTickets: Your order" in content and "https://example.com/receipt.jpg" in content
@@ -120,8 +136,9 @@ async def test_unreachable_smtp_reports_failed(start_chip, channel, stale_chat, 
     assert courier.of_type("msg_status", stale_chat)[0]["status"] == {"msg_id": 3, "status": "failed"}
 
 
-async def test_a_slow_sweep_leaves_alone_the_lock_another_process_took_since(store, start_chip, channel, stale_chat,
-                                                                            post_msg, courier, smtp_server):
+async def test_a_slow_sweep_leaves_alone_the_lock_another_process_took_since(
+    store, start_chip, channel, stale_chat, post_msg, courier, smtp_server
+):
     smtp_server.delay = 1.0
     server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
     await post_msg(channel["uuid"], stale_chat, {"id": 4, "text": "x", "origin": "flow"}, server=server)
@@ -135,16 +152,18 @@ async def test_a_slow_sweep_leaves_alone_the_lock_another_process_took_since(sto
     assert store.get(lock) == b"another process"
 
 
-async def test_a_visitor_email_with_control_characters_affects_only_its_chat(start_chip, channel, rows, post_msg,
-                                                                            courier, smtp_server):
+async def test_a_visitor_email_with_control_characters_affects_only_its_chat(
+    start_chip, channel, rows, post_msg, courier, smtp_server
+):
     """Issue 11 finding 2: such an address (stored before set_email refused them) made building the
     email raise and stopped every sweep at that chat. Now only that chat's messages fail."""
     rows.contact(channel["org_id"], channel["uuid"], "c" * 24, email='"a\x0bb"@x.com')
     rows.contact(channel["org_id"], channel["uuid"], "d" * 24, email="visitor@example.com")
     server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
     for msg_id, chat_id in [(1, "c" * 24), (2, "d" * 24)]:  # the bad chat is swept first
-        assert (await post_msg(channel["uuid"], chat_id, {"id": msg_id, "text": "hi", "origin": "flow"},
-                               server=server))[0] == 200
+        assert (
+            await post_msg(channel["uuid"], chat_id, {"id": msg_id, "text": "hi", "origin": "flow"}, server=server)
+        )[0] == 200
     await asyncio.sleep(0.4)
     assert await server.services.expiry.sweep() == 2
     await courier.wait_for(lambda: courier.of_type("msg_status", "c" * 24) and courier.of_type("msg_status", "d" * 24))
@@ -153,8 +172,9 @@ async def test_a_visitor_email_with_control_characters_affects_only_its_chat(sta
     assert [to for to, _ in smtp_server.messages] == [["visitor@example.com"]]
 
 
-async def test_a_chat_that_cannot_be_swept_is_logged_and_the_others_are_swept(store, start_chip, channel, rows,
-                                                                             post_msg, courier, caplog):
+async def test_a_chat_that_cannot_be_swept_is_logged_and_the_others_are_swept(
+    store, start_chip, channel, rows, post_msg, courier, caplog
+):
     rows.contact(channel["org_id"], channel["uuid"], "e" * 24)
     rows.contact(channel["org_id"], channel["uuid"], "f" * 24)
     server = await start_chip(msg_expiry=0.3)
@@ -167,16 +187,21 @@ async def test_a_chat_that_cannot_be_swept_is_logged_and_the_others_are_swept(st
     assert await server.services.expiry.sweep() == 1
     await courier.wait_for(lambda: courier.of_type("msg_status", "f" * 24))
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [
-        f"could not give up the stale messages of chat={broken}; trying it again after --msg-expiry"]
+        f"could not give up the stale messages of chat={broken}; trying it again after --msg-expiry"
+    ]
     # it waits another expiry, behind every chat that went stale before the sweep
     assert store.zscore(keys.outboxes_of(broken), broken) >= swept_at
     assert await server.services.expiry.sweep() == 0
 
 
-async def test_a_channel_name_with_a_newline_keeps_the_subject_one_line(start_chip, channel, stale_chat, post_msg,
-                                                                       courier, rows, smtp_server):
-    rows.one("UPDATE channels_channel SET name = %s WHERE uuid = %s RETURNING id",
-             "Shop\r\nBcc: everyone@example.com", channel["uuid"])
+async def test_a_channel_name_with_a_newline_keeps_the_subject_one_line(
+    start_chip, channel, stale_chat, post_msg, courier, rows, smtp_server
+):
+    rows.one(
+        "UPDATE channels_channel SET name = %s WHERE uuid = %s RETURNING id",
+        "Shop\r\nBcc: everyone@example.com",
+        channel["uuid"],
+    )
     server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
     await post_msg(channel["uuid"], stale_chat, {"id": 5, "text": "Your order", "origin": "flow"}, server=server)
     await asyncio.sleep(0.4)
@@ -191,7 +216,8 @@ async def test_a_channel_name_with_a_newline_keeps_the_subject_one_line(start_ch
 
 
 async def test_the_email_survives_courier_resetting_the_urn_and_reaches_stale_messages(
-        start_chip, channel, bound, connect, post_msg, courier, rows, smtp_server):
+    start_chip, channel, bound, connect, post_msg, courier, rows, smtp_server
+):
     server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
     visitor = await bound(server, channel)
     chat_id = visitor.chat_id
@@ -211,14 +237,19 @@ async def test_the_email_survives_courier_resetting_the_urn_and_reaches_stale_me
     assert to == ["ann@example.com"] and "We replied" in content
 
 
-async def test_a_visitor_who_stopped_since_is_not_emailed(start_chip, channel, stale_chat, post_msg, courier, rows,
-                                                         smtp_server):
+async def test_a_visitor_who_stopped_since_is_not_emailed(
+    start_chip, channel, stale_chat, post_msg, courier, rows, smtp_server
+):
     """A contact who opted out (status S) after the message was queued gets no email: Courier hears failed."""
     server = await start_chip(msg_expiry=0.3, smtp_url=smtp_server.url)
-    assert (await post_msg(channel["uuid"], stale_chat, {"id": 41, "text": "Your order", "origin": "flow"},
-                           server=server))[0] == 200
-    rows.one("UPDATE contacts_contact SET status = 'S' FROM contacts_contacturn u"
-             " WHERE u.contact_id = contacts_contact.id AND u.path = %s RETURNING contacts_contact.id", stale_chat)
+    assert (
+        await post_msg(channel["uuid"], stale_chat, {"id": 41, "text": "Your order", "origin": "flow"}, server=server)
+    )[0] == 200
+    rows.one(
+        "UPDATE contacts_contact SET status = 'S' FROM contacts_contacturn u"
+        " WHERE u.contact_id = contacts_contact.id AND u.path = %s RETURNING contacts_contact.id",
+        stale_chat,
+    )
     await asyncio.sleep(0.4)
     assert await server.services.expiry.sweep() == 1
     await courier.wait_for(lambda: courier.of_type("msg_status", stale_chat))

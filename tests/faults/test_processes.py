@@ -53,7 +53,10 @@ async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(store, c
             await widget.read(20, ack_upto=10)  # acks the first half, then the process dies
         client = store
         await wait_until(  # the acks have reached Redis
-            lambda: all(client.zcard(keys.outbox_order(keys.chat_key(channel["uuid"], w.chat_id))) == 10 for w in widgets))
+            lambda: all(
+                client.zcard(keys.outbox_order(keys.chat_key(channel["uuid"], w.chat_id))) == 10 for w in widgets
+            )
+        )
         one.proc.kill()
         one.proc.wait(10)
         resumed = [await Widget.open(two, channel["uuid"], w.chat_id) for w in widgets]
@@ -65,8 +68,9 @@ async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(store, c
             acked = set(before.seen[:10])
             lost += len(set(range(1, 21)) - acked - set(after.seen))
             duplicates += len(acked & set(after.seen))  # unacked ones coming again is the contract
-        tally("chip SIGKILLed holding unacked messages (5 chats)", sent=100, delivered=100 - lost,
-              duplicates=duplicates)
+        tally(
+            "chip SIGKILLed holding unacked messages (5 chats)", sent=100, delivered=100 - lost, duplicates=duplicates
+        )
         assert lost == 0
         for widget in resumed:
             widget.close()
@@ -75,8 +79,9 @@ async def test_sigkill_loses_nothing_visitors_resume_elsewhere_in_order(store, c
             widget.close()
 
 
-async def test_courier_down_then_chip_killed_visitor_messages_still_arrive(store, chip_process, http, channel, courier,
-                                                                           tally):
+async def test_courier_down_then_chip_killed_visitor_messages_still_arrive(
+    store, chip_process, http, channel, courier, tally
+):
     one = await chip_process("--instance-id", "one").ready(http)
     widget = await Widget.open(one, channel["uuid"])
     courier.fail_with = 503
@@ -92,8 +97,12 @@ async def test_courier_down_then_chip_killed_visitor_messages_still_arrive(store
     await chip_process("--instance-id", "two").ready(http)  # its due loop picks the chat up
     await courier.wait_for(lambda: len(courier.of_type("msg_in", widget.chat_id)) >= 20, timeout=40)
     texts = [e["msg"]["text"] for e in courier.of_type("msg_in", widget.chat_id)]
-    tally("Courier 503, then chip SIGKILLed (visitor messages)", sent=20, delivered=len(set(texts)),
-          duplicates=len(texts) - len(set(texts)))
+    tally(
+        "Courier 503, then chip SIGKILLed (visitor messages)",
+        sent=20,
+        delivered=len(set(texts)),
+        duplicates=len(texts) - len(set(texts)),
+    )
     assert texts == [f"v{i}" for i in range(20)]
 
 
@@ -108,7 +117,8 @@ async def test_sigterm_finishes_courier_calls_in_flight(chip_process, http, chan
     assert await asyncio.wait_for(widget.conn.read_message(), 10) is None and widget.conn.close_code == 1001
     assert await asyncio.get_running_loop().run_in_executor(None, process.proc.wait, 20) == 0
     texts = [e["msg"]["text"] for e in courier.of_type("msg_in", widget.chat_id)]
-    tally("SIGTERM during a slow Courier call", sent=5, delivered=len(set(texts)),
-          duplicates=len(texts) - len(set(texts)))
+    tally(
+        "SIGTERM during a slow Courier call", sent=5, delivered=len(set(texts)), duplicates=len(texts) - len(set(texts))
+    )
     assert texts == [f"bye{i}" for i in range(5)]  # the calls in flight completed before exit
     widget.close()

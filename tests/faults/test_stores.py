@@ -23,7 +23,10 @@ async def test_redis_down_then_back(bound, spare_redis, start_chip, channel, con
     await courier.wait_for(lambda: courier.of_type("msg_status"))
 
     spare_redis.stop()
-    assert await send(http, server, channel["uuid"], visitor.chat_id, 2) == (503, {"error": "message store unavailable"})
+    assert await send(http, server, channel["uuid"], visitor.chat_id, 2) == (
+        503,
+        {"error": "message store unavailable"},
+    )
     await visitor.send({"type": "send_msg", "text": "anyone?"})
     assert await visitor.recv() == {"type": "error", "code": "unavailable", "error": "message store unavailable"}
 
@@ -40,8 +43,12 @@ async def test_redis_down_then_back(bound, spare_redis, start_chip, channel, con
     assert received == [1, 2]
     await visitor.send({"type": "send_msg", "text": "back"})
     await courier.wait_for(lambda: courier.of_type("msg_in", visitor.chat_id))
-    tally("Redis stopped and restarted (Courier retries its 503)", sent=2, delivered=len(set(received)),
-          duplicates=len(received) - len(set(received)))
+    tally(
+        "Redis stopped and restarted (Courier retries its 503)",
+        sent=2,
+        delivered=len(set(received)),
+        duplicates=len(received) - len(set(received)),
+    )
 
 
 async def test_postgres_down_then_back(spare_postgres, start_chip, channel, connect, http, courier, rows):
@@ -94,7 +101,8 @@ async def test_inbound_events_are_given_up_after_the_expiry(bound, start_chip, c
 
 
 async def test_a_chat_resumed_while_redis_is_down_gets_its_messages_once_redis_is_back(
-        spare_redis, start_chip, channel, connect, rows, http):
+    spare_redis, start_chip, channel, connect, rows, http
+):
     server = await start_chip(valkey=spare_redis.url)
     rows.contact(channel["org_id"], channel["uuid"], "q" * 24)
     spare_redis.stop()
@@ -110,7 +118,8 @@ async def test_a_chat_resumed_while_redis_is_down_gets_its_messages_once_redis_i
 
 
 async def test_an_outbox_read_that_fails_as_a_visitor_resumes_holds_nothing_back(
-        spare_redis, start_chip, channel, connect, rows, http, tally):
+    spare_redis, start_chip, channel, connect, rows, http, tally
+):
     # Redis accepts the subscription but not the outbox read (CLIENT PAUSE WRITE holds scripts past
     # chip's 5 s socket timeout); a message queued afterwards must not overtake the two waiting
     server = await start_chip(valkey=spare_redis.url)

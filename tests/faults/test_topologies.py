@@ -24,10 +24,12 @@ def topology(request):
 
 async def send(http, server, channel_uuid, chat_id, msg_id, text=None):
     """Courier's POST of one message; (status, body)."""
-    body = {"chat_id": chat_id, "secret": "sesame", "msg": {"id": msg_id, "text": text or f"m{msg_id}",
-                                                            "origin": "flow"}}
-    return await http(f"{server.url}/wc/send/{channel_uuid}/", method="POST", body=json.dumps(body),
-                      request_timeout=10)
+    body = {
+        "chat_id": chat_id,
+        "secret": "sesame",
+        "msg": {"id": msg_id, "text": text or f"m{msg_id}", "origin": "flow"},
+    }
+    return await http(f"{server.url}/wc/send/{channel_uuid}/", method="POST", body=json.dumps(body), request_timeout=10)
 
 
 async def receive(visitor, count: int) -> list:
@@ -53,7 +55,8 @@ async def test_the_protocol_across_two_processes(topology, start_chip, bound, co
     assert await receive(visitor, 3) == [1, 2, 3]
     await courier.wait_for(lambda: len(courier.of_type("msg_status", chat_id)) == 3)
     assert courier.of_type("msg_status", chat_id) == [
-        {"type": "msg_status", "status": {"msg_id": i, "status": "delivered"}} for i in (1, 2, 3)]
+        {"type": "msg_status", "status": {"msg_id": i, "status": "delivered"}} for i in (1, 2, 3)
+    ]
 
     # Courier refuses twice, then takes them: the visitor's messages reach it once each, in order
     courier.fail_with, courier.fail_error, courier.fail_times = 503, "unavailable", 2
@@ -81,10 +84,13 @@ async def test_expiry_and_limits_on_the_topology(topology, start_chip, connect, 
     for msg_id in (1, 2):
         assert (await send(http, server, channel["uuid"], away, msg_id))[0] == 200
     assert await send(http, server, channel["uuid"], away, 3) == (
-        413, {"error": "the chat's outbox is full: 2 messages wait for the visitor"})
+        413,
+        {"error": "the chat's outbox is full: 2 messages wait for the visitor"},
+    )
     await courier.wait_for(lambda: len(courier.of_type("msg_status", away)) == 2, timeout=5)
     assert courier.of_type("msg_status", away) == [
-        {"type": "msg_status", "status": {"msg_id": i, "status": "failed"}} for i in (1, 2)]
+        {"type": "msg_status", "status": {"msg_id": i, "status": "failed"}} for i in (1, 2)
+    ]
     assert (await send(http, server, channel["uuid"], away, 3))[0] == 200  # the outbox emptied by the sweep
 
 
@@ -95,7 +101,7 @@ class Flow:
 
     def __init__(self, servers, channel, chat_id, http, bound):
         self.servers, self.channel, self.chat_id, self.http, self.bound = servers, channel, chat_id, http, bound
-        self.queued = []    # ids Courier got a 200 for, in that order
+        self.queued = []  # ids Courier got a 200 for, in that order
         self.received = []  # ids the visitor got, in order, repeats included
         self.refused = 0
 
@@ -155,10 +161,16 @@ async def busy_chat(topology, start_chip, bound, channel, replicas: int):
 
 def check(flow, queued, delivered, fault: str, tally, keeps_all: bool):
     """Tally and print the losses; what was delivered came in order; with `keeps_all`, nothing was lost."""
-    tally(fault, sent=len(queued), delivered=len(set(queued) & set(delivered)),
-          duplicates=len(flow.received) - len(delivered))
-    print(f"{fault}: {len(queued)} queued, {len(set(queued) - set(delivered))} lost, "
-          f"{len(flow.received) - len(delivered)} repeated, {flow.refused} posts refused")
+    tally(
+        fault,
+        sent=len(queued),
+        delivered=len(set(queued) & set(delivered)),
+        duplicates=len(flow.received) - len(delivered),
+    )
+    print(
+        f"{fault}: {len(queued)} queued, {len(set(queued) - set(delivered))} lost, "
+        f"{len(flow.received) - len(delivered)} repeated, {flow.refused} posts refused"
+    )
     assert [i for i in delivered if i in set(queued)] == sorted(set(queued) & set(delivered))  # in order
     if keeps_all:
         assert set(queued) <= set(delivered), sorted(set(queued) - set(delivered))
@@ -184,8 +196,14 @@ async def test_cluster_primary_killed_under_load(cluster, start_chip, bound, cha
     flow = Flow(servers, channel, visitor.chat_id, http, bound)
     queued, delivered = await flow.run(visitor, kill)
     assert queued == list(range(1, LOAD + 1))
-    check(flow, queued, delivered, f"cluster: the busy chat's primary killed, --valkey-min-replicas {replicas}",
-          tally, keeps_all=replicas > 0)
+    check(
+        flow,
+        queued,
+        delivered,
+        f"cluster: the busy chat's primary killed, --valkey-min-replicas {replicas}",
+        tally,
+        keeps_all=replicas > 0,
+    )
 
 
 async def test_cluster_slot_resharded_under_load(cluster, start_chip, bound, channel, http, tally):
@@ -218,5 +236,4 @@ async def test_sentinel_failover_under_load(sentinel, start_chip, bound, channel
 
     flow = Flow(servers, channel, visitor.chat_id, http, bound)
     queued, delivered = await flow.run(visitor, fail_over)
-    check(flow, queued, delivered, f"sentinel: {how}, --valkey-min-replicas {replicas}", tally,
-          keeps_all=replicas > 0)
+    check(flow, queued, delivered, f"sentinel: {how}, --valkey-min-replicas {replicas}", tally, keeps_all=replicas > 0)

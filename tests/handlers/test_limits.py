@@ -24,8 +24,10 @@ async def test_listed_origins_connect_and_others_get_a_json_403(start_chip, chan
         visitor = await connect(server, channel["uuid"], headers={"Origin": origin})
         assert (await visitor.start())["type"] == "chat_started"
     for origin in ["https://evil.example.com", "http://shop.example.com", "https://shop.example.com:8443", "null"]:
-        assert await refused(connect, server, channel["uuid"], {"Origin": origin}) == \
-            (403, {"error": "origin not allowed"})
+        assert await refused(connect, server, channel["uuid"], {"Origin": origin}) == (
+            403,
+            {"error": "origin not allowed"},
+        )
 
 
 async def test_without_a_list_any_origin_connects(chip_server, channel, connect):
@@ -59,8 +61,11 @@ async def test_text_over_max_text_length_is_too_large_and_not_sent(start_chip, c
     visitor = await connect(server, channel["uuid"])
     chat_id = (await visitor.start())["chat_id"]
     await visitor.send({"type": "send_msg", "text": "é" * 11})
-    assert await visitor.expect("error") == {"type": "error", "code": "too_large",
-                                             "error": "text is longer than 10 characters"}
+    assert await visitor.expect("error") == {
+        "type": "error",
+        "code": "too_large",
+        "error": "text is longer than 10 characters",
+    }
     await visitor.send({"type": "send_msg", "text": "é" * 10})
     await courier.wait_for(lambda: courier.of_type("msg_in", chat_id))
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", chat_id)] == ["é" * 10]
@@ -69,14 +74,14 @@ async def test_text_over_max_text_length_is_too_large_and_not_sent(start_chip, c
 async def test_acks_of_pushed_messages_are_free_but_other_acks_are_not(start_chip, channel, connect, post_msg):
     server = await start_chip(command_rate=0.1, command_burst=3)
     visitor = await connect(server, channel["uuid"])
-    chat_id = (await visitor.start())["chat_id"]              # 1 token
+    chat_id = (await visitor.start())["chat_id"]  # 1 token
     for i in range(1, 11):
         await post_msg(channel["uuid"], chat_id, {"id": i, "text": f"m{i}", "origin": "flow"}, server=server)
-    for i in range(1, 11):                                   # ten acks, far past the burst
+    for i in range(1, 11):  # ten acks, far past the burst
         assert (await visitor.expect("chat_out"))["msg_out"]["id"] == i
         await visitor.send({"type": "ack_chat", "msg_id": i})
     await visitor.silent(0.3)
-    for _ in range(2):                                       # 2, 3: acks of nothing this socket was sent
+    for _ in range(2):  # 2, 3: acks of nothing this socket was sent
         await visitor.send({"type": "ack_chat", "msg_id": 999})
     await visitor.send({"type": "ack_chat", "msg_id": 999})
     assert (await visitor.expect("error"))["code"] == "rate_limited"
@@ -85,14 +90,14 @@ async def test_acks_of_pushed_messages_are_free_but_other_acks_are_not(start_chi
 async def test_commands_past_the_burst_are_rate_limited_then_allowed_again(start_chip, channel, connect):
     server = await start_chip(command_rate=5, command_burst=3)
     visitor = await connect(server, channel["uuid"])
-    await visitor.start()                                    # 1
-    for _ in range(2):                                       # 2, 3
+    await visitor.start()  # 1
+    for _ in range(2):  # 2, 3
         await visitor.send({"type": "get_history", "before": "2030-01-01T00:00:00Z"})
         await visitor.expect("history")
     await visitor.send({"type": "get_history", "before": "2030-01-01T00:00:00Z"})
     event = await visitor.expect("error")
     assert event["code"] == "rate_limited" and "slow down" in event["error"]
-    await asyncio.sleep(0.3)                                 # 5 a second refills one token in 0.2 s
+    await asyncio.sleep(0.3)  # 5 a second refills one token in 0.2 s
     await visitor.send({"type": "get_history", "before": "2030-01-01T00:00:00Z"})
     await visitor.expect("history")
 
@@ -108,7 +113,8 @@ async def test_rate_is_per_socket(start_chip, channel, connect):
 
 
 async def test_new_chats_per_ip_are_limited_per_channel_and_shared_by_processes(
-        start_chip, channel, connect, rows, courier):
+    start_chip, channel, connect, rows, courier
+):
     first, second = await start_chip(new_chats_per_ip=2), await start_chip(new_chats_per_ip=2)
     started = [(await (await connect(server, channel["uuid"])).start())["chat_id"] for server in (first, second)]
     visitor = await connect(first, channel["uuid"])

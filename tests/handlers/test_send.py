@@ -26,8 +26,9 @@ async def visitor(chip_server, channel, connect):
 
 
 async def test_queued_message_is_pushed_with_exact_shape(visitor, channel, post_msg):
-    status, body = await post_msg(channel["uuid"], visitor.chat_id,
-                                  {"id": 10, "text": "Simple message ☺", "origin": "flow"})
+    status, body = await post_msg(
+        channel["uuid"], visitor.chat_id, {"id": 10, "text": "Simple message ☺", "origin": "flow"}
+    )
     assert (status, body) == (200, {"status": "queued"})
     event = await visitor.expect("chat_out")
     assert set(event["msg_out"]) == {"id", "text", "origin", "time"}
@@ -38,16 +39,32 @@ async def test_queued_message_is_pushed_with_exact_shape(visitor, channel, post_
 async def test_attachments_quick_replies_and_user_pass_through(visitor, channel, post_msg, rows):
     user_id = rows.user(avatar="avatars/bob.jpg", org_id=channel["org_id"])
     no_avatar = rows.user(email="ann@nyaruka.com", first="Ann", last=None, org_id=channel["org_id"])
-    await post_msg(channel["uuid"], visitor.chat_id, {
-        "id": 11, "text": "Thanks!", "origin": "chat", "user_id": user_id,
-        "attachments": ["image/jpeg:https://example.com/a.jpg"], "quick_replies": ["Yes", "No"]})
+    await post_msg(
+        channel["uuid"],
+        visitor.chat_id,
+        {
+            "id": 11,
+            "text": "Thanks!",
+            "origin": "chat",
+            "user_id": user_id,
+            "attachments": ["image/jpeg:https://example.com/a.jpg"],
+            "quick_replies": ["Yes", "No"],
+        },
+    )
     out = (await visitor.expect("chat_out"))["msg_out"]
-    assert out["user"] == {"id": user_id, "name": "Bob McTickets", "email": "bob@nyaruka.com",
-                           "avatar": "https://cdn.test/media/avatars/bob.jpg"}
+    assert out["user"] == {
+        "id": user_id,
+        "name": "Bob McTickets",
+        "email": "bob@nyaruka.com",
+        "avatar": "https://cdn.test/media/avatars/bob.jpg",
+    }
     assert out["attachments"] == ["image/jpeg:https://example.com/a.jpg"]
     assert out["quick_replies"] == ["Yes", "No"]
-    await post_msg(channel["uuid"], visitor.chat_id, {"id": 12, "text": "Hi", "origin": "chat",
-                                                      "user_id": no_avatar, "attachments": []})
+    await post_msg(
+        channel["uuid"],
+        visitor.chat_id,
+        {"id": 12, "text": "Hi", "origin": "chat", "user_id": no_avatar, "attachments": []},
+    )
     out = (await visitor.expect("chat_out"))["msg_out"]
     assert out["user"] == {"id": no_avatar, "name": "Ann", "email": "ann@nyaruka.com"}
     assert "attachments" not in out
@@ -60,7 +77,8 @@ async def test_uuid_identified_message_is_acked_with_msg_uuid(visitor, channel, 
     await visitor.send({"type": "ack_chat", "msg_id": MSG_UUID})
     await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id))
     assert courier.of_type("msg_status", visitor.chat_id) == [
-        {"type": "msg_status", "status": {"msg_uuid": MSG_UUID, "status": "delivered"}}]
+        {"type": "msg_status", "status": {"msg_uuid": MSG_UUID, "status": "delivered"}}
+    ]
 
 
 async def test_id_identified_message_is_acked_with_msg_id(visitor, channel, post_msg, courier, rows):
@@ -71,7 +89,8 @@ async def test_id_identified_message_is_acked_with_msg_id(visitor, channel, post
     await visitor.send({"type": "ack_chat", "msg_id": msg_id})
     await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id))
     assert courier.of_type("msg_status", visitor.chat_id) == [
-        {"type": "msg_status", "status": {"msg_id": msg_id, "status": "delivered"}}]
+        {"type": "msg_status", "status": {"msg_id": msg_id, "status": "delivered"}}
+    ]
     assert rows.one("SELECT status FROM msgs_msg WHERE id = %s", msg_id) == ("D",)
 
 
@@ -90,23 +109,47 @@ async def test_courier_repeating_a_message_queues_it_once(visitor, channel, post
     await visitor.silent()
 
 
-@pytest.mark.parametrize("body, error", [
-    ("not json", "request body is not valid JSON"),
-    ("[]", "request body must be a JSON object"),
-    ({"secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "flow"}}, "chat_id: field is required"),
-    ({"chat_id": "x", "secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "flow"}}, "chat_id: not a valid chat ID"),
-    ({"chat_id": "CHAT", "msg": {"id": 1, "text": "x", "origin": "flow"}}, "secret: field is required"),
-    ({"chat_id": "CHAT", "secret": "sesame"}, "msg: field is required"),
-    ({"chat_id": "CHAT", "secret": "sesame", "msg": {"text": "x", "origin": "flow"}}, "msg.id: id or uuid is required"),
-    ({"chat_id": "CHAT", "secret": "sesame", "msg": {"id": 1, "origin": "flow"}}, "msg.text: field is required"),
-    ({"chat_id": "CHAT", "secret": "sesame", "msg": {"id": 1, "text": "x"}}, "msg.origin: field is required"),
-    ({"chat_id": "CHAT", "secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "sms"}}, "msg.origin: must be one of"),
-    ({"chat_id": "CHAT", "secret": "sesame", "msg": {"id": "1", "text": "x", "origin": "flow"}}, "msg.id: Not a valid integer."),
-    ({"chat_id": "CHAT", "secret": "sesame", "msg": {"uuid": "nope", "text": "x", "origin": "flow"}}, "msg.uuid: Not a valid UUID."),
-    ({"chat_id": "CHAT", "secret": "wrong", "msg": {"id": 1, "text": "x", "origin": "flow"}}, "secret does not match"),
-    ({"chat_id": "Z" * 24, "secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "flow"}}, "no such chat"),
-    ({"chat_id": "CHAT", "secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "chat", "user_id": 999}}, "no such user: 999"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ("not json", "request body is not valid JSON"),
+        ("[]", "request body must be a JSON object"),
+        ({"secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "flow"}}, "chat_id: field is required"),
+        (
+            {"chat_id": "x", "secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "flow"}},
+            "chat_id: not a valid chat ID",
+        ),
+        ({"chat_id": "CHAT", "msg": {"id": 1, "text": "x", "origin": "flow"}}, "secret: field is required"),
+        ({"chat_id": "CHAT", "secret": "sesame"}, "msg: field is required"),
+        (
+            {"chat_id": "CHAT", "secret": "sesame", "msg": {"text": "x", "origin": "flow"}},
+            "msg.id: id or uuid is required",
+        ),
+        ({"chat_id": "CHAT", "secret": "sesame", "msg": {"id": 1, "origin": "flow"}}, "msg.text: field is required"),
+        ({"chat_id": "CHAT", "secret": "sesame", "msg": {"id": 1, "text": "x"}}, "msg.origin: field is required"),
+        (
+            {"chat_id": "CHAT", "secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "sms"}},
+            "msg.origin: must be one of",
+        ),
+        (
+            {"chat_id": "CHAT", "secret": "sesame", "msg": {"id": "1", "text": "x", "origin": "flow"}},
+            "msg.id: Not a valid integer.",
+        ),
+        (
+            {"chat_id": "CHAT", "secret": "sesame", "msg": {"uuid": "nope", "text": "x", "origin": "flow"}},
+            "msg.uuid: Not a valid UUID.",
+        ),
+        (
+            {"chat_id": "CHAT", "secret": "wrong", "msg": {"id": 1, "text": "x", "origin": "flow"}},
+            "secret does not match",
+        ),
+        ({"chat_id": "Z" * 24, "secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "flow"}}, "no such chat"),
+        (
+            {"chat_id": "CHAT", "secret": "sesame", "msg": {"id": 1, "text": "x", "origin": "chat", "user_id": 999}},
+            "no such user: 999",
+        ),
+    ],
+)
 async def test_every_refusal_is_a_400_with_a_json_error(visitor, channel, http, chip_server, body, error):
     if isinstance(body, dict) and body.get("chat_id") == "CHAT":
         body = {**body, "chat_id": visitor.chat_id}  # a copy: each generation runs with the same body
@@ -118,8 +161,9 @@ async def test_every_refusal_is_a_400_with_a_json_error(visitor, channel, http, 
 
 
 async def test_unknown_channel_is_400(post_msg, visitor, rows, channel):
-    status, body = await post_msg("8291264a-4581-4d12-96e5-e9fcfa6e68d9", visitor.chat_id,
-                                  {"id": 1, "text": "x", "origin": "flow"})
+    status, body = await post_msg(
+        "8291264a-4581-4d12-96e5-e9fcfa6e68d9", visitor.chat_id, {"id": 1, "text": "x", "origin": "flow"}
+    )
     assert (status, body) == (400, {"error": "no such channel"})
 
 
@@ -149,8 +193,9 @@ async def test_a_user_the_org_may_not_show_is_left_out_and_logged(visitor, chann
         user_id = rows.user("spy@other.example", "Sly", org_id=rows.org("Other"))
     else:
         user_id = rows.user("gone@nyaruka.com", "Gus", org_id=channel["org_id"], active=False)
-    status, _ = await post_msg(channel["uuid"], visitor.chat_id,
-                               {"id": 21, "text": "Hi", "origin": "chat", "user_id": user_id})
+    status, _ = await post_msg(
+        channel["uuid"], visitor.chat_id, {"id": 21, "text": "Hi", "origin": "chat", "user_id": user_id}
+    )
     assert status == 200
     out = (await visitor.expect("chat_out"))["msg_out"]
     assert out["text"] == "Hi" and "user" not in out
@@ -163,7 +208,9 @@ async def test_staff_are_shown_in_any_org(visitor, channel, post_msg, rows):
     assert (await visitor.expect("chat_out"))["msg_out"]["user"]["name"] == "Stan McTickets"
 
 
-@pytest.mark.parametrize("status, active, gone", [("B", True, "blocked"), ("S", True, "stopped"), ("A", False, "deleted")])
+@pytest.mark.parametrize(
+    "status, active, gone", [("B", True, "blocked"), ("S", True, "stopped"), ("A", False, "deleted")]
+)
 async def test_a_gone_contacts_chat_refuses_messages(chip_server, channel, post_msg, rows, status, active, gone):
     rows.contact(channel["org_id"], channel["uuid"], "g" * 24, status=status, active=active)
     status, body = await post_msg(channel["uuid"], "g" * 24, {"id": 1, "text": "x", "origin": "flow"})
@@ -178,7 +225,8 @@ async def test_inactive_org_or_channel_refuses_sends(post_msg, rows, channel):
 
 
 async def test_a_rotated_secret_or_deactivated_channel_is_noticed_within_the_cache_lifetime(
-        start_chip, channel, rows, http, monkeypatch):
+    start_chip, channel, rows, http, monkeypatch
+):
     monkeypatch.setattr(lookups, "CHANNEL_TTL", 0.2)  # 5 s in production
     server = await start_chip()
     rows.contact(channel["org_id"], channel["uuid"], "r" * 24)
@@ -188,7 +236,7 @@ async def test_a_rotated_secret_or_deactivated_channel_is_noticed_within_the_cac
         return await http(f"{server.url}/wc/send/{channel['uuid']}/", method="POST", body=json.dumps(body))
 
     assert (await post("sesame"))[0] == 200
-    rows.one("UPDATE channels_channel SET config = '{\"secret\": \"rotated\"}' WHERE uuid = %s", channel["uuid"])
+    rows.one('UPDATE channels_channel SET config = \'{"secret": "rotated"}\' WHERE uuid = %s', channel["uuid"])
     await asyncio.sleep(0.3)
     assert (await post("sesame"))[0] == 400 and (await post("rotated"))[0] == 200
     rows.one("UPDATE channels_channel SET is_active = false WHERE uuid = %s", channel["uuid"])

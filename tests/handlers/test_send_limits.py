@@ -21,13 +21,17 @@ async def raw_request(server, head: str, body: bytes = b"") -> tuple[int, dict, 
     finally:
         writer.close()
     header, _, rest = answer.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in header.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(
+        next(line.split(b":")[1] for line in header.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
     return int(header.split()[1]), json.loads(rest[:length]), rest[length:]
 
 
 def post_head(channel_uuid: str, length: int) -> str:
-    return (f"POST /wc/send/{channel_uuid}/ HTTP/1.1\r\nHost: chip\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {length}\r\n\r\n")
+    return (
+        f"POST /wc/send/{channel_uuid}/ HTTP/1.1\r\nHost: chip\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    )
 
 
 async def test_a_body_over_the_limit_is_413_before_it_is_sent(chip_server, channel):
@@ -44,8 +48,12 @@ async def test_an_unknown_channel_is_refused_before_the_body_is_sent(chip_server
 async def test_a_chunked_body_over_the_limit_is_cut_off(start_chip, channel):
     server = await start_chip(max_body_bytes=1000)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write((f"POST /wc/send/{channel['uuid']}/ HTTP/1.1\r\nHost: chip\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "800\r\n" + "x" * 2048 + "\r\n").encode())
+    writer.write(
+        (
+            f"POST /wc/send/{channel['uuid']}/ HTTP/1.1\r\nHost: chip\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "800\r\n" + "x" * 2048 + "\r\n"
+        ).encode()
+    )
     answer = await asyncio.wait_for(reader.read(), 5)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 400 ")
@@ -55,8 +63,13 @@ async def test_a_million_items_with_a_wrong_secret_get_one_short_error(start_chi
     """The attack of finding 1: the lists are counted before any item is looked at, and the error
     names the first problem, not every element's."""
     server = await start_chip(max_body_bytes=8 * 1024 * 1024)
-    body = orjson.dumps({"chat_id": "a" * 24, "secret": "wrong", "msg": {
-        **MSG, "attachments": [1] * 1_000_000, "quick_replies": [None] * 1_000_000}})
+    body = orjson.dumps(
+        {
+            "chat_id": "a" * 24,
+            "secret": "wrong",
+            "msg": {**MSG, "attachments": [1] * 1_000_000, "quick_replies": [None] * 1_000_000},
+        }
+    )
     assert len(body) > 6_000_000
     status, reply = await http(f"{server.url}/wc/send/{channel['uuid']}/", method="POST", body=body)
     assert (status, reply) == (400, {"error": "msg.attachments: more than 10 items"})
@@ -65,16 +78,22 @@ async def test_a_million_items_with_a_wrong_secret_get_one_short_error(start_chi
 async def test_lists_are_bounded_in_length_and_items(start_chip, channel, rows, post_msg):
     server = await start_chip(max_list_items=3)
     rows.contact(channel["org_id"], channel["uuid"], "L" * 24)
-    status, body = await post_msg(channel["uuid"], "L" * 24, {**MSG, "quick_replies": ["a", "b", "c", "d"]},
-                                  server=server)
+    status, body = await post_msg(
+        channel["uuid"], "L" * 24, {**MSG, "quick_replies": ["a", "b", "c", "d"]}, server=server
+    )
     assert (status, body) == (400, {"error": "msg.quick_replies: more than 3 items"})
     status, body = await post_msg(channel["uuid"], "L" * 24, {**MSG, "attachments": ["x" * 2049]}, server=server)
     assert (status, body) == (400, {"error": "msg.attachments.0: longer than 2048 characters"})
-    status, body = await post_msg(channel["uuid"], "L" * 24, {**MSG, "attachments": [1, 2, 3], "quick_replies": [4]},
-                                  server=server)
+    status, body = await post_msg(
+        channel["uuid"], "L" * 24, {**MSG, "attachments": [1, 2, 3], "quick_replies": [4]}, server=server
+    )
     assert status == 400 and body["error"].endswith("; and 1 more"), body
-    status, _ = await post_msg(channel["uuid"], "L" * 24, {**MSG, "attachments": ["image/png:" + "x" * 2038] * 3,
-                                                           "quick_replies": ["a", "b", "c"]}, server=server)
+    status, _ = await post_msg(
+        channel["uuid"],
+        "L" * 24,
+        {**MSG, "attachments": ["image/png:" + "x" * 2038] * 3, "quick_replies": ["a", "b", "c"]},
+        server=server,
+    )
     assert status == 200
 
 
@@ -82,8 +101,13 @@ async def test_a_nul_or_newline_in_the_chat_id_is_a_400_and_no_traceback(chip_se
     """Finding 5: these reached PostgreSQL, which refused the NUL: a 503 (Courier retries) and two
     tracebacks per request. Python's `$` also let a trailing newline through."""
     rows.contact(channel["org_id"], channel["uuid"], "n" * 24)
-    for chat_id in ["n" * 24 + ":\x00@example.com", "n" * 24 + ":a@b\x00", "n" * 24 + "\n", "n" * 24 + ":a@b.com\n",
-                    "n" * 24 + ":a\x0bb@x.com"]:
+    for chat_id in [
+        "n" * 24 + ":\x00@example.com",
+        "n" * 24 + ":a@b\x00",
+        "n" * 24 + "\n",
+        "n" * 24 + ":a@b.com\n",
+        "n" * 24 + ":a\x0bb@x.com",
+    ]:
         for secret in ["sesame", "wrong"]:
             status, body = await post_msg(channel["uuid"], chat_id, MSG, secret=secret)
             assert (status, body) == (400, {"error": "chat_id: not a valid chat ID"}), chat_id
@@ -113,8 +137,7 @@ async def test_the_outbox_of_a_chat_is_bounded(start_chip, channel, connect, pos
 
 async def test_a_content_length_of_other_digits_is_a_400_and_no_traceback(chip_server, channel, caplog):
     """'²' (latin-1 0xb2) is a digit to Python's isdigit() and not to int()."""
-    head = (f"POST /wc/send/{channel['uuid']}/ HTTP/1.1\r\nHost: chip\r\nContent-Length: ".encode()
-            + b"\xb2\r\n\r\n")
+    head = f"POST /wc/send/{channel['uuid']}/ HTTP/1.1\r\nHost: chip\r\nContent-Length: ".encode() + b"\xb2\r\n\r\n"
     reader, writer = await asyncio.open_connection("127.0.0.1", chip_server.port)
     try:
         writer.write(head)

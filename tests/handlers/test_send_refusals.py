@@ -30,7 +30,8 @@ async def test_a_channel_without_a_secret_refuses_every_secret(store, chip_serve
     for secret in ["", "sesame"]:
         status, reply = await _send(http, chip_server, channel["uuid"], chat_id, secret)
         assert (status, reply) == (400, {"error": "secret does not match the channel's"}), (
-            f"a channel with no secret let in the secret {secret!r}")
+            f"a channel with no secret let in the secret {secret!r}"
+        )
     assert store.zcard(keys.outbox_order(keys.chat_key(channel["uuid"], chat_id))) == 0
 
 

@@ -34,7 +34,9 @@ async def dribble(server, first: bytes, then: bytes, every: float, limit: float 
 async def get_status(server, reader, writer) -> int:
     writer.write(b"GET / HTTP/1.1\r\nHost: chip\r\n\r\n")
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
     await reader.readexactly(length)
     return int(head.split()[1])
 
@@ -157,11 +159,14 @@ async def test_out_of_descriptors_logs_once_and_keeps_serving_connected_clients(
     assert "Traceback" not in log
 
 
-@pytest.mark.parametrize("forwarded, allowed", [
-    (["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"], False),   # one /64
-    (["2001:db8:1:2::1", "2001:db8:1:3::1"], True),                     # two
-    (["198.51.100.1", "::ffff:198.51.100.1"], False),                   # an IPv4 address, written both ways
-])
+@pytest.mark.parametrize(
+    "forwarded, allowed",
+    [
+        (["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"], False),  # one /64
+        (["2001:db8:1:2::1", "2001:db8:1:3::1"], True),  # two
+        (["198.51.100.1", "::ffff:198.51.100.1"], False),  # an IPv4 address, written both ways
+    ],
+)
 async def test_ipv6_clients_are_counted_by_their_64(start_chip, channel, connect, forwarded, allowed):
     """Finding 6, through a trusted proxy (the loopback interface has one IPv6 address)."""
     loopback = parse(["--trusted-proxies", "127.0.0.1"], environ={}).trusted_proxies

@@ -26,8 +26,9 @@ async def test_start_chat_creates_contact_through_courier(chip_server, channel, 
     assert CHAT_ID.fullmatch(event["chat_id"])
     assert courier.of_type("chat_started", event["chat_id"]) == [{"type": "chat_started"}]
     # Courier's 200 came before the reply, so the contact exists now
-    urn = rows.one("SELECT contact_id, path FROM contacts_contacturn WHERE identity = %s",
-                   f"webchat:{event['chat_id']}")
+    urn = rows.one(
+        "SELECT contact_id, path FROM contacts_contacturn WHERE identity = %s", f"webchat:{event['chat_id']}"
+    )
     assert urn[1] == event["chat_id"] and urn[0] is not None
 
 
@@ -94,8 +95,12 @@ async def test_visitors_resuming_at_once_each_get_their_own_chat(chip_server, ch
     asked = list(emails) + plain + elsewhere + unknown
     visitors = [await connect(chip_server, channel["uuid"]) for _ in asked]
     own = [await connect(chip_server, other_channel) for _ in elsewhere]  # another org in the same turns
-    await asyncio.gather(*[visitor.send({"type": "start_chat", "chat_id": chat_id})
-                           for visitor, chat_id in zip(visitors + own, asked + elsewhere)])
+    await asyncio.gather(
+        *[
+            visitor.send({"type": "start_chat", "chat_id": chat_id})
+            for visitor, chat_id in zip(visitors + own, asked + elsewhere)
+        ]
+    )
     answers = [await visitor.recv() for visitor in visitors + own]
 
     expected = [{"type": "chat_resumed", "chat_id": c, "email": e} for c, e in emails.items()]
@@ -132,12 +137,15 @@ async def test_messages_reach_courier_in_order(chip_server, channel, connect, co
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", chat_id)] == [f"m{i}" for i in range(20)]
 
 
-@pytest.mark.parametrize("command", [
-    {"type": "send_msg", "text": "hi"},
-    {"type": "ack_chat", "msg_id": 1},
-    {"type": "get_history", "before": "2024-05-01T17:15:30.123456Z"},
-    {"type": "set_email", "email": "bob@nyaruka.com"},
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        {"type": "send_msg", "text": "hi"},
+        {"type": "ack_chat", "msg_id": 1},
+        {"type": "get_history", "before": "2024-05-01T17:15:30.123456Z"},
+        {"type": "set_email", "email": "bob@nyaruka.com"},
+    ],
+)
 async def test_commands_before_start_chat_are_refused(chip_server, channel, connect, command):
     visitor = await connect(chip_server, channel["uuid"])
     await visitor.send(command)
@@ -146,22 +154,25 @@ async def test_commands_before_start_chat_are_refused(chip_server, channel, conn
     assert event["error"]
 
 
-@pytest.mark.parametrize("frame, message", [
-    ("not json", "frame is not valid JSON"),
-    ("[1, 2]", "a command is a JSON object with a type"),
-    ('{"text": "hi"}', "type: field is required"),
-    ('{"type": "dance"}', "unknown command type: dance"),
-    ('{"type": "send_msg"}', "text: field is required"),
-    ('{"type": "send_msg", "text": ""}', "text: field may not be blank"),
-    ('{"type": "send_msg", "text": 5}', "text: Not a valid string."),
-    ('{"type": "ack_chat"}', "msg_id: field is required"),
-    ('{"type": "ack_chat", "msg_id": true}', "msg_id: must be a message id (integer) or uuid (string)"),
-    ('{"type": "ack_chat", "msg_id": "\u00b2"}', "msg_id: must be a message id (integer) or uuid (string)"),
-    ('{"type": "ack_chat", "msg_id": "123456789012345678901"}', "msg_id: must be a message id"),
-    ('{"type": "ack_chat", "msg_id": 9223372036854775808}', "msg_id: must be a positive 64-bit integer"),
-    ('{"type": "get_history", "before": "yesterday"}', "before: must be an RFC 3339 timestamp"),
-    ('{"type": "set_email", "email": "bob"}', "email: not a valid email address"),
-])
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        ("not json", "frame is not valid JSON"),
+        ("[1, 2]", "a command is a JSON object with a type"),
+        ('{"text": "hi"}', "type: field is required"),
+        ('{"type": "dance"}', "unknown command type: dance"),
+        ('{"type": "send_msg"}', "text: field is required"),
+        ('{"type": "send_msg", "text": ""}', "text: field may not be blank"),
+        ('{"type": "send_msg", "text": 5}', "text: Not a valid string."),
+        ('{"type": "ack_chat"}', "msg_id: field is required"),
+        ('{"type": "ack_chat", "msg_id": true}', "msg_id: must be a message id (integer) or uuid (string)"),
+        ('{"type": "ack_chat", "msg_id": "\u00b2"}', "msg_id: must be a message id (integer) or uuid (string)"),
+        ('{"type": "ack_chat", "msg_id": "123456789012345678901"}', "msg_id: must be a message id"),
+        ('{"type": "ack_chat", "msg_id": 9223372036854775808}', "msg_id: must be a positive 64-bit integer"),
+        ('{"type": "get_history", "before": "yesterday"}', "before: must be an RFC 3339 timestamp"),
+        ('{"type": "set_email", "email": "bob"}', "email: not a valid email address"),
+    ],
+)
 async def test_bad_commands_get_an_error_event_and_the_socket_lives(chip_server, channel, connect, frame, message):
     visitor = await connect(chip_server, channel["uuid"])
     await visitor.start()
@@ -216,10 +227,20 @@ async def test_history_newest_first_with_origins_and_users(chip_server, channel,
     flow_id = 7
     base = datetime(2024, 4, 1, 13, 15, 30, 123456, tzinfo=timezone.utc)
     m_in = rows.msg(contact_id, "I need help!", direction="I", created_on=base)
-    m_flow = rows.msg(contact_id, "Hi from a flow", created_on=base + timedelta(seconds=1), flow_id=flow_id,
-                      quick_replies=["Yes", "No"])
-    m_chat = rows.msg(contact_id, "Thanks!", created_on=base + timedelta(seconds=2), created_by_id=user_id,
-                      attachments=["image/jpeg:https://example.com/a.jpg"])
+    m_flow = rows.msg(
+        contact_id,
+        "Hi from a flow",
+        created_on=base + timedelta(seconds=1),
+        flow_id=flow_id,
+        quick_replies=["Yes", "No"],
+    )
+    m_chat = rows.msg(
+        contact_id,
+        "Thanks!",
+        created_on=base + timedelta(seconds=2),
+        created_by_id=user_id,
+        attachments=["image/jpeg:https://example.com/a.jpg"],
+    )
     rows.msg(contact_id, "deleted", created_on=base + timedelta(seconds=3), visibility="D")
     rows.msg(contact_id, "after", created_on=base + timedelta(hours=1))
     visitor = await connect(chip_server, channel["uuid"])
@@ -227,13 +248,30 @@ async def test_history_newest_first_with_origins_and_users(chip_server, channel,
     await visitor.send({"type": "get_history", "before": "2024-04-01T13:20:00Z"})
     event = await visitor.expect("history")
     assert event["history"] == [
-        {"msg_out": {"id": m_chat, "text": "Thanks!", "origin": "chat",
-                     "user": {"id": user_id, "name": "Bob McTickets", "email": "bob@nyaruka.com",
-                              "avatar": "https://cdn.test/media/avatars/bob.jpg"},
-                     "attachments": ["image/jpeg:https://example.com/a.jpg"],
-                     "time": "2024-04-01T13:15:32.123456Z"}},
-        {"msg_out": {"id": m_flow, "text": "Hi from a flow", "origin": "flow", "quick_replies": ["Yes", "No"],
-                     "time": "2024-04-01T13:15:31.123456Z"}},
+        {
+            "msg_out": {
+                "id": m_chat,
+                "text": "Thanks!",
+                "origin": "chat",
+                "user": {
+                    "id": user_id,
+                    "name": "Bob McTickets",
+                    "email": "bob@nyaruka.com",
+                    "avatar": "https://cdn.test/media/avatars/bob.jpg",
+                },
+                "attachments": ["image/jpeg:https://example.com/a.jpg"],
+                "time": "2024-04-01T13:15:32.123456Z",
+            }
+        },
+        {
+            "msg_out": {
+                "id": m_flow,
+                "text": "Hi from a flow",
+                "origin": "flow",
+                "quick_replies": ["Yes", "No"],
+                "time": "2024-04-01T13:15:31.123456Z",
+            }
+        },
         {"msg_in": {"id": m_in, "text": "I need help!", "time": "2024-04-01T13:15:30.123456Z"}},
     ]
 
@@ -268,11 +306,14 @@ async def test_plain_http_to_the_socket_is_refused_with_json_400(chip_server, ch
     assert status == 400 and "WebSocket" in body["error"]
 
 
-@pytest.mark.parametrize("headers", [
-    {"Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"},
-    {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"},
-    {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"},
+        {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"},
+        {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
+    ],
+)
 async def test_half_an_upgrade_is_refused_with_json_400(chip_server, channel, http, headers):
     status, body = await http(f"{chip_server.url}/wc/connect/{channel['uuid']}/", headers=headers)
     assert (status, body) == (400, {"error": "this endpoint takes WebSocket connections only"})
@@ -285,8 +326,10 @@ async def test_trailing_slash_and_query_string_are_optional(chip_server, channel
 
 async def test_any_origin_may_connect(chip_server, channel):
     from tornado.httpclient import HTTPRequest
-    request = HTTPRequest(f"{chip_server.ws_url}/wc/connect/{channel['uuid']}/",
-                          headers={"Origin": "https://shop.example.com"})
+
+    request = HTTPRequest(
+        f"{chip_server.ws_url}/wc/connect/{channel['uuid']}/", headers={"Origin": "https://shop.example.com"}
+    )
     conn = await websocket_connect(request)
     try:
         await conn.write_message('{"type": "start_chat"}')
@@ -316,16 +359,34 @@ async def test_history_quick_replies_from_either_column_and_tickets(chip_server,
     contact_id = rows.contact(channel["org_id"], channel["uuid"], chat_id)
     base = datetime(2024, 4, 1, tzinfo=timezone.utc)
     if generation == "v10.3.121":  # a text array; `text\nextra` until v26.1.15, then `text<extra>extra`
-        rows.msg(contact_id, "Pick one", created_on=base, quick_replies=[
-            "Red", "Green\nLike grass", "<location>Where are you?", "Blue<extra>Sky"])
+        rows.msg(
+            contact_id,
+            "Pick one",
+            created_on=base,
+            quick_replies=["Red", "Green\nLike grass", "<location>Where are you?", "Blue<extra>Sky"],
+        )
         rows.msg(contact_id, "Ticket by id", created_on=base + timedelta(seconds=1), ticket_id=77)
         expected = ["Red", "Green", "Blue"]
     else:  # JSON objects; only text-type ones are quick replies the widget can send back
-        rows.msg(contact_id, "Pick one", created_on=base, quickreplies=json.dumps([
-            {"type": "text", "text": "Red"}, {"type": "text", "text": "Green", "extra": "Like grass"},
-            {"type": "location"}, {"type": "url", "text": "Visit us", "extra": "https://example.com"}]))
-        rows.msg(contact_id, "Ticket by uuid", created_on=base + timedelta(seconds=1),
-                 ticket_uuid="0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+        rows.msg(
+            contact_id,
+            "Pick one",
+            created_on=base,
+            quickreplies=json.dumps(
+                [
+                    {"type": "text", "text": "Red"},
+                    {"type": "text", "text": "Green", "extra": "Like grass"},
+                    {"type": "location"},
+                    {"type": "url", "text": "Visit us", "extra": "https://example.com"},
+                ]
+            ),
+        )
+        rows.msg(
+            contact_id,
+            "Ticket by uuid",
+            created_on=base + timedelta(seconds=1),
+            ticket_uuid="0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        )
         expected = ["Red", "Green"]
     rows.msg(contact_id, "Ticket, as RapidPro writes it now", created_on=base + timedelta(seconds=2), ticket=True)
     visitor = await connect(chip_server, channel["uuid"])
@@ -333,7 +394,10 @@ async def test_history_quick_replies_from_either_column_and_tickets(chip_server,
     await visitor.send({"type": "get_history", "before": "2025-01-01T00:00:00Z"})
     history = [item["msg_out"] for item in (await visitor.expect("history"))["history"]]
     assert [(m["text"], m["origin"]) for m in history] == [
-        ("Ticket, as RapidPro writes it now", "ticket"), (history[1]["text"], "ticket"), ("Pick one", "chat")]
+        ("Ticket, as RapidPro writes it now", "ticket"),
+        (history[1]["text"], "ticket"),
+        ("Pick one", "chat"),
+    ]
     assert history[2]["quick_replies"] == expected
     assert "quick_replies" not in history[0]
 
@@ -368,14 +432,17 @@ async def test_history_shows_only_users_the_org_may_show(chip_server, channel, c
     visitor = await connect(chip_server, channel["uuid"])
     await visitor.start(chat_id)
     await visitor.send({"type": "get_history", "before": "2025-01-01T00:00:00Z"})
-    shown = {item["msg_out"]["text"]: item["msg_out"].get("user", {}).get("name")
-             for item in (await visitor.expect("history"))["history"]}
+    shown = {
+        item["msg_out"]["text"]: item["msg_out"].get("user", {}).get("name")
+        for item in (await visitor.expect("history"))["history"]
+    }
     assert shown == {"member": "Mia McTickets", "staff": "Stan McTickets", "another org's": None, "deactivated": None}
 
 
 @pytest.mark.parametrize("status, active", [("S", True), ("A", False)])
-async def test_a_stopped_or_deleted_contacts_chat_starts_anew(chip_server, channel, connect, courier, rows, status,
-                                                               active):
+async def test_a_stopped_or_deleted_contacts_chat_starts_anew(
+    chip_server, channel, connect, courier, rows, status, active
+):
     rows.contact(channel["org_id"], channel["uuid"], "x" * 24, email="x@example.com", status=status, active=active)
     visitor = await connect(chip_server, channel["uuid"])
     event = await visitor.start("x" * 24)
@@ -392,8 +459,9 @@ async def test_a_blocked_contacts_chat_is_refused(chip_server, channel, connect,
     assert (await visitor.expect("error"))["code"] == "chat_not_started"
 
 
-async def test_a_contact_blocked_while_chatting_gets_no_history_once_the_cache_expires(start_chip, channel, connect,
-                                                                                       rows, monkeypatch):
+async def test_a_contact_blocked_while_chatting_gets_no_history_once_the_cache_expires(
+    start_chip, channel, connect, rows, monkeypatch
+):
     monkeypatch.setattr(lookups, "CHAT_TTL", 0.2)  # 30 s in production
     server = await start_chip()
     contact_id = rows.contact(channel["org_id"], channel["uuid"], "z" * 24)

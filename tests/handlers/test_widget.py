@@ -42,8 +42,9 @@ async def test_loader_points_at_the_bundle_by_its_content_hash(chip_server):
 
 async def test_bundle_is_gzipped_for_browsers_that_ask_and_at_most_30_kb(chip_server):
     digest = hashlib.sha256((DIST / "chip.js").read_bytes()).hexdigest()[:16]
-    bundle = await fetch(f"{chip_server.url}/wc/widget/{digest}.js", headers={"Accept-Encoding": "gzip"},
-                         decompress_response=False)
+    bundle = await fetch(
+        f"{chip_server.url}/wc/widget/{digest}.js", headers={"Accept-Encoding": "gzip"}, decompress_response=False
+    )
     assert bundle.headers["Content-Encoding"] == "gzip"
     assert bundle.headers["Vary"] == "Accept-Encoding"
     assert gzip.decompress(bundle.body) == (DIST / "chip.js").read_bytes()
@@ -83,13 +84,16 @@ def test_the_widget_files_are_read_when_first_asked_for_not_before(tmp_path):
     assert gzip.decompress(files.bundle.gzipped) == b"chip()"
 
 
-@pytest.mark.skipif(not (WIDGET / "node_modules" / "esbuild").exists() or not shutil.which("node"),
-                    reason="needs node and `npm ci` in widget/")
+@pytest.mark.skipif(
+    not (WIDGET / "node_modules" / "esbuild").exists() or not shutil.which("node"),
+    reason="needs node and `npm ci` in widget/",
+)
 def test_committed_build_is_the_build_of_the_sources(tmp_path):
     copy = tmp_path / "widget"
     shutil.copytree(WIDGET, copy, ignore=shutil.ignore_patterns("dist", "node_modules"))
     (copy / "node_modules").symlink_to(WIDGET / "node_modules")
     subprocess.run(["node", "build.mjs"], cwd=copy, check=True, timeout=60)
     for name in ("chip.js", "loader.js"):
-        assert (copy / "dist" / name).read_bytes() == (DIST / name).read_bytes(), \
+        assert (copy / "dist" / name).read_bytes() == (DIST / name).read_bytes(), (
             f"widget/dist/{name} is stale: run `npm run build` in widget/"
+        )

@@ -39,9 +39,13 @@ def test_membership_table_has_the_described_columns(generation):
         expected |= {"can_assign", "can_reply_non_own"}
         assert "id bigint NOT NULL" in columns["id"]
     assert set(columns) == expected
-    for name in ["org_id integer NOT NULL", "user_id integer NOT NULL", "role_code varchar(1) NOT NULL",
-                 "team_id bigint NULL", "last_seen_on timestamptz NULL"] + (
-            ["can_assign boolean NOT NULL", "can_reply_non_own boolean NOT NULL"] if "can_assign" in columns else []):
+    for name in [
+        "org_id integer NOT NULL",
+        "user_id integer NOT NULL",
+        "role_code varchar(1) NOT NULL",
+        "team_id bigint NULL",
+        "last_seen_on timestamptz NULL",
+    ] + (["can_assign boolean NOT NULL", "can_reply_non_own boolean NOT NULL"] if "can_assign" in columns else []):
         assert f"`{name}" in described, name
     assert "UNIQUE (org_id, user_id)" in described and "UNIQUE (org_id, user_id)" in sql
 
@@ -65,8 +69,9 @@ def columns_after(url: str, *statements) -> Columns:
         conn.close()
 
 
-@pytest.mark.parametrize("generation, chosen", [("v10.3.121", "ticket_uuid, quick_replies"),
-                                                ("v26.3.53", "ticket_uuid, quickreplies")])
+@pytest.mark.parametrize(
+    "generation, chosen", [("v10.3.121", "ticket_uuid, quick_replies"), ("v26.3.53", "ticket_uuid, quickreplies")]
+)
 def test_both_generations_are_served(bare_database, generation, chosen):
     statements = [path.read_text() for path in schema_files(generation)]
     columns = columns_after(bare_database, *statements, "RESET search_path")
@@ -74,23 +79,37 @@ def test_both_generations_are_served(bare_database, generation, chosen):
     assert columns.describe() == chosen
     assert columns.has("msgs_msg", "ticket_id") is (generation == "v10.3.121")
     assert columns.only("users_user", {"email": "a@b.c", "settings": "{}"}) == (
-        {"email": "a@b.c"} if generation == "v10.3.121" else {"email": "a@b.c", "settings": "{}"})
+        {"email": "a@b.c"} if generation == "v10.3.121" else {"email": "a@b.c", "settings": "{}"}
+    )
 
 
 def test_what_is_missing_is_named_in_one_line(bare_database):
     statements = [path.read_text() for path in schema_files()] + [
-        "RESET search_path", "DROP TABLE orgs_orgmembership", "ALTER TABLE msgs_msg DROP COLUMN quickreplies",
-        "ALTER TABLE users_user DROP COLUMN avatar"]
+        "RESET search_path",
+        "DROP TABLE orgs_orgmembership",
+        "ALTER TABLE msgs_msg DROP COLUMN quickreplies",
+        "ALTER TABLE users_user DROP COLUMN avatar",
+    ]
     with pytest.raises(SchemaError) as refused:
         columns_after(bare_database, *statements).check()
     message = str(refused.value)
     assert "\n" not in message
-    assert message.startswith("RapidPro's database lacks table orgs_orgmembership, users_user.avatar, "
-                              "msgs_msg.quickreplies or quick_replies")
+    assert message.startswith(
+        "RapidPro's database lacks table orgs_orgmembership, users_user.avatar, msgs_msg.quickreplies or quick_replies"
+    )
 
 
 def test_an_empty_database_lacks_every_table(bare_database):
     lacking = columns_after(bare_database).missing()
-    assert lacking == [f"table {name}" for name in ["orgs_org", "orgs_orgmembership", "users_user",
-                                                    "channels_channel", "contacts_contact", "contacts_contacturn",
-                                                    "msgs_msg"]]
+    assert lacking == [
+        f"table {name}"
+        for name in [
+            "orgs_org",
+            "orgs_orgmembership",
+            "users_user",
+            "channels_channel",
+            "contacts_contact",
+            "contacts_contacturn",
+            "msgs_msg",
+        ]
+    ]

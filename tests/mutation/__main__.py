@@ -27,11 +27,26 @@ TEST_TIMEOUT = 60  # seconds per test inside a mutant's run (pytest-timeout)
 
 def run_tests(tree: Path, tests, budget: float) -> tuple[str, str]:
     """('passed', 'failed' or 'timeout', the end of pytest's report) for the pytest arguments in `tree`."""
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", f"--timeout={TEST_TIMEOUT}",
-               *sorted(set(tests))]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--timeout={TEST_TIMEOUT}",
+        *sorted(set(tests)),
+    ]
     try:
-        result = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=budget,
-                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        result = subprocess.run(
+            command,
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            timeout=budget,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
     except subprocess.TimeoutExpired:
         return "timeout", ""
     return ("passed" if result.returncode == 0 else "failed"), (result.stdout + result.stderr)[-3000:]
@@ -41,8 +56,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n\n")[0])
     parser.add_argument("-k", dest="match", default="", help="only the mutants whose name contains this text")
     parser.add_argument("--list", action="store_true", help="list the mutants and whether each applies, and exit")
-    parser.add_argument("--budget", type=float, default=300,
-                        help="seconds one mutant's test run may take before it counts as caught (default 300)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=300,
+        help="seconds one mutant's test run may take before it counts as caught (default 300)",
+    )
     args = parser.parse_args(argv)
     # a SIGTERM ends the run like Ctrl-C: the running tests are killed and the copy removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -33,7 +33,7 @@ TIMESTAMP = st.builds(
     st.datetimes(),
     st.none() | st.builds(timezone, st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))),
 ) | st.sampled_from(["2024-02-30T00:00:00Z", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00", "now"])
-MSG_ID = st.integers(min_value=-(2 ** 70), max_value=2 ** 70) | st.uuids().map(str) | TEXT
+MSG_ID = st.integers(min_value=-(2**70), max_value=2**70) | st.uuids().map(str) | TEXT
 FIELDS = {
     "start_chat": {"chat_id": CHAT_ID | JSON},
     "send_msg": {"text": st.text(st.characters(codec="utf-8"), max_size=5000) | JSON},
@@ -41,9 +41,12 @@ FIELDS = {
     "get_history": {"before": TIMESTAMP | JSON},
     "set_email": {"email": st.emails() | st.text(max_size=200).map(lambda t: t + "@x.org") | JSON},
 }
-COMMAND = st.one_of(*[
-    st.fixed_dictionaries({"type": st.just(kind)}, optional={**fields, "extra": JSON}) for kind, fields in FIELDS.items()
-])
+COMMAND = st.one_of(
+    *[
+        st.fixed_dictionaries({"type": st.just(kind)}, optional={**fields, "extra": JSON})
+        for kind, fields in FIELDS.items()
+    ]
+)
 FRAME = st.one_of(
     COMMAND.map(json.dumps),
     JSON.map(json.dumps),
@@ -106,8 +109,12 @@ async def bystander(start_chip, channel, connect):
 
 
 async def assert_still_served(visitor, post_msg, channel, msg_id):
-    status, _ = await post_msg(channel["uuid"], visitor.chat_id, {"id": msg_id, "text": "still there?",
-                                                                  "origin": "flow"}, server=visitor.server)
+    status, _ = await post_msg(
+        channel["uuid"],
+        visitor.chat_id,
+        {"id": msg_id, "text": "still there?", "origin": "flow"},
+        server=visitor.server,
+    )
     assert status == 200
     while (event := await visitor.recv())["type"] != "chat_out":
         pass
@@ -147,15 +154,17 @@ async def test_any_command_on_a_fresh_socket_gets_a_proper_answer(bystander, cha
 
 ORIGIN = st.sampled_from(["flow", "broadcast", "ticket", "chat"])
 OPTIONAL_MSG_FIELDS = {
-    "uuid": st.uuids().map(str) | JSON, "attachments": st.lists(TEXT, max_size=3) | JSON,
+    "uuid": st.uuids().map(str) | JSON,
+    "attachments": st.lists(TEXT, max_size=3) | JSON,
     "quick_replies": st.lists(TEXT, max_size=3) | JSON,
-    "user_id": st.integers(min_value=-(2 ** 70), max_value=2 ** 70) | JSON,
+    "user_id": st.integers(min_value=-(2**70), max_value=2**70) | JSON,
 }
 SEND_MSG = st.one_of(
     # nearly right, so that the examples get past validation to the lookups and the outbox
     st.fixed_dictionaries({"id": MSG_ID, "text": TEXT, "origin": ORIGIN}, optional=OPTIONAL_MSG_FIELDS),
-    st.fixed_dictionaries({}, optional={"id": MSG_ID | JSON, "text": TEXT | JSON, "origin": ORIGIN | TEXT | JSON,
-                                        **OPTIONAL_MSG_FIELDS}),
+    st.fixed_dictionaries(
+        {}, optional={"id": MSG_ID | JSON, "text": TEXT | JSON, "origin": ORIGIN | TEXT | JSON, **OPTIONAL_MSG_FIELDS}
+    ),
 )
 
 
@@ -165,17 +174,27 @@ async def test_any_send_body_gets_a_200_or_a_4xx_with_a_json_body(bystander, cha
     chat_id = st.sampled_from([absent, "b" * 24]) | CHAT_ID | JSON
     secret = st.sampled_from(["sesame", "wrong", ""]) | JSON
     body = st.one_of(
-        st.fixed_dictionaries({  # mostly right, so that messages get queued
-            "chat_id": st.sampled_from([absent, absent, "b" * 24]), "secret": st.sampled_from(["sesame", "sesame", "x"]),
-            "msg": st.fixed_dictionaries({"id": st.integers(min_value=1, max_value=2 ** 70), "text": TEXT,
-                                          "origin": ORIGIN}, optional=OPTIONAL_MSG_FIELDS)}).map(json.dumps),
+        st.fixed_dictionaries(
+            {  # mostly right, so that messages get queued
+                "chat_id": st.sampled_from([absent, absent, "b" * 24]),
+                "secret": st.sampled_from(["sesame", "sesame", "x"]),
+                "msg": st.fixed_dictionaries(
+                    {"id": st.integers(min_value=1, max_value=2**70), "text": TEXT, "origin": ORIGIN},
+                    optional=OPTIONAL_MSG_FIELDS,
+                ),
+            }
+        ).map(json.dumps),
         st.fixed_dictionaries({"chat_id": chat_id, "secret": secret, "msg": SEND_MSG}).map(json.dumps),
-        st.fixed_dictionaries({}, optional={"chat_id": chat_id, "secret": secret, "msg": SEND_MSG | JSON}).map(json.dumps),
+        st.fixed_dictionaries({}, optional={"chat_id": chat_id, "secret": secret, "msg": SEND_MSG | JSON}).map(
+            json.dumps
+        ),
         JSON.map(json.dumps),
         st.binary(max_size=200),
     )
     # mostly the right channel, so that the bodies are looked at
-    path = st.sampled_from([channel["uuid"]] * 4 + [channel["uuid"].upper(), "not-a-uuid", "8291264a-4581-4d12-96e5-e9fcfa6e68d9"])
+    path = st.sampled_from(
+        [channel["uuid"]] * 4 + [channel["uuid"].upper(), "not-a-uuid", "8291264a-4581-4d12-96e5-e9fcfa6e68d9"]
+    )
 
     async def check(request):
         where, payload = request
@@ -188,14 +207,24 @@ async def test_any_send_body_gets_a_200_or_a_4xx_with_a_json_body(bystander, cha
     await assert_still_served(bystander, post_msg, channel, 900003)
 
 
-@pytest.mark.parametrize("frame, reply", [
-    ('{"type": ["send_msg"]}', {"type": "error", "code": "invalid_command", "error": "unknown command type: ['send_msg']"}),
-    ('{"type": "send_msg", "text": "a\\u0000b"}',
-     {"type": "error", "code": "invalid_command", "error": "text: may not contain NUL characters"}),
-    ('{"type": "get_history", "before": "0001-01-01T00:00:00+05:00"}',
-     {"type": "error", "code": "invalid_command", "error": "before: out of range"}),
-    ('{"type": "get_history", "before": "2030-01-01T00:00:00+00:00:01.1"}', {"type": "history", "history": []}),
-])
+@pytest.mark.parametrize(
+    "frame, reply",
+    [
+        (
+            '{"type": ["send_msg"]}',
+            {"type": "error", "code": "invalid_command", "error": "unknown command type: ['send_msg']"},
+        ),
+        (
+            '{"type": "send_msg", "text": "a\\u0000b"}',
+            {"type": "error", "code": "invalid_command", "error": "text: may not contain NUL characters"},
+        ),
+        (
+            '{"type": "get_history", "before": "0001-01-01T00:00:00+05:00"}',
+            {"type": "error", "code": "invalid_command", "error": "before: out of range"},
+        ),
+        ('{"type": "get_history", "before": "2030-01-01T00:00:00+00:00:01.1"}', {"type": "history", "history": []}),
+    ],
+)
 async def test_what_the_properties_found(chip_server, channel, connect, frame, reply):
     """Each of these was an 'internal error' (or, for NUL, a message Courier could never take)."""
     visitor = await connect(chip_server, channel["uuid"])

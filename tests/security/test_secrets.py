@@ -41,14 +41,21 @@ def test_no_sql_is_built_from_strings():
     """Every query goes through peewee expressions; the only SQL texts are constants: the health check
     and the read of information_schema (models/schema.py COLUMNS_SQL, its one parameter bound)."""
     found = []
-    for path in [*ROOT.glob("models/*.py"), *ROOT.glob("services/**/*.py"), *ROOT.glob("handlers/*.py"), ROOT / "chip.py"]:
+    for path in [
+        *ROOT.glob("models/*.py"),
+        *ROOT.glob("services/**/*.py"),
+        *ROOT.glob("handlers/*.py"),
+        ROOT / "chip.py",
+    ]:
         for line in path.read_text().splitlines():
             if re.search(r"execute_sql|\.raw\(|SQL\(|cursor\(", line):
                 found.append(f"{path.relative_to(ROOT)}: {line.strip()}")
-    assert found == ["models/base.py: return Columns.read(self.db.cursor())",
-                     'models/base.py: return self.db.execute_sql("SELECT 1").fetchone()',
-                     "models/schema.py: \"\"\"Read them with a DB-API cursor (psycopg2's, or the one peewee's "
-                     "execute_sql returns).\"\"\""]
+    assert found == [
+        "models/base.py: return Columns.read(self.db.cursor())",
+        'models/base.py: return self.db.execute_sql("SELECT 1").fetchone()',
+        'models/schema.py: """Read them with a DB-API cursor (psycopg2\'s, or the one peewee\'s '
+        'execute_sql returns)."""',
+    ]
 
 
 async def _post_time(http, url, body) -> float:

@@ -37,4 +37,3 @@ async def test_build_hands_one_policy_to_every_retry_loop(pg_url, redis_url):
     finally:
         defaults.db.close()
         await defaults.redis.aclose()
-

@@ -46,8 +46,9 @@ async def test_a_new_chat_is_told_to_courier_and_gets_the_chats_messages(service
     assert len(session.chat_id) == 24 and session.chat_id.isalnum()
     assert courier.of_type("chat_started", session.chat_id) == [{"type": "chat_started"}]
     found = await services.lookups.channel(channel["uuid"])
-    assert await services.chats.queue_msg_out(found, session.chat_id, "sesame",
-                                              {"id": 1, "text": "welcome", "origin": "flow"})
+    assert await services.chats.queue_msg_out(
+        found, session.chat_id, "sesame", {"id": 1, "text": "welcome", "origin": "flow"}
+    )
     assert await wait_until(lambda: session.transport.events("chat_out")), "the new chat's socket got no message"
     assert [e["msg_out"]["text"] for e in session.transport.events("chat_out")] == ["welcome"]
 
@@ -56,8 +57,11 @@ async def test_a_known_chat_is_resumed_with_the_visitors_email(services, open_se
     chat_id = "r" * 24
     rows.contact(channel["org_id"], channel["uuid"], chat_id, email="urn@example.com")
     session = open_session()
-    assert await services.chats.start_chat(session, chat_id) == {"type": "chat_resumed", "chat_id": chat_id,
-                                                                 "email": "urn@example.com"}
+    assert await services.chats.start_chat(session, chat_id) == {
+        "type": "chat_resumed",
+        "chat_id": chat_id,
+        "email": "urn@example.com",
+    }
     assert session.chat_id == chat_id
     assert courier.of_type("chat_started") == [], "resuming a chat told Courier of a new one"
     # asked again on the same socket, it answers with the chat it holds
@@ -72,8 +76,7 @@ async def test_a_chat_id_that_names_no_chat_starts_a_new_one(services, open_sess
     assert reply["type"] == "chat_started" and reply["chat_id"] not in (chat_id, "r" * 24)
 
 
-async def test_a_blocked_contacts_chat_is_refused_and_a_stopped_ones_starts_anew(services, open_session, channel,
-                                                                               rows):
+async def test_a_blocked_contacts_chat_is_refused_and_a_stopped_ones_starts_anew(services, open_session, channel, rows):
     rows.contact(channel["org_id"], channel["uuid"], "b" * 24, status="B")
     rows.contact(channel["org_id"], channel["uuid"], "s" * 24, status="S")
     blocked = open_session()
@@ -95,12 +98,15 @@ async def test_a_start_courier_refuses_leaves_the_session_free_to_start_again(se
     assert (await services.chats.start_chat(session))["type"] == "chat_started"
 
 
-@pytest.mark.parametrize("command, args", [
-    ("send_msg", ("hello",)),
-    ("ack_chat", (1,)),
-    ("get_history", (LATER,)),
-    ("set_email", ("visitor@example.com",)),
-])
+@pytest.mark.parametrize(
+    "command, args",
+    [
+        ("send_msg", ("hello",)),
+        ("ack_chat", (1,)),
+        ("get_history", (LATER,)),
+        ("set_email", ("visitor@example.com",)),
+    ],
+)
 async def test_commands_before_start_chat_are_refused(services, open_session, courier, command, args):
     with pytest.raises(ChatNotStarted) as refused:
         await getattr(services.chats, command)(open_session(), *args)
@@ -117,8 +123,7 @@ async def test_a_visitors_message_reaches_courier_and_one_too_long_is_refused(se
         await services.chats.send_msg(session, "x" * (services.config.max_text_length + 1))
 
 
-async def test_an_ack_empties_the_outbox_and_courier_hears_delivered(services, open_session, courier, channel,
-                                                                    store):
+async def test_an_ack_empties_the_outbox_and_courier_hears_delivered(services, open_session, courier, channel, store):
     session = await started(services, open_session)
     found = await services.lookups.channel(channel["uuid"])
     await services.chats.queue_msg_out(found, session.chat_id, "sesame", {"id": 8, "text": "hi", "origin": "flow"})
@@ -127,7 +132,8 @@ async def test_an_ack_empties_the_outbox_and_courier_hears_delivered(services, o
     assert store.zcard(keys.outbox_order(session.key)) == 0
     await courier.wait_for(lambda: courier.of_type("msg_status", session.chat_id))
     assert courier.of_type("msg_status", session.chat_id) == [
-        {"type": "msg_status", "status": {"msg_id": 8, "status": "delivered"}}]
+        {"type": "msg_status", "status": {"msg_id": 8, "status": "delivered"}}
+    ]
 
 
 async def test_history_is_the_chats_messages_before_a_moment_newest_first(services, open_session, channel, rows):
@@ -149,7 +155,8 @@ async def test_an_email_is_kept_with_the_chat_and_shown_in_rapidpro(services, op
     session = await started(services, open_session)
     await services.chats.set_email(session, "visitor@example.com")
     assert rows.one("SELECT display FROM contacts_contacturn WHERE path = %s", session.chat_id) == (
-        "visitor@example.com",)
+        "visitor@example.com",
+    )
     rows.one("UPDATE contacts_contacturn SET display = NULL WHERE path = %s", session.chat_id)  # as Courier does
     again = open_session()
     assert (await services.chats.start_chat(again, session.chat_id))["email"] == "visitor@example.com"

@@ -23,8 +23,15 @@ EXPIRY = 0.5  # seconds a message may wait in these tests' outboxes
 @pytest.fixture
 def expiry(services):
     """An Expiry of EXPIRY seconds, without an SMTP server, over chip's other services."""
-    return Expiry(services.redis, Locks(services.scripts), services.outbox, services.courier_queue, services.lookups,
-                  expiry=EXPIRY, metrics=services.metrics)
+    return Expiry(
+        services.redis,
+        Locks(services.scripts),
+        services.outbox,
+        services.courier_queue,
+        services.lookups,
+        expiry=EXPIRY,
+        metrics=services.metrics,
+    )
 
 
 async def queue(services, key: str, *msg_ids: int):
@@ -43,8 +50,9 @@ def failed(*msg_ids: int) -> list:
     return [{"type": "msg_status", "status": {"msg_id": msg_id, "status": "failed"}} for msg_id in msg_ids]
 
 
-async def test_a_sweep_gives_up_only_stale_messages_and_reports_them_failed_to_courier(services, expiry, store,
-                                                                                      channel, rows, courier):
+async def test_a_sweep_gives_up_only_stale_messages_and_reports_them_failed_to_courier(
+    services, expiry, store, channel, rows, courier
+):
     stale_chat, fresh_chat = "s" * 24, "n" * 24
     for chat_id in (stale_chat, fresh_chat):
         rows.contact(channel["org_id"], channel["uuid"], chat_id)
@@ -97,10 +105,12 @@ async def test_a_running_chip_gives_up_stale_messages_by_itself(pg_url, redis_ur
         try:
             await courier.wait_for(lambda: courier.of_type("msg_status", chat_id), timeout=5)
         except AssertionError:
-            raise AssertionError("a running chip never gave up a stale message by itself "
-                                 "(is the expiry loop started?)") from None
+            raise AssertionError(
+                "a running chip never gave up a stale message by itself (is the expiry loop started?)"
+            ) from None
         assert courier.of_type("msg_status", chat_id) == [
-            {"type": "msg_status", "status": {"msg_id": 7, "status": "failed"}}]
+            {"type": "msg_status", "status": {"msg_id": 7, "status": "failed"}}
+        ]
         assert store.zcard(keys.outbox_order(keys.chat_key(channel["uuid"], chat_id))) == 0
     finally:
         await services.stop()
@@ -115,22 +125,26 @@ async def _chat_with_a_stale_message(start_chip, channel, rows, post_msg, chat_i
     return server, chat_id, keys.chat_key(channel["uuid"], chat_id)
 
 
-async def test_a_sweep_gives_up_the_stale_messages_of_a_chat_and_keeps_its_fresh_ones(store, start_chip, channel,
-                                                                                     rows, post_msg, courier):
+async def test_a_sweep_gives_up_the_stale_messages_of_a_chat_and_keeps_its_fresh_ones(
+    store, start_chip, channel, rows, post_msg, courier
+):
     server, chat_id, key = await _chat_with_a_stale_message(start_chip, channel, rows, post_msg, "f" * 24, 1.0)
     fresh_from = time.time()
     await post_msg(channel["uuid"], chat_id, {"id": 2, "text": "fresh", "origin": "flow"}, server=server)
     assert await server.services.expiry.sweep() == 1, "the sweep gave up a message still within --msg-expiry"
     assert [k.decode() for k in store.zrange(keys.outbox_order(key), 0, -1)] == ["2"]
     await courier.wait_for(lambda: courier.of_type("msg_status", chat_id))
-    assert courier.of_type("msg_status", chat_id) == [{"type": "msg_status", "status": {"msg_id": 1, "status": "failed"}}]
+    assert courier.of_type("msg_status", chat_id) == [
+        {"type": "msg_status", "status": {"msg_id": 1, "status": "failed"}}
+    ]
     # the chat is due again when its fresh message turns stale, not before
     assert store.zscore(keys.outboxes_of(key), key) >= fresh_from
     assert await server.services.expiry.sweep() == 0
 
 
-async def test_a_sweep_leaves_alone_a_chat_another_process_is_sweeping(store, start_chip, channel, rows, post_msg,
-                                                                      courier):
+async def test_a_sweep_leaves_alone_a_chat_another_process_is_sweeping(
+    store, start_chip, channel, rows, post_msg, courier
+):
     server, _, key = await _chat_with_a_stale_message(start_chip, channel, rows, post_msg, "l" * 24, 0.3)
     store.set(keys.expire_lock(key), "another process", px=10_000)
     assert await server.services.expiry.sweep() == 0, "a sweep took a chat whose lock another process holds"

@@ -44,9 +44,9 @@ class Chat:
 
     def __init__(self, chat_id: str):
         self.id = chat_id
-        self.queued: list[int] = []   # message ids, in the order /wc/send answered 200
-        self.seen: list[int] = []     # every chat_out any of its sockets was pushed, in order
-        self.sent: list[str] = []     # texts sent, in order
+        self.queued: list[int] = []  # message ids, in the order /wc/send answered 200
+        self.seen: list[int] = []  # every chat_out any of its sockets was pushed, in order
+        self.sent: list[str] = []  # texts sent, in order
         self.taken: set[str] = set()  # those chip read (a later command on the socket was answered)
         self.widget = None
 
@@ -127,10 +127,14 @@ class Run:
 
     async def queue(self, chat: Chat):
         self.next_id += 1
-        body = {"chat_id": chat.id, "secret": "sesame",
-                "msg": {"id": self.next_id, "text": f"m{self.next_id}", "origin": "flow"}}
-        status, _ = await self.http(f"{self.rng.choice(self.servers).url}/wc/send/{self.channel['uuid']}/",
-                                    method="POST", body=json.dumps(body))
+        body = {
+            "chat_id": chat.id,
+            "secret": "sesame",
+            "msg": {"id": self.next_id, "text": f"m{self.next_id}", "origin": "flow"},
+        }
+        status, _ = await self.http(
+            f"{self.rng.choice(self.servers).url}/wc/send/{self.channel['uuid']}/", method="POST", body=json.dumps(body)
+        )
         assert status == 200, f"/wc/send answered {status}"
         self.courier.sent(chat.id, body["msg"])  # Courier files the message's status under this chat
         chat.queued.append(self.next_id)
@@ -195,7 +199,8 @@ class Run:
         self.courier.fail_with = 0
         lists = [keys.courier_events(keys.chat_key(self.channel["uuid"], chat.id)) for chat in self.chats]
         assert await wait_until(lambda: not any(store.llen(events) for events in lists), timeout=10), (
-            f"events still wait for a Courier that answers again; {self.trail}")
+            f"events still wait for a Courier that answers again; {self.trail}"
+        )
         for chat in self.chats:
             await self.resume(chat)
 
@@ -203,8 +208,9 @@ class Run:
             for chat in self.chats:
                 widget = chat.widget
                 await widget.ack([msg_id for msg_id in widget.pushed if msg_id not in widget.acked])
-            return all(store.zcard(keys.outbox_order(keys.chat_key(self.channel["uuid"], chat.id))) == 0
-                       for chat in self.chats)
+            return all(
+                store.zcard(keys.outbox_order(keys.chat_key(self.channel["uuid"], chat.id))) == 0 for chat in self.chats
+            )
 
         for _ in range(300):
             if await acked_all():
@@ -212,7 +218,8 @@ class Run:
             await asyncio.sleep(0.05)
         assert await acked_all(), f"outboxes not emptied by acking everything pushed; {self.trail}"
         assert await wait_until(lambda: all(self.reported(chat) for chat in self.chats), timeout=15), (
-            f"Courier did not get every status and text; {self.trail}")
+            f"Courier did not get every status and text; {self.trail}"
+        )
         await asyncio.sleep(0.3)  # a status or text posted twice would show by now
 
     def reported(self, chat: Chat) -> bool:
@@ -223,7 +230,8 @@ class Run:
 
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_random_interleavings_keep_order_report_each_ack_once_and_post_one_request_at_a_time(
-        seed, start_chip, connect, http, courier, channel, store):
+    seed, start_chip, connect, http, courier, channel, store
+):
     run = Run(seed, start_chip, connect, http, courier, channel)
     await run.start()
     for _ in range(STEPS):
@@ -233,13 +241,16 @@ async def test_random_interleavings_keep_order_report_each_ack_once_and_post_one
 
     for chat in run.chats:
         assert list(dict.fromkeys(chat.seen)) == chat.queued, (
-            f"chat {chat.id}: first pushes {list(dict.fromkeys(chat.seen))}, queued {chat.queued}; {trail}")
+            f"chat {chat.id}: first pushes {list(dict.fromkeys(chat.seen))}, queued {chat.queued}; {trail}"
+        )
         statuses = courier.of_type("msg_status", chat.id)
         assert Counter(e["status"]["msg_id"] for e in statuses) == Counter(chat.queued), (
-            f"chat {chat.id}: delivered {[e['status']['msg_id'] for e in statuses]}, queued {chat.queued}; {trail}")
+            f"chat {chat.id}: delivered {[e['status']['msg_id'] for e in statuses]}, queued {chat.queued}; {trail}"
+        )
         assert {e["status"]["status"] for e in statuses} <= {"delivered"}
         texts = [e["msg"]["text"] for e in courier.of_type("msg_in", chat.id)]
         assert texts == [t for t in chat.sent if t in texts] and len(set(texts)) == len(texts), (
-            f"chat {chat.id}: Courier got {texts}, the widget sent {chat.sent}; {trail}")
+            f"chat {chat.id}: Courier got {texts}, the widget sent {chat.sent}; {trail}"
+        )
         assert chat.taken <= set(texts), f"chat {chat.id}: texts chip took never reached Courier; {trail}"
     assert courier.overlaps == [], f"two requests of chat(s) {set(courier.overlaps)} in flight at once; {trail}"

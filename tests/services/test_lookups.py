@@ -36,15 +36,21 @@ async def test_resumes_of_one_turn_share_a_read_per_org_and_get_their_own_urn(lo
     other_org = rows.org("Other")
     rows.contact(other_org, rows.channel(other_org), "o" * 24, email="o@other.org")
 
-    asked = [(org_id, c) for c in mine] + [(org_id, mine[0]), (org_id, "o" * 24), (org_id, "u" * 24),
-                                           (other_org, "o" * 24), (other_org, mine[0])]
+    asked = [(org_id, c) for c in mine] + [
+        (org_id, mine[0]),
+        (org_id, "o" * 24),
+        (org_id, "u" * 24),
+        (other_org, "o" * 24),
+        (other_org, mine[0]),
+    ]
     urns = await asyncio.gather(*[lookups.urn(org, chat_id) for org, chat_id in asked])
 
     assert [urn.path if urn else None for urn in urns] == mine + [mine[0], None, None, "o" * 24, None]
     assert [urn.display for urn in urns[:10]] == ["ten@example.com"] * 10
     assert urns[23].display == "o@other.org" and urns[23].org_id == other_org
-    assert sorted(reads) == sorted([(org_id, sorted(set(mine) | {"o" * 24, "u" * 24})),
-                                    (other_org, sorted(["o" * 24, mine[0]]))])
+    assert sorted(reads) == sorted(
+        [(org_id, sorted(set(mine) | {"o" * 24, "u" * 24})), (other_org, sorted(["o" * 24, mine[0]]))]
+    )
 
 
 async def test_a_turn_of_many_resumes_reads_in_bounded_queries(lookups, reads, rows, channel, monkeypatch):

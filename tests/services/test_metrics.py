@@ -44,9 +44,11 @@ async def test_metrics_count_a_chat_cycle(chip_process, http, connect, channel, 
 
     visitor = await connect(process, channel["uuid"])
     chat_id = (await visitor.start())["chat_id"]
-    await client.fetch(f"{process.url}/wc/send/{channel['uuid']}/", method="POST",
-                       body=f'{{"chat_id": "{chat_id}", "secret": "sesame", '
-                            '"msg": {"id": 7, "text": "hi", "origin": "flow"}}')
+    await client.fetch(
+        f"{process.url}/wc/send/{channel['uuid']}/",
+        method="POST",
+        body=f'{{"chat_id": "{chat_id}", "secret": "sesame", "msg": {{"id": 7, "text": "hi", "origin": "flow"}}}}',
+    )
     assert (await visitor.expect("chat_out"))["msg_out"]["id"] == 7
     text = await scrape(metrics_port)
     assert sample(text, "chip_outbox_depth") == 1
@@ -84,8 +86,7 @@ async def test_readiness_the_stores_and_descriptors_are_exported(chip_process, s
     assert sample(text, "chip_store_up", store="postgresql") == 1
 
 
-async def test_the_courier_backlog_counts_chats_and_ages_until_courier_takes_them(start_chip, bound, channel,
-                                                                                  courier):
+async def test_the_courier_backlog_counts_chats_and_ages_until_courier_takes_them(start_chip, bound, channel, courier):
     server = await start_chip(retry={"courier": Backoff(0.2, 0.5), "tick": 0.1})
     courier.fail_with = 503
     visitor = await bound(server, channel)

@@ -13,5 +13,14 @@ from demo.topologies import (
     unsupported,
 )
 
-__all__ = ["Cluster", "Sentinel", "Server", "TopologyError", "TopologyTimeout", "START_TIMEOUT", "FAILOVER_TIMEOUT",
-           "topology_binary", "unsupported"]
+__all__ = [
+    "Cluster",
+    "Sentinel",
+    "Server",
+    "TopologyError",
+    "TopologyTimeout",
+    "START_TIMEOUT",
+    "FAILOVER_TIMEOUT",
+    "topology_binary",
+    "unsupported",
+]

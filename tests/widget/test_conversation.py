@@ -151,17 +151,31 @@ async def test_a_refused_message_shows_failed_and_can_be_retried(site, browser, 
     await expect(sent.nth(1)).to_have_attribute("data-status", "sent")
     await courier.wait_for(lambda: len(courier.of_type("msg_in", chat)) == 2)
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", chat)] == [
-        "short one", "this one is far too long for this chip"]
+        "short one",
+        "this one is far too long for this chip",
+    ]
 
 
 async def test_attachments_by_type_quick_replies_and_text_kept_as_text(site, browser, channel, courier):
     page = await opened(browser, site, channel)
     chat = await chat_id(page)
-    attachments = [f"image/png:{site.media('photo.png')}", f"audio/wav:{site.media('voice.wav')}",
-                   f"video/mp4:{site.media('clip.wav')}", f"application/pdf:{site.media('menu.pdf')}",
-                   "geo:-1.9441,30.0619", "image/png:javascript:alert(1)"]
-    await say(site, courier, channel["uuid"], chat, "<b>Hi</b> see https://example.com/menu?day=1. Or javascript:alert(2)",
-              attachments=attachments, quick_replies=["Yes", "No"])
+    attachments = [
+        f"image/png:{site.media('photo.png')}",
+        f"audio/wav:{site.media('voice.wav')}",
+        f"video/mp4:{site.media('clip.wav')}",
+        f"application/pdf:{site.media('menu.pdf')}",
+        "geo:-1.9441,30.0619",
+        "image/png:javascript:alert(1)",
+    ]
+    await say(
+        site,
+        courier,
+        channel["uuid"],
+        chat,
+        "<b>Hi</b> see https://example.com/menu?day=1. Or javascript:alert(2)",
+        attachments=attachments,
+        quick_replies=["Yes", "No"],
+    )
     msg = page.locator(W + ".msg.out")
     bubble = msg.locator(".bubble")
     await expect(bubble).to_have_text("<b>Hi</b> see https://example.com/menu?day=1. Or javascript:alert(2)")
@@ -179,10 +193,14 @@ async def test_attachments_by_type_quick_replies_and_text_kept_as_text(site, bro
     await expect(document).to_have_attribute("href", site.media("menu.pdf"))
     await expect(document).to_have_attribute("download", "menu.pdf")
     await expect(msg.locator("a.geo")).to_have_attribute(
-        "href", "https://www.openstreetmap.org/?mlat=-1.9441&mlon=30.0619#map=16/-1.9441/30.0619")
+        "href", "https://www.openstreetmap.org/?mlat=-1.9441&mlon=30.0619#map=16/-1.9441/30.0619"
+    )
     await expect(msg.locator("span.file")).to_have_text("javascript:alert(1)")  # shown, never a link or image
-    assert await page.evaluate("""[...document.querySelector('chip-widget').shadowRoot.querySelectorAll('[href],[src]')]
-        .filter(n => /^javascript:/i.test(n.getAttribute('href') || n.getAttribute('src'))).length""") == 0
+    assert (
+        await page.evaluate("""[...document.querySelector('chip-widget').shadowRoot.querySelectorAll('[href],[src]')]
+        .filter(n => /^javascript:/i.test(n.getAttribute('href') || n.getAttribute('src'))).length""")
+        == 0
+    )
 
     # the image opens in a lightbox; Escape closes it and puts the focus back
     await image.click()
@@ -243,7 +261,8 @@ async def test_email_is_checked_before_it_is_sent(site, browser, channel, rows):
     await email.fill("ann@")
     await page.locator(W + ".email button").click()
     await expect(page.locator(W + ".email-error")).to_have_text(
-        "Please enter a valid email address, like name@example.com.")
+        "Please enter a valid email address, like name@example.com."
+    )
     await expect(email).to_have_attribute("aria-invalid", "true")
     assert rows.one("SELECT display FROM contacts_contacturn WHERE path = %s", chat) == (None,)
     await email.fill("ann@example.com")
@@ -266,8 +285,9 @@ async def test_email_is_checked_before_it_is_sent(site, browser, channel, rows):
         other.close()
 
 
-async def test_usable_by_keyboard_alone_with_focus_kept_in_the_panel_and_news_announced(site, browser, channel,
-                                                                                        courier):
+async def test_usable_by_keyboard_alone_with_focus_kept_in_the_panel_and_news_announced(
+    site, browser, channel, courier
+):
     page = await browser.page()
     await page.goto(site.page(channel["uuid"]))
     await expect(page.locator(W + ".chip")).to_have_attribute("data-state", "online")
@@ -281,8 +301,10 @@ async def test_usable_by_keyboard_alone_with_focus_kept_in_the_panel_and_news_an
     await page.keyboard.press("Enter")
     await expect(page.locator(W + ".msg.in")).to_have_attribute("data-status", "sent")
 
-    inside = "() => { const root = document.querySelector('chip-widget').shadowRoot;" \
-             " return !!root.activeElement && root.querySelector('.panel').contains(root.activeElement) }"
+    inside = (
+        "() => { const root = document.querySelector('chip-widget').shadowRoot;"
+        " return !!root.activeElement && root.querySelector('.panel').contains(root.activeElement) }"
+    )
     for _ in range(12):  # round and round the panel's controls, never out of it
         await page.keyboard.press("Tab")
         assert await page.evaluate(inside)
@@ -300,8 +322,11 @@ async def test_usable_by_keyboard_alone_with_focus_kept_in_the_panel_and_news_an
 async def test_a_blocked_chat_says_so_and_stops_reconnecting(site, browser, channel, courier, rows):
     page = await opened(browser, site, channel)
     chat = await chat_id(page)
-    rows.one("UPDATE contacts_contact SET status = 'B' FROM contacts_contacturn u"
-             " WHERE u.contact_id = contacts_contact.id AND u.path = %s RETURNING contacts_contact.id", chat)
+    rows.one(
+        "UPDATE contacts_contact SET status = 'B' FROM contacts_contacturn u"
+        " WHERE u.contact_id = contacts_contact.id AND u.path = %s RETURNING contacts_contact.id",
+        chat,
+    )
     attempts = []
     page.on("websocket", lambda ws: attempts.append(ws.url))
     await page.reload()  # the widget resumes its stored chat, which chip refuses

@@ -27,7 +27,8 @@ async def test_script_tag_alone_on_a_hostile_page_under_a_strict_csp(site, brows
     await expect(panel).to_be_visible()
     assert await panel.evaluate("p => getComputedStyle(p).width") == "380px"
     assert await page.locator("chip-widget .composer textarea").evaluate(
-        "t => [getComputedStyle(t).fontSize, getComputedStyle(t).borderTopStyle]") == ["14px", "solid"]
+        "t => [getComputedStyle(t).fontSize, getComputedStyle(t).borderTopStyle]"
+    ) == ["14px", "solid"]
 
     # and the chat works end to end: the visitor's text reaches Courier, a reply shows
     await page.fill("chip-widget textarea", "Hello from a strict page")
@@ -49,11 +50,20 @@ const start = AudioScheduledSourceNode.prototype.start;
 AudioScheduledSourceNode.prototype.start = function (...args) { window.__beeps++; return start.apply(this, args); };"""
 
 
-async def test_data_attributes_set_title_logo_color_side_language_welcome_open_and_sound(site, browser, channel,
-                                                                                        courier):
-    url = site.page(channel["uuid"], title="Nyaruka Coffee", logo=site.media("logo.png"),
-                    color="#ffcc00", position="left", lang="fr", welcome="Bonjour ! Posez-nous vos questions.",
-                    open="true", sound="on")
+async def test_data_attributes_set_title_logo_color_side_language_welcome_open_and_sound(
+    site, browser, channel, courier
+):
+    url = site.page(
+        channel["uuid"],
+        title="Nyaruka Coffee",
+        logo=site.media("logo.png"),
+        color="#ffcc00",
+        position="left",
+        lang="fr",
+        welcome="Bonjour ! Posez-nous vos questions.",
+        open="true",
+        sound="on",
+    )
     page = await browser.page()
     await page.add_init_script(BEEPS)
     await page.goto(url)
@@ -67,7 +77,9 @@ async def test_data_attributes_set_title_logo_color_side_language_welcome_open_a
     # a light accent gets dark text on it, so its contrast stays readable
     header = page.locator("chip-widget .header")
     assert await header.evaluate("h => [getComputedStyle(h).backgroundColor, getComputedStyle(h).color]") == [
-        "rgb(255, 204, 0)", "rgb(17, 17, 17)"]
+        "rgb(255, 204, 0)",
+        "rgb(17, 17, 17)",
+    ]
     assert (await panel.bounding_box())["x"] == pytest.approx(20, abs=1)  # data-position="left"
 
     # data-sound: a message arriving while the panel is closed plays a short sound
@@ -87,15 +99,15 @@ async def test_no_sound_unless_asked(site, browser, channel, courier):
     assert await page.evaluate("window.__beeps") == 0
 
 
-async def test_javascript_api_opens_closes_sets_the_email_and_reports_messages(site, browser, channel, courier,
-                                                                               rows):
+async def test_javascript_api_opens_closes_sets_the_email_and_reports_messages(site, browser, channel, courier, rows):
     page = await browser.page()
     await page.goto(site.page(channel["uuid"]))
     await expect(page.locator("chip-widget .chip")).to_have_attribute("data-state", "online")
     panel = page.locator("chip-widget .panel")
     await expect(panel).to_be_hidden()
-    await page.evaluate("window.got = []; chip('on', 'message', m => got.push(m.text));"
-                        "chip('on', 'open', () => got.push('opened'))")
+    await page.evaluate(
+        "window.got = []; chip('on', 'message', m => got.push(m.text));chip('on', 'open', () => got.push('opened'))"
+    )
     await page.evaluate("chip('open')")
     await expect(panel).to_be_visible()
     await expect(page.locator("chip-widget textarea")).to_be_focused()
@@ -136,10 +148,23 @@ async def conversation(site, courier, channel, page, user_id):
     await page.fill("chip-widget textarea", "Hi! Do you deliver to Kigali?")
     await page.press("chip-widget textarea", "Enter")
     chat = await chat_id(page)
-    await say(site, courier, channel["uuid"], chat, "Yes, every day. Here's our menu:",
-              attachments=[f"image/svg+xml:{site.media('menu.svg')}", f"application/pdf:{site.media('menu.pdf')}"])
-    await say(site, courier, channel["uuid"], chat, "Hi, I'm Sam from the team. Anything else?",
-              user_id=user_id, quick_replies=["Opening hours", "Talk to a person"])
+    await say(
+        site,
+        courier,
+        channel["uuid"],
+        chat,
+        "Yes, every day. Here's our menu:",
+        attachments=[f"image/svg+xml:{site.media('menu.svg')}", f"application/pdf:{site.media('menu.pdf')}"],
+    )
+    await say(
+        site,
+        courier,
+        channel["uuid"],
+        chat,
+        "Hi, I'm Sam from the team. Anything else?",
+        user_id=user_id,
+        quick_replies=["Opening hours", "Talk to a person"],
+    )
     await expect(page.locator("chip-widget .msg.out")).to_have_count(2)
     await expect(page.locator("chip-widget .msg.in")).to_have_attribute("data-status", "sent")
 
@@ -161,8 +186,9 @@ needs_axe = pytest.mark.skipif(not AXE.exists(), reason="axe-core not installed 
 async def test_axe_finds_nothing_serious_open_or_closed(site, browser, channel, courier, rows, request, scheme):
     user_id = rows.user(first="Sam", last="Okafor", avatar="sam.svg", org_id=channel["org_id"])
     page = await browser.page(color_scheme=scheme)
-    await page.goto(site.page(channel["uuid"], hostile=False, logo=site.media("logo.svg"), open="true",
-                              title="Nyaruka Coffee"))
+    await page.goto(
+        site.page(channel["uuid"], hostile=False, logo=site.media("logo.svg"), open="true", title="Nyaruka Coffee")
+    )
     await conversation(site, courier, channel, page, user_id)
     assert await axe_scan(page) == []
     await screenshot(page, request, "widget-desktop.png" if scheme == "light" else "widget-dark.png")
@@ -188,8 +214,9 @@ async def test_dark_theme_follows_the_system(site, browser, channel):
 
 async def test_full_screen_on_a_phone(site, browser, channel, courier, rows, request):
     user_id = rows.user(first="Sam", last="Okafor", avatar="sam.svg", org_id=channel["org_id"])
-    page = await browser.page(viewport={"width": 375, "height": 720}, is_mobile=True, has_touch=True,
-                              device_scale_factor=2)
+    page = await browser.page(
+        viewport={"width": 375, "height": 720}, is_mobile=True, has_touch=True, device_scale_factor=2
+    )
     await page.goto(site.page(channel["uuid"], logo=site.media("logo.svg"), title="Nyaruka Coffee"))
     launcher = page.locator("chip-widget .launcher")
     await launcher.tap()

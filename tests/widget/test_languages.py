@@ -24,12 +24,15 @@ def test_every_language_has_every_string():
 
 
 @needs_chromium
-@pytest.mark.parametrize("locale, placeholder, clock", [
-    ("es-ES", "Escribe un mensaje…", r"^\d{1,2}:\d{2}$"),
-    ("fr-FR", "Écrivez un message…", r"^\d{1,2}:\d{2}$"),  # 24-hour, no AM/PM (0:54 after midnight)
-    ("pt-BR", "Escreva uma mensagem…", r"^\d{1,2}:\d{2}$"),
-    ("de-DE", "Write a message…", r"^\d{1,2}:\d{2}\s?[AP]M$"),  # no German: English, with English's clock
-])
+@pytest.mark.parametrize(
+    "locale, placeholder, clock",
+    [
+        ("es-ES", "Escribe un mensaje…", r"^\d{1,2}:\d{2}$"),
+        ("fr-FR", "Écrivez un message…", r"^\d{1,2}:\d{2}$"),  # 24-hour, no AM/PM (0:54 after midnight)
+        ("pt-BR", "Escreva uma mensagem…", r"^\d{1,2}:\d{2}$"),
+        ("de-DE", "Write a message…", r"^\d{1,2}:\d{2}\s?[AP]M$"),  # no German: English, with English's clock
+    ],
+)
 async def test_language_follows_the_browser(site, browser, channel, courier, locale, placeholder, clock):
     page = await browser.page(locale=locale)
     await page.goto(site.page(channel["uuid"], open="true"))
@@ -43,8 +46,11 @@ async def test_language_follows_the_browser(site, browser, channel, courier, loc
 async def test_arabic_is_laid_out_right_to_left(site, browser, channel, courier, rows, request):
     user_id = rows.user(first="Sam", last="Okafor", avatar="sam.svg", org_id=channel["org_id"])
     page = await browser.page(locale="en-US")
-    await page.goto(site.page(channel["uuid"], lang="ar", open="true", hostile=False, title="مقهى نياروكا",
-                              logo=site.media("logo.svg")))
+    await page.goto(
+        site.page(
+            channel["uuid"], lang="ar", open="true", hostile=False, title="مقهى نياروكا", logo=site.media("logo.svg")
+        )
+    )
     root = page.locator(W + ".chip")
     await expect(root).to_have_attribute("data-state", "online")
     await expect(root).to_have_attribute("dir", "rtl")

@@ -31,8 +31,9 @@ async def outage_outliving_the_inbound_expiry(start_chip, bound, channel, courie
     return server, visitor
 
 
-async def test_a_replay_after_a_courier_outage_delivers_every_message_once_in_order(admin, start_chip, bound,
-                                                                                    channel, courier):
+async def test_a_replay_after_a_courier_outage_delivers_every_message_once_in_order(
+    admin, start_chip, bound, channel, courier
+):
     texts = [f"m{i}" for i in range(6)]
     server, visitor = await outage_outliving_the_inbound_expiry(start_chip, bound, channel, courier, texts)
     assert courier.of_type("msg_in", visitor.chat_id) == []
@@ -45,8 +46,9 @@ async def test_a_replay_after_a_courier_outage_delivers_every_message_once_in_or
     assert shown.status == 0 and '"text": "m0"' in shown.out and "first error" in shown.out, shown
 
     # two operators at once: each letter goes back once
-    one, other = await asyncio.gather(admin("dead-letters", "replay", "--all"),
-                                      admin("dead-letters", "replay", "--all"))
+    one, other = await asyncio.gather(
+        admin("dead-letters", "replay", "--all"), admin("dead-letters", "replay", "--all")
+    )
     assert one.status == other.status == 0, (one, other)
     assert (one.out + other.out).count("back in the courier queue") == 6, (one, other)
     await courier.wait_for(lambda: len(courier.of_type("msg_in", visitor.chat_id)) == 6)
@@ -56,8 +58,9 @@ async def test_a_replay_after_a_courier_outage_delivers_every_message_once_in_or
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == texts
 
 
-async def test_letters_named_out_of_order_are_replayed_in_the_order_given_up(admin, start_chip, bound, channel,
-                                                                            courier):
+async def test_letters_named_out_of_order_are_replayed_in_the_order_given_up(
+    admin, start_chip, bound, channel, courier
+):
     texts = ["first", "second", "third"]
     server, visitor = await outage_outliving_the_inbound_expiry(start_chip, bound, channel, courier, texts)
     ids = [letter["id"] for letter in await server.services.dead_letters.all()]
@@ -67,8 +70,9 @@ async def test_letters_named_out_of_order_are_replayed_in_the_order_given_up(adm
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == texts
 
 
-async def test_a_message_replayed_goes_back_to_the_outbox_and_reaches_the_visitor(admin, start_chip, channel, rows,
-                                                                                 post_msg, courier, connect):
+async def test_a_message_replayed_goes_back_to_the_outbox_and_reaches_the_visitor(
+    admin, start_chip, channel, rows, post_msg, courier, connect
+):
     chat_id = "r" * 24
     rows.contact(channel["org_id"], channel["uuid"], chat_id)
     server = await start_chip(msg_expiry=0.5)
@@ -91,8 +95,9 @@ async def test_a_message_replayed_goes_back_to_the_outbox_and_reaches_the_visito
     assert [e["status"]["status"] for e in courier.of_type("msg_status", chat_id)] == ["failed", "delivered"]
 
 
-async def test_letters_are_dropped_by_id_or_all_of_a_reason_and_an_unknown_id_is_status_1(admin, start_chip, bound,
-                                                                                        channel, courier):
+async def test_letters_are_dropped_by_id_or_all_of_a_reason_and_an_unknown_id_is_status_1(
+    admin, start_chip, bound, channel, courier
+):
     server, visitor = await outage_outliving_the_inbound_expiry(start_chip, bound, channel, courier, ["a", "b"])
     courier.fail_with, courier.fail_error = 400, "secret incorrect"
     await visitor.send({"type": "send_msg", "text": "refused"})
@@ -111,8 +116,9 @@ async def test_letters_are_dropped_by_id_or_all_of_a_reason_and_an_unknown_id_is
 
 async def test_the_admin_replays_on_a_cluster(admin, cluster, start_chip, bound, channel, courier):
     texts = ["on", "a", "cluster"]
-    server, visitor = await outage_outliving_the_inbound_expiry(start_chip, bound, channel, courier, texts,
-                                                                valkey=cluster.url)
+    server, visitor = await outage_outliving_the_inbound_expiry(
+        start_chip, bound, channel, courier, texts, valkey=cluster.url
+    )
     ran = await admin("status", valkey=cluster.url)
     assert ran.status == 0 and "REASON   LETTERS\nexpired  3" in ran.out, ran
     ran = await admin("dead-letters", "replay", "--all", valkey=cluster.url)
@@ -121,9 +127,16 @@ async def test_the_admin_replays_on_a_cluster(admin, cluster, start_chip, bound,
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == texts
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--help"], "dead-letters"), (["dead-letters", "--help"], "replay"), (["dead-letters", "replay", "--help"], "once"),
-    (["status", "--help"], "--max-backlog-age"), (["chat", "--help"], "outbox")])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--help"], "dead-letters"),
+        (["dead-letters", "--help"], "replay"),
+        (["dead-letters", "replay", "--help"], "once"),
+        (["status", "--help"], "--max-backlog-age"),
+        (["chat", "--help"], "outbox"),
+    ],
+)
 async def test_help_says_what_each_command_does(admin, args, says):
     ran = await admin(*args, settings=False)
     assert ran.status == 0 and "--valkey" in ran.out and "--json" in ran.out and says in ran.out, ran
@@ -133,7 +146,8 @@ async def test_a_letter_kept_in_part_is_not_replayed(admin, start_chip, channel)
     server = await start_chip()
     key = keys.chat_key(channel["uuid"], "p" * 24)
     [letter_id] = await server.services.dead_letters.keep(
-        key, "too_large", [{"kind": "courier", "event": {"type": "msg_in", "msg": {"text": "x" * 600_000}}}])
+        key, "too_large", [{"kind": "courier", "event": {"type": "msg_in", "msg": {"text": "x" * 600_000}}}]
+    )
     ran = await admin("dead-letters", "replay", letter_id)
     assert ran.status == 1 and "not replayable: kept in part" in ran.out, ran
     assert "kept in part (600" in (await admin("dead-letters")).out

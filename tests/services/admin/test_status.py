@@ -20,8 +20,10 @@ async def test_every_ready_process_is_listed_and_the_status_is_0(admin, start_ch
     assert ran.status == 0, ran
     assert "admin-a" in ran.out and "admin-b" in ran.out and ran.out.rstrip().endswith("OK")
     found = json.loads((await admin("status", "--json")).out)
-    assert sorted((p["instance"], p["state"], p["ready"]) for p in found["processes"]) == \
-        [("admin-a", "ready", True), ("admin-b", "ready", True)]
+    assert sorted((p["instance"], p["state"], p["ready"]) for p in found["processes"]) == [
+        ("admin-a", "ready", True),
+        ("admin-b", "ready", True),
+    ]
     assert found["problems"] == []
 
 
@@ -36,7 +38,8 @@ async def test_no_ready_process_is_a_problem(admin, start_chip):
 
 
 async def test_a_courier_backlog_older_than_allowed_is_a_problem_and_outboxes_are_counted(
-        admin, start_chip, bound, channel, courier, post_msg, rows):
+    admin, start_chip, bound, channel, courier, post_msg, rows
+):
     server = await start_chip(retry=FAST)
     visitor = await bound(server, channel)
     courier.fail_with = 503
@@ -50,8 +53,9 @@ async def test_a_courier_backlog_older_than_allowed_is_a_problem_and_outboxes_ar
     assert ran.status == 1, ran
     assert re.search(r"^courier backlog: 2 event\(s\) of 1 chat\(s\) waiting, the oldest for \ds$", ran.out, re.M)
     assert "outboxes: 1 message(s) of 1 chat(s) waiting for their visitors" in ran.out
-    assert re.search(r"^PROBLEM: the oldest event for Courier has waited \ds, more than --max-backlog-age 1 s$",
-                     ran.out, re.M)
+    assert re.search(
+        r"^PROBLEM: the oldest event for Courier has waited \ds, more than --max-backlog-age 1 s$", ran.out, re.M
+    )
     assert (await admin("status")).status == 0  # within the default 600 s
     courier.fail_with = 0
     await courier.wait_for(lambda: len(courier.of_type("msg_in", visitor.chat_id)) == 2)
@@ -64,20 +68,26 @@ async def test_dead_letters_are_counted_by_reason(admin, start_chip, bound, chan
     visitor = await bound(server, channel)
     courier.fail_with = 400
     await visitor.send({"type": "send_msg", "text": "refused"})
-    assert await wait_until(lambda: server.services.metrics.registry.get_sample_value(
-        "chip_dead_letters_total", {"reason": "rejected"}) == 1)
+    assert await wait_until(
+        lambda: (
+            server.services.metrics.registry.get_sample_value("chip_dead_letters_total", {"reason": "rejected"}) == 1
+        )
+    )
     found = json.loads((await admin("status", "--json")).out)
     assert found["dead_letters"] == {"rejected": 1}
     assert "dead letters: 1\nREASON    LETTERS\nrejected  1" in (await admin("status")).out
 
 
-@pytest.mark.parametrize("args, env, message", [
-    (["status", "--valkey", "memcached://x"], {}, "chip: error: argument --valkey: 'memcached://x': not a URL"),
-    (["status", "--max-backlog-age", "-1"], {}, "chip: error: argument --max-backlog-age: '-1' must be greater"),
-    (["status"], {"CHIP_DB": "sqlite:///x"}, "chip: error: CHIP_DB: 'sqlite:///x' is not a URL"),
-    (["nope"], {}, "chip: error: argument command: invalid choice: 'nope'"),
-    (["dead-letters", "drop"], {}, "chip: error: dead-letters drop: name letters by ID, or --all, not both"),
-])
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["status", "--valkey", "memcached://x"], {}, "chip: error: argument --valkey: 'memcached://x': not a URL"),
+        (["status", "--max-backlog-age", "-1"], {}, "chip: error: argument --max-backlog-age: '-1' must be greater"),
+        (["status"], {"CHIP_DB": "sqlite:///x"}, "chip: error: CHIP_DB: 'sqlite:///x' is not a URL"),
+        (["nope"], {}, "chip: error: argument command: invalid choice: 'nope'"),
+        (["dead-letters", "drop"], {}, "chip: error: dead-letters drop: name letters by ID, or --all, not both"),
+    ],
+)
 async def test_a_bad_setting_or_command_is_one_line_and_status_2(admin, args, env, message):
     ran = await admin(*args, env=env, settings=False)
     assert ran.status == 2 and ran.err.count("\n") == 1 and ran.err.startswith(message), ran
@@ -95,6 +105,7 @@ async def test_an_env_file_serves_as_it_does_the_server(admin, redis_url, pg_url
 
 async def test_a_redis_that_does_not_answer_is_a_problem_named_without_its_password(admin):
     ran = await admin("status", valkey="redis://:hunter2@127.0.0.1:1/0")
-    assert ran.status == 1 and ran.err.startswith("chip admin: valkey/redis at redis://:***@127.0.0.1:1/0 "
-                                                  "does not answer"), ran
+    assert ran.status == 1 and ran.err.startswith(
+        "chip admin: valkey/redis at redis://:***@127.0.0.1:1/0 does not answer"
+    ), ran
     assert "hunter2" not in ran.err and "Traceback" not in ran.err and ran.err.count("\n") == 1

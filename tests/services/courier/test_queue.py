@@ -34,8 +34,7 @@ async def test_visitor_messages_wait_out_a_courier_outage_in_order(store, bound,
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == [f"m{i}" for i in range(10)]
 
 
-async def test_chat_started_during_an_outage_is_replied_and_delivered_later(fast_chip, channel, connect, courier,
-                                                                             rows):
+async def test_chat_started_during_an_outage_is_replied_and_delivered_later(fast_chip, channel, connect, courier, rows):
     courier.fail_with = 503
     visitor = await connect(fast_chip, channel["uuid"])
     chat_id = (await visitor.start())["chat_id"]
@@ -119,9 +118,9 @@ async def test_a_long_drain_keeps_its_lock_so_no_event_is_posted_twice(start_chi
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", chat_id)] == [f"m{i}" for i in range(6)]
 
 
-async def test_an_ack_while_another_process_posts_the_chat_is_posted_once_it_is_done(store, bound, chip_server,
-                                                                                   channel, connect, courier,
-                                                                                   post_msg):
+async def test_an_ack_while_another_process_posts_the_chat_is_posted_once_it_is_done(
+    store, bound, chip_server, channel, connect, courier, post_msg
+):
     # the ack takes the chat's Courier lock with it when it can; here another process holds it
     visitor = await bound(chip_server, channel)
     await post_msg(channel["uuid"], visitor.chat_id, {"id": 5, "text": "hi", "origin": "flow"})
@@ -135,19 +134,22 @@ async def test_an_ack_while_another_process_posts_the_chat_is_posted_once_it_is_
     assert store.get(lock) == b"another process"
     await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id), timeout=3)
     assert courier.of_type("msg_status", visitor.chat_id) == [
-        {"type": "msg_status", "status": {"msg_id": 5, "status": "delivered"}}]
+        {"type": "msg_status", "status": {"msg_id": 5, "status": "delivered"}}
+    ]
     # chip commits once Courier's 200 reaches it, a moment after the double has recorded the post
     assert await wait_until(lambda: store.llen(keys.courier_events(key)) == 0)
     assert store.get(lock) is None
 
 
 def given_up(server, reason: str) -> float:
-    return server.services.metrics.registry.get_sample_value("chip_courier_events_given_up_total",
-                                                            {"reason": reason}) or 0
+    return (
+        server.services.metrics.registry.get_sample_value("chip_courier_events_given_up_total", {"reason": reason}) or 0
+    )
 
 
-async def test_a_400_that_is_courier_failing_is_retried_and_the_message_arrives_once(bound, fast_chip, channel,
-                                                                                    courier, caplog):
+async def test_a_400_that_is_courier_failing_is_retried_and_the_message_arrives_once(
+    bound, fast_chip, channel, courier, caplog
+):
     visitor = await bound(fast_chip, channel)
     courier.fail_with, courier.fail_error, courier.fail_times = 400, "unable to queue message", 2
     with caplog.at_level(logging.WARNING):
@@ -160,12 +162,15 @@ async def test_a_400_that_is_courier_failing_is_retried_and_the_message_arrives_
     assert "courier rejected" not in caplog.text
 
 
-@pytest.mark.parametrize("error", [
-    "unable to find channel with type: CHP and uuid: 8eb23e93-5ecb-45ba-b726-3b064e0c56ab",  # Courier's DB lookup
-    "channel not found",
-    "error writing msg: context deadline exceeded",
-    "pq: sorry, too many clients already",
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        "unable to find channel with type: CHP and uuid: 8eb23e93-5ecb-45ba-b726-3b064e0c56ab",  # Courier's DB lookup
+        "channel not found",
+        "error writing msg: context deadline exceeded",
+        "pq: sorry, too many clients already",
+    ],
+)
 async def test_other_400s_are_retried_too(bound, fast_chip, channel, courier, error):
     visitor = await bound(fast_chip, channel)
     courier.fail_with, courier.fail_error, courier.fail_times = 400, error, 1
@@ -185,15 +190,17 @@ async def test_other_4xx_are_a_setting_to_mend_and_retried(bound, fast_chip, cha
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["still there?"]
 
 
-@pytest.mark.parametrize("error", [
-    "secret incorrect",
-    "invalid chat id",
-    "unable to parse request JSON: unexpected end of JSON input",
-    "request JSON doesn't match required schema: Key: 'receivePayload.ChatID' Error:Field validation for "
-    "'ChatID' failed on the 'required' tag",
-])
-async def test_400s_that_cannot_succeed_are_dropped_after_one_post(bound, fast_chip, channel, courier, caplog,
-                                                                   error):
+@pytest.mark.parametrize(
+    "error",
+    [
+        "secret incorrect",
+        "invalid chat id",
+        "unable to parse request JSON: unexpected end of JSON input",
+        "request JSON doesn't match required schema: Key: 'receivePayload.ChatID' Error:Field validation for "
+        "'ChatID' failed on the 'required' tag",
+    ],
+)
+async def test_400s_that_cannot_succeed_are_dropped_after_one_post(bound, fast_chip, channel, courier, caplog, error):
     visitor = await bound(fast_chip, channel)
     courier.fail_with, courier.fail_error = 400, error
     with caplog.at_level(logging.ERROR):
@@ -204,8 +211,9 @@ async def test_400s_that_cannot_succeed_are_dropped_after_one_post(bound, fast_c
     assert "courier rejected 1 event(s)" in caplog.text and error[:40] in caplog.text
 
 
-async def test_a_400_that_never_clears_is_given_up_after_the_inbound_expiry(bound, start_chip, store, channel,
-                                                                           courier, caplog):
+async def test_a_400_that_never_clears_is_given_up_after_the_inbound_expiry(
+    bound, start_chip, store, channel, courier, caplog
+):
     server = await start_chip(inbound_expiry=2.0, retry=FAST)
     visitor = await bound(server, channel)
     courier.fail_with, courier.fail_error = 400, "unable to queue message"
@@ -249,7 +257,8 @@ async def test_no_request_is_larger_than_courier_reads(bound, fast_chip, channel
 
 
 async def test_statuses_share_a_request_with_the_next_message_but_two_messages_never_do(
-        bound, fast_chip, channel, courier, post_msg):
+    bound, fast_chip, channel, courier, post_msg
+):
     """Courier writes a request's events up to the one it fails on, then answers 400, and chip posts the
     request again: only statuses may come before a message in one request, since setting them twice is harmless."""
     visitor = await bound(fast_chip, channel)
@@ -270,8 +279,9 @@ async def test_statuses_share_a_request_with_the_next_message_but_two_messages_n
     assert [e["msg"]["text"] for e in courier.of_type("msg_in", visitor.chat_id)] == ["a", "b"]
 
 
-async def test_a_single_event_over_courier_limit_is_given_up_and_the_next_one_goes(bound, start_chip, channel,
-                                                                                  courier, caplog):
+async def test_a_single_event_over_courier_limit_is_given_up_and_the_next_one_goes(
+    bound, start_chip, channel, courier, caplog
+):
     server = await start_chip(max_text_length=2_000_000, max_message_bytes=4 * 1024 * 1024, retry=FAST)
     visitor = await bound(server, channel)
     with caplog.at_level(logging.ERROR):

@@ -16,8 +16,9 @@ def size(value) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-async def test_a_batch_that_fits_only_without_its_envelope_is_split(bound, start_chip, channel, courier, post_msg,
-                                                                     store):
+async def test_a_batch_that_fits_only_without_its_envelope_is_split(
+    bound, start_chip, channel, courier, post_msg, store
+):
     server = await start_chip(max_text_length=2_000_000, max_message_bytes=4 * 1024 * 1024, retry=FAST)
     visitor = await bound(server, channel)
     for i in (1, 2, 3):

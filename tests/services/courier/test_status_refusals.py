@@ -11,21 +11,24 @@ from services.store import keys
 from tests.polling import wait_until
 from tests.services.courier.test_queue import FAST, given_up
 
-UPGRADED = "message status with no UUID or external id"     # Courier v10.3.19 and later
-BEFORE_UUIDS = "message status with no id or external id"   # the backends before the uuid move
+UPGRADED = "message status with no UUID or external id"  # Courier v10.3.19 and later
+BEFORE_UUIDS = "message status with no id or external id"  # the backends before the uuid move
 
 
 def body(error: str) -> bytes:
     return orjson.dumps({"message": "Error", "data": [{"type": "error", "error": error}]})
 
 
-@pytest.mark.parametrize("status, error, outcome", [
-    (400, UPGRADED, Outcome.STATUS_REJECTED),
-    (400, BEFORE_UUIDS, Outcome.STATUS_REJECTED),
-    (400, "secret incorrect", Outcome.REJECTED),
-    (400, "unable to queue message", Outcome.REFUSED),
-    (404, UPGRADED, Outcome.REFUSED),  # a proxy's page that happens to say it is not Courier's answer
-])
+@pytest.mark.parametrize(
+    "status, error, outcome",
+    [
+        (400, UPGRADED, Outcome.STATUS_REJECTED),
+        (400, BEFORE_UUIDS, Outcome.STATUS_REJECTED),
+        (400, "secret incorrect", Outcome.REJECTED),
+        (400, "unable to queue message", Outcome.REFUSED),
+        (404, UPGRADED, Outcome.REFUSED),  # a proxy's page that happens to say it is not Courier's answer
+    ],
+)
 def test_courier_refusals_are_told_apart_by_their_error(status, error, outcome):
     assert refusal(status, body(error)) is outcome
 
@@ -39,7 +42,8 @@ async def acked_by_id(post_msg, channel, visitor, msg_id: int):
 
 @pytest.mark.parametrize("error", [UPGRADED, BEFORE_UUIDS])
 async def test_a_status_courier_refuses_for_good_is_given_up_and_the_visitors_message_goes_on(
-        bound, start_chip, store, channel, courier, post_msg, caplog, error):
+    bound, start_chip, store, channel, courier, post_msg, caplog, error
+):
     server = await start_chip(retry=FAST)
     visitor = await bound(server, channel)
     courier.status_error = error
@@ -72,8 +76,9 @@ async def test_a_status_alone_refused_for_good_is_posted_once(bound, start_chip,
     assert len([r for r in courier.requests if r["events"][0]["type"] == "msg_status"]) == 1
 
 
-async def test_a_status_courier_keeps_refusing_gives_way_after_the_status_expiry(bound, start_chip, channel,
-                                                                                 courier, post_msg):
+async def test_a_status_courier_keeps_refusing_gives_way_after_the_status_expiry(
+    bound, start_chip, channel, courier, post_msg
+):
     """A 400 that may clear (Courier failing on its side) is retried, but for --status-expiry only
     while it holds the visitor's messages; those keep their order and arrive once."""
     server = await start_chip(retry=FAST, status_expiry=1.0)

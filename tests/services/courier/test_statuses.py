@@ -15,8 +15,12 @@ async def chats_with_a_message(bound, post_msg, server, channel, count: int, uui
     for i in range(count):
         visitor = await bound(server, channel)
         msg_id = f"0199{i:04d}-0000-7000-8000-000000000000" if uuids else 100 + i
-        await post_msg(channel["uuid"], visitor.chat_id, {("uuid" if uuids else "id"): msg_id, "text": f"m{i}",
-                                                          "origin": "flow"}, server=server)
+        await post_msg(
+            channel["uuid"],
+            visitor.chat_id,
+            {("uuid" if uuids else "id"): msg_id, "text": f"m{i}", "origin": "flow"},
+            server=server,
+        )
         assert (await visitor.expect("chat_out"))["msg_out"]
         visitor.msg_id = msg_id
         visitors.append(visitor)
@@ -31,15 +35,17 @@ def status_requests(courier) -> list:
     return [r for r in courier.requests if r.get("events") and r["events"][0]["type"] == "msg_status"]
 
 
-async def test_statuses_of_many_chats_share_posts_and_each_is_recorded_once(bound, start_chip, store, channel,
-                                                                           courier, post_msg):
+async def test_statuses_of_many_chats_share_posts_and_each_is_recorded_once(
+    bound, start_chip, store, channel, courier, post_msg
+):
     server = await start_chip(new_chats_per_ip=100)
     visitors = await chats_with_a_message(bound, post_msg, server, channel, 12)
     await ack_all(visitors)
     await courier.wait_for(lambda: len(courier.of_type("msg_status")) == 12)
     for visitor in visitors:
         assert courier.of_type("msg_status", visitor.chat_id) == [
-            {"type": "msg_status", "status": {"msg_uuid": visitor.msg_id, "status": "delivered"}}]
+            {"type": "msg_status", "status": {"msg_uuid": visitor.msg_id, "status": "delivered"}}
+        ]
     shared = status_requests(courier)
     assert len(shared) < 12 and max(len(r["events"]) for r in shared) > 1
     assert all(r["secret"] == "sesame" for r in shared)
@@ -58,8 +64,13 @@ async def test_statuses_of_two_channels_never_share_a_post(bound, start_chip, ro
     for number, (channel, secret) in enumerate(zip(channels, ("sesame", "other"))):
         visitor = await bound(server, channel)
         visitor.msg_id = f"0199000{number}-0000-7000-8000-000000000000"
-        await post_msg(channel["uuid"], visitor.chat_id, {"uuid": visitor.msg_id, "text": "hi", "origin": "flow"},
-                       secret=secret, server=server)
+        await post_msg(
+            channel["uuid"],
+            visitor.chat_id,
+            {"uuid": visitor.msg_id, "text": "hi", "origin": "flow"},
+            secret=secret,
+            server=server,
+        )
         await visitor.expect("chat_out")
         visitors.append(visitor)
     await ack_all(visitors)
@@ -82,8 +93,7 @@ async def test_a_status_refused_in_a_shared_post_is_given_up_alone(bound, start_
     assert len(courier.of_type("msg_status")) == 4  # recorded once each, the refused one never
 
 
-async def test_a_shared_post_courier_fails_is_retried_for_every_chat(bound, start_chip, channel, courier,
-                                                                      post_msg):
+async def test_a_shared_post_courier_fails_is_retried_for_every_chat(bound, start_chip, channel, courier, post_msg):
     server = await start_chip(retry=FAST, new_chats_per_ip=100)
     visitors = await chats_with_a_message(bound, post_msg, server, channel, 6)
     courier.fail_with, courier.fail_error, courier.fail_times = 503, "", 2

@@ -80,7 +80,8 @@ async def test_an_acked_message_leaves_and_the_others_keep_their_order(services,
     assert not await services.courier_queue.report(KEY, "2", "delivered", post=False), "a message was acked twice"
     assert len(await services.outbox.window(KEY, 100)) == 2
     assert [orjson.loads(raw)["e"] for raw in store.lrange(keys.courier_events(KEY), 0, -1)] == [
-        {"type": "msg_status", "status": {"msg_id": 2, "status": "delivered"}}]
+        {"type": "msg_status", "status": {"msg_id": 2, "status": "delivered"}}
+    ]
 
 
 async def test_queueing_wakes_whoever_holds_the_chat_with_the_message_itself(outbox, store):
@@ -118,8 +119,9 @@ async def test_the_visitors_email_is_kept_a_year_with_the_chat(outbox, store):
     assert await outbox.visitor_email(keys.chat_key("8eb23e93-5ecb-45ba-b726-3b064e0c56ab", "v" * 24)) is None
 
 
-async def test_a_message_courier_posts_again_keeps_its_place_and_its_frame(chip_server, channel, connect, post_msg,
-                                                                          rows):
+async def test_a_message_courier_posts_again_keeps_its_place_and_its_frame(
+    chip_server, channel, connect, post_msg, rows
+):
     chat_id = "q" * 24
     rows.contact(channel["org_id"], channel["uuid"], chat_id)
     for msg_id, text in [(1, "first"), (2, "second"), (1, "first, posted again")]:
@@ -129,26 +131,31 @@ async def test_a_message_courier_posts_again_keeps_its_place_and_its_frame(chip_
     assert (await visitor.start(chat_id))["type"] == "chat_resumed"
     received = [(await visitor.expect("chat_out"))["msg_out"] for _ in range(2)]
     assert [(out["id"], out["text"]) for out in received] == [(1, "first"), (2, "second")], (
-        "Courier posting a queued message again must leave it where and as it was queued")
+        "Courier posting a queued message again must leave it where and as it was queued"
+    )
     await visitor.silent(0.2)
 
 
-async def test_a_uuid_acked_in_upper_case_leaves_the_outbox_and_is_reported_delivered(store, chip_server, channel,
-                                                                                      bound, post_msg, courier):
+async def test_a_uuid_acked_in_upper_case_leaves_the_outbox_and_is_reported_delivered(
+    store, chip_server, channel, bound, post_msg, courier
+):
     visitor = await bound(chip_server, channel)
     await post_msg(channel["uuid"], visitor.chat_id, {"uuid": MSG_UUID, "text": "hi", "origin": "broadcast"})
     assert (await visitor.expect("chat_out"))["msg_out"]["id"] == MSG_UUID
     await visitor.send({"type": "ack_chat", "msg_id": MSG_UUID.upper()})
     key = keys.chat_key(channel["uuid"], visitor.chat_id)
     assert await wait_until(lambda: store.zcard(keys.outbox_order(key)) == 0), (
-        "an ack of the uuid in upper case left the message in the outbox")
+        "an ack of the uuid in upper case left the message in the outbox"
+    )
     await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id))
     assert courier.of_type("msg_status", visitor.chat_id) == [
-        {"type": "msg_status", "status": {"msg_uuid": MSG_UUID, "status": "delivered"}}]
+        {"type": "msg_status", "status": {"msg_uuid": MSG_UUID, "status": "delivered"}}
+    ]
 
 
-async def test_a_chat_whose_last_message_is_acked_no_longer_counts_as_waiting(store, chip_server, channel, bound,
-                                                                             post_msg):
+async def test_a_chat_whose_last_message_is_acked_no_longer_counts_as_waiting(
+    store, chip_server, channel, bound, post_msg
+):
     visitor = await bound(chip_server, channel)
     key = keys.chat_key(channel["uuid"], visitor.chat_id)
     await post_msg(channel["uuid"], visitor.chat_id, {"id": 3, "text": "hi", "origin": "flow"})
@@ -156,4 +163,6 @@ async def test_a_chat_whose_last_message_is_acked_no_longer_counts_as_waiting(st
     assert store.zscore(keys.outboxes_of(key), key) is not None  # /metrics: chip_outboxes_waiting counts it
     await visitor.send({"type": "ack_chat", "msg_id": 3})
     assert await wait_until(lambda: store.zcard(keys.outbox_order(key)) == 0)
-    assert store.zscore(keys.outboxes_of(key), key) is None, "an emptied outbox still counts as a chat with messages waiting"
+    assert store.zscore(keys.outboxes_of(key), key) is None, (
+        "an emptied outbox still counts as a chat with messages waiting"
+    )

@@ -19,8 +19,12 @@ async def test_messages_arrive_in_the_order_courier_queued_them(bound, chip_serv
 
 async def test_concurrent_posts_keep_queue_order(bound, chip_server, channel, connect, post_msg, store):
     visitor = await bound(chip_server, channel)
-    statuses = await asyncio.gather(*[
-        post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"}) for i in range(1, 31)])
+    statuses = await asyncio.gather(
+        *[
+            post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})
+            for i in range(1, 31)
+        ]
+    )
     assert all(status == 200 for status, _ in statuses)
     received = [(await visitor.expect("chat_out"))["msg_out"]["id"] for _ in range(30)]
     assert sorted(received) == list(range(1, 31)) and len(set(received)) == 30
@@ -30,16 +34,17 @@ async def test_concurrent_posts_keep_queue_order(bound, chip_server, channel, co
     assert received == queued
 
 
-async def test_ack_removes_from_outbox_and_unacked_come_back_on_reconnect(bound, chip_server, channel, connect, post_msg,
-                                                                          store):
+async def test_ack_removes_from_outbox_and_unacked_come_back_on_reconnect(
+    bound, chip_server, channel, connect, post_msg, store
+):
     visitor = await bound(chip_server, channel)
     for i in (1, 2, 3):
         await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"})
     for _ in range(3):
         await visitor.expect("chat_out")
     await visitor.send({"type": "ack_chat", "msg_id": 1})
-    await visitor.send({"type": "ack_chat", "msg_id": 1})      # acking twice is harmless
-    await visitor.send({"type": "ack_chat", "msg_id": 4242})   # so is an unknown id
+    await visitor.send({"type": "ack_chat", "msg_id": 1})  # acking twice is harmless
+    await visitor.send({"type": "ack_chat", "msg_id": 4242})  # so is an unknown id
     await visitor.silent(0.2)
     assert outbox_size(store, channel["uuid"], visitor.chat_id) == 2
     visitor.close()
@@ -78,8 +83,9 @@ async def test_acked_message_is_not_pushed_again(bound, start_chip, channel, con
     await visitor.silent(1.5)
 
 
-async def test_a_message_courier_queues_again_after_its_ack_is_pushed_again(bound, chip_server, channel, connect,
-                                                                          post_msg, courier):
+async def test_a_message_courier_queues_again_after_its_ack_is_pushed_again(
+    bound, chip_server, channel, connect, post_msg, courier
+):
     # Courier may repeat a /wc/send whose answer it lost after the widget acked the message: at least
     # once means it goes out again (the widget de-duplicates by id), and at once, not after a timeout
     visitor = await bound(chip_server, channel)
@@ -97,16 +103,18 @@ async def test_two_instances_share_one_redis(bound, start_chip, channel, connect
     two = await start_chip(instance_id="two")
     visitor = await bound(two, channel)
     for i in (1, 2, 3):
-        status, _ = await post_msg(channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"},
-                                   server=one)
+        status, _ = await post_msg(
+            channel["uuid"], visitor.chat_id, {"id": i, "text": f"m{i}", "origin": "flow"}, server=one
+        )
         assert status == 200
     assert [(await visitor.expect("chat_out"))["msg_out"]["id"] for _ in range(3)] == [1, 2, 3]
     await visitor.send({"type": "ack_chat", "msg_id": 2})
     await courier.wait_for(lambda: courier.of_type("msg_status", visitor.chat_id))
 
 
-async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it(bound,
-        start_chip, channel, connect, post_msg, store):
+async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it(
+    bound, start_chip, channel, connect, post_msg, store
+):
     one = await start_chip(instance_id="one", ack_timeout=0.3)
     two = await start_chip(instance_id="two", ack_timeout=0.3)
     laptop = await bound(one, channel)
@@ -124,7 +132,9 @@ async def test_every_socket_of_a_chat_gets_each_message_and_one_ack_completes_it
     assert (await phone.expect("chat_out"))["msg_out"]["id"] == 6
 
 
-async def test_an_outbox_deeper_than_one_window_flows_as_acks_come(bound, chip_server, channel, connect, post_msg, rows):
+async def test_an_outbox_deeper_than_one_window_flows_as_acks_come(
+    bound, chip_server, channel, connect, post_msg, rows
+):
     chat_id = "d" * 24
     rows.contact(channel["org_id"], channel["uuid"], chat_id)
     for i in range(1, 151):  # more than the 100 pushed at a time
@@ -139,8 +149,9 @@ async def test_an_outbox_deeper_than_one_window_flows_as_acks_come(bound, chip_s
     await visitor.silent(0.3)
 
 
-async def test_a_message_queued_while_a_pump_reads_the_outbox_waits_for_it(bound, chip_server, channel, post_msg,
-                                                                         courier, monkeypatch):
+async def test_a_message_queued_while_a_pump_reads_the_outbox_waits_for_it(
+    bound, chip_server, channel, post_msg, courier, monkeypatch
+):
     # a window of three: the fourth message finds it full and has the outbox read (a pump), which the
     # test holds; an ack meanwhile makes room, so only the pump under way tells the fifth to wait
     delivery = chip_server.services.delivery

@@ -44,9 +44,11 @@ class RedisProxy:
         redis_reader, redis_writer = await asyncio.open_connection(self.target.hostname, self.target.port or 6379)
         self._writers += [client_writer, redis_writer]
         link = object()
-        await asyncio.gather(self._pipe(client_reader, redis_writer, link, upstream=True),
-                             self._pipe(redis_reader, client_writer, link, upstream=False),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(client_reader, redis_writer, link, upstream=True),
+            self._pipe(redis_reader, client_writer, link, upstream=False),
+            return_exceptions=True,
+        )
 
     async def _pipe(self, reader, writer, link, upstream: bool):
         try:
@@ -54,7 +56,7 @@ class RedisProxy:
                 if upstream and b"SUBSCRIBE" in data.upper() and self._pubsub is None:
                     self._pubsub = link
                 if not upstream and link is self._pubsub and self.holding:
-                    data, self.partial = data[:self.partial], 0
+                    data, self.partial = data[: self.partial], 0
                     if not data:
                         continue
                 writer.write(data)
@@ -105,13 +107,13 @@ async def _stop_mid_read(proxy, start_chip, bound, channel, http):
     assert await wait_until(proxy.pubsub_closed.is_set, timeout=2), "the pub/sub socket to Redis was left open"
 
 
-async def test_stopping_chip_while_its_pubsub_connection_is_mid_read(redis_proxy, start_chip, bound, channel,
-                                                                     http):
+async def test_stopping_chip_while_its_pubsub_connection_is_mid_read(redis_proxy, start_chip, bound, channel, http):
     await _stop_mid_read(redis_proxy, start_chip, bound, channel, http)
 
 
-async def test_stopping_chip_ends_even_if_the_listener_misses_its_cancellation(redis_proxy, start_chip, bound,
-                                                                               channel, http, monkeypatch):
+async def test_stopping_chip_ends_even_if_the_listener_misses_its_cancellation(
+    redis_proxy, start_chip, bound, channel, http, monkeypatch
+):
     """redis-py writes each command through asyncio.wait_for, which on Python 3.11 returns normally
     instead of raising when the cancellation arrives just as the write completes (CPython
     gh-86296). That race is too narrow to hit on purpose from outside, so the read swallows the

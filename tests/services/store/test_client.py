@@ -13,11 +13,14 @@ from services.store import packing
 from services.store.client import connect
 
 
-@pytest.mark.parametrize("url, base", [
-    ("redis://127.0.0.1:6379/0", Connection),
-    ("rediss://127.0.0.1:6380/0", SSLConnection),
-    ("unix:///run/redis.sock?db=1", UnixDomainSocketConnection),
-])
+@pytest.mark.parametrize(
+    "url, base",
+    [
+        ("redis://127.0.0.1:6379/0", Connection),
+        ("rediss://127.0.0.1:6380/0", SSLConnection),
+        ("unix:///run/redis.sock?db=1", UnixDomainSocketConnection),
+    ],
+)
 async def test_tls_and_unix_socket_urls_keep_their_kind_of_connection(url, base):
     client = connect(url)
     try:
@@ -89,10 +92,13 @@ async def test_a_cluster_url_without_tls_has_plain_connections():
         await client.aclose()
 
 
-@pytest.mark.parametrize("url, base, ssl", [
-    ("valkey+sentinel://:hunter2@10.0.0.1,10.0.0.2:26380/mymaster/3", SentinelManagedConnection, False),
-    ("rediss+sentinel://:hunter2@10.0.0.1,10.0.0.2:26380/mymaster/3", SentinelManagedSSLConnection, True),
-])
+@pytest.mark.parametrize(
+    "url, base, ssl",
+    [
+        ("valkey+sentinel://:hunter2@10.0.0.1,10.0.0.2:26380/mymaster/3", SentinelManagedConnection, False),
+        ("rediss+sentinel://:hunter2@10.0.0.1,10.0.0.2:26380/mymaster/3", SentinelManagedSSLConnection, True),
+    ],
+)
 async def test_a_sentinel_url_is_the_client_of_the_services_master(url, base, ssl):
     client = connect(url)
     try:
@@ -103,8 +109,10 @@ async def test_a_sentinel_url_is_the_client_of_the_services_master(url, base, ss
         assert pool.max_connections == store_client.max_connections()
         # the sentinels are asked with the same password and TLS
         sentinels = [sentinel.connection_pool for sentinel in client.sentinel.sentinels]
-        assert [(p.connection_kwargs["host"], p.connection_kwargs["port"]) for p in sentinels] == \
-            [("10.0.0.1", 26379), ("10.0.0.2", 26380)]
+        assert [(p.connection_kwargs["host"], p.connection_kwargs["port"]) for p in sentinels] == [
+            ("10.0.0.1", 26379),
+            ("10.0.0.2", 26380),
+        ]
         assert all(p.connection_kwargs["password"] == "hunter2" for p in sentinels)
         assert all(issubclass(p.connection_class, SSLConnection) == ssl for p in sentinels)
     finally:

@@ -31,8 +31,13 @@ async def test_an_event_courier_rejects_is_kept_as_it_would_be_posted(start_chip
     assert await wait_until(lambda: counted(server, "chip_dead_letters_total", reason="rejected") == 1)
     [letter] = await dead.all()
     assert letter["event"] == {"type": "msg_in", "msg": {"text": "lost?"}}
-    assert (letter["kind"], letter["reason"], letter["channel"], letter["chat"], letter["instance"]) == \
-        ("courier", "rejected", channel["uuid"], visitor.chat_id, "chip-a")
+    assert (letter["kind"], letter["reason"], letter["channel"], letter["chat"], letter["instance"]) == (
+        "courier",
+        "rejected",
+        channel["uuid"],
+        visitor.chat_id,
+        "chip-a",
+    )
     assert letter["last_error"] == letter["first_error"] == "400: secret incorrect"
     assert letter["attempts"] == 1 and time.time() - letter["at"] < 5
     assert await dead.get(letter["id"]) == letter
@@ -40,8 +45,9 @@ async def test_an_event_courier_rejects_is_kept_as_it_would_be_posted(start_chip
     assert counted(server, "chip_courier_events_given_up_total", reason="rejected") == 1
 
 
-async def test_events_given_up_after_an_outage_are_kept_in_order_with_their_errors(start_chip, bound, channel,
-                                                                                   courier, store):
+async def test_events_given_up_after_an_outage_are_kept_in_order_with_their_errors(
+    start_chip, bound, channel, courier, store
+):
     server = await start_chip(retry=FAST, inbound_expiry=1.0)
     visitor = await bound(server, channel)
     courier.fail_with, courier.fail_error = 503, "upstream down"
@@ -61,8 +67,9 @@ async def test_events_given_up_after_an_outage_are_kept_in_order_with_their_erro
     assert len(await server.services.dead_letters.all()) == 5
 
 
-async def test_a_message_no_visitor_came_for_is_kept_as_it_would_be_pushed(start_chip, channel, rows, post_msg,
-                                                                          courier):
+async def test_a_message_no_visitor_came_for_is_kept_as_it_would_be_pushed(
+    start_chip, channel, rows, post_msg, courier
+):
     chat_id = "d" * 24
     rows.contact(channel["org_id"], channel["uuid"], chat_id)
     server = await start_chip(msg_expiry=0.5)
@@ -70,8 +77,12 @@ async def test_a_message_no_visitor_came_for_is_kept_as_it_would_be_pushed(start
     await asyncio.sleep(0.6)
     assert await server.services.expiry.sweep() == 1
     [letter] = await server.services.dead_letters.all(channel["uuid"])
-    assert (letter["kind"], letter["reason"], letter["chat"], letter["msg_key"]) == \
-        ("outbox", "msg_expired", chat_id, "9")
+    assert (letter["kind"], letter["reason"], letter["chat"], letter["msg_key"]) == (
+        "outbox",
+        "msg_expired",
+        chat_id,
+        "9",
+    )
     assert orjson.loads(letter["frame"])["msg_out"]["text"] == "still there?"
     assert counted(server, "chip_dead_letters_total", reason="msg_expired") == 1
     await courier.wait_for(lambda: courier.of_type("msg_status", chat_id))
@@ -89,6 +100,7 @@ async def test_with_no_time_to_live_nothing_is_kept(start_chip, bound, channel, 
 
 # DeadLetters on its own
 
+
 @pytest.fixture
 async def letters(redis_url):
     """make(**bounds) -> a DeadLetters on the tests' Redis and what it tallied: [(reason, kept, dropped)]."""
@@ -97,8 +109,14 @@ async def letters(redis_url):
     tallies = []
 
     def make(ttl=3600.0, most=10_000, most_per_channel=10_000) -> DeadLetters:
-        return DeadLetters(redis, scripts, ttl=ttl, most=most, most_per_channel=most_per_channel,
-                           tally=lambda *tally: tallies.append(tally))
+        return DeadLetters(
+            redis,
+            scripts,
+            ttl=ttl,
+            most=most,
+            most_per_channel=most_per_channel,
+            tally=lambda *tally: tallies.append(tally),
+        )
 
     make.tallies = tallies
     yield make

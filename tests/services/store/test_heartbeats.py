@@ -16,8 +16,14 @@ async def test_a_running_chip_beats_and_says_how_it_is(start_chip, bound, channe
     server = await start_chip(instance_id="beat-a")
     [seen] = await processes(server.services.redis)
     assert seen["process"] == f"{socket.gethostname()}:{server.port}"
-    assert (seen["instance"], seen["version"], seen["pid"], seen["state"], seen["ready"], seen["sockets"]) == \
-        ("beat-a", VERSION, os.getpid(), "ready", True, 0)
+    assert (seen["instance"], seen["version"], seen["pid"], seen["state"], seen["ready"], seen["sockets"]) == (
+        "beat-a",
+        VERSION,
+        os.getpid(),
+        "ready",
+        True,
+        0,
+    )
     assert time.time() - seen["seen"] < 5 and seen["started"] <= seen["seen"]
     await bound(server, channel)
     await server.services.heartbeat.beat()  # as the next beat would, within 10 s

@@ -13,13 +13,27 @@ def slot(key: str) -> int:
 def test_every_key_of_a_chat_its_sweep_indexes_and_its_dead_letters_share_one_slot():
     for n in range(500):
         chat = keys.chat_key("0d1e7a46-2f3b-4c6e-9a35-6f1b9d7c8e21", f"chat{n:021d}")
-        chat_keys = [keys.outbox_order(chat), keys.outbox_frames(chat), keys.seq(chat), keys.outboxes_of(chat),
-                     keys.visitor_email(chat), keys.courier_events(chat), keys.courier_due_of(chat),
-                     keys.courier_attempts(chat), keys.courier_lock(chat), keys.expire_lock(chat),
-                     keys.wake_channel(chat)]
+        chat_keys = [
+            keys.outbox_order(chat),
+            keys.outbox_frames(chat),
+            keys.seq(chat),
+            keys.outboxes_of(chat),
+            keys.visitor_email(chat),
+            keys.courier_events(chat),
+            keys.courier_due_of(chat),
+            keys.courier_attempts(chat),
+            keys.courier_lock(chat),
+            keys.expire_lock(chat),
+            keys.wake_channel(chat),
+        ]
         shard = keys.shard(chat)
-        chat_keys += [keys.dead_letters(shard), keys.dead_index(shard), keys.dead_reasons(shard),
-                      keys.dead_seq(shard), keys.dead_channel(shard, "0d1e7a46-2f3b-4c6e-9a35-6f1b9d7c8e21")]
+        chat_keys += [
+            keys.dead_letters(shard),
+            keys.dead_index(shard),
+            keys.dead_reasons(shard),
+            keys.dead_seq(shard),
+            keys.dead_channel(shard, "0d1e7a46-2f3b-4c6e-9a35-6f1b9d7c8e21"),
+        ]
         assert len({slot(k) for k in chat_keys}) == 1, chat
 
 

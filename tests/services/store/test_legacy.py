@@ -30,11 +30,14 @@ async def test_an_upgrade_delivers_what_the_earlier_layout_queued(store, start_c
     chat_id = "u" * 24
     rows.contact(channel["org_id"], channel["uuid"], chat_id)
     chat = keys.chat_key(channel["uuid"], chat_id)
-    out = [(str(i), {"id": i, "text": f"old {i}", "type": "text", "origin": "flow",
-                     "time": f"2026-11-29T10:00:0{i}Z"}) for i in (3, 1, 2)]
+    out = [
+        (str(i), {"id": i, "text": f"old {i}", "type": "text", "origin": "flow", "time": f"2026-11-29T10:00:0{i}Z"})
+        for i in (3, 1, 2)
+    ]
     texts = [f"queued before the upgrade {i}" for i in range(3)]
-    queue_old_layout(store, chat, out, [{"type": "msg_in", "msg": {"text": text}} for text in texts],
-                     "visitor@example.com")
+    queue_old_layout(
+        store, chat, out, [{"type": "msg_in", "msg": {"text": text}} for text in texts], "visitor@example.com"
+    )
 
     server = await start_chip()
     # Courier gets the visitor's messages the old release had not posted yet, in their order

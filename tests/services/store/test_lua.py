@@ -37,8 +37,13 @@ def test_every_script_loads_and_names_what_it_takes(store, name):
 
 
 def test_every_library_file_is_included_somewhere():
-    included = {lib for path in LUA.rglob("*.lua") for kind, value in HEADER.findall(path.read_text())
-                if kind == "include" for lib in value.split()}
+    included = {
+        lib
+        for path in LUA.rglob("*.lua")
+        for kind, value in HEADER.findall(path.read_text())
+        if kind == "include"
+        for lib in value.split()
+    }
     assert included == {path.stem for path in (LUA / "lib").glob("*.lua")}
 
 
@@ -85,8 +90,9 @@ def touched(commands: list[str]) -> set[str]:
     return keys
 
 
-async def test_every_key_a_script_touches_carries_the_same_hash_tag(redis_url, start_chip, bound, channel,
-                                                                    courier, post_msg):
+async def test_every_key_a_script_touches_carries_the_same_hash_tag(
+    redis_url, start_chip, bound, channel, courier, post_msg
+):
     shas = {hashlib.sha1(LuaFile(name).source.encode()).hexdigest(): name for name in NAMES}
     with Monitor(redis_url) as monitor:
         server = await start_chip(msg_expiry=1.0)

@@ -41,20 +41,26 @@ def wake_store(request, redis_url):
     pytest.skip(f"no Redis {'7 or later' if sharded else 'before 7'} to run on here ({', '.join(versions)})")
 
 
-async def test_a_message_queued_on_one_process_reaches_a_visitor_on_another(wake_store, start_chip, bound,
-                                                                            channel, post_msg):
+async def test_a_message_queued_on_one_process_reaches_a_visitor_on_another(
+    wake_store, start_chip, bound, channel, post_msg
+):
     url, sharded = wake_store
     holder = await start_chip(valkey=url)
     other = await start_chip(valkey=url)
     assert holder.services.delivery.wakes.sharded is sharded
     visitor = await bound(holder, channel)
     await visitor.silent(0.2)  # subscribed: the chat's outbox was read once, empty
-    assert (await post_msg(channel["uuid"], visitor.chat_id, {"id": 7, "text": "from the other", "origin": "flow"}, server=other))[0] == 200
+    assert (
+        await post_msg(
+            channel["uuid"], visitor.chat_id, {"id": 7, "text": "from the other", "origin": "flow"}, server=other
+        )
+    )[0] == 200
     assert (await visitor.expect("chat_out", timeout=3))["msg_out"]["text"] == "from the other"
 
 
-async def test_visitors_binding_at_once_on_a_fresh_process_all_get_their_messages(start_chip, connect, channel, rows,
-                                                                                 post_msg):
+async def test_visitors_binding_at_once_on_a_fresh_process_all_get_their_messages(
+    start_chip, connect, channel, rows, post_msg
+):
     """Many resumes at once on a fresh process, their messages posted to another: every one arrives.
     (Two chips in one process, as here, once shared one binding of the models, and the first one's
     workers drained the second's connection pool until /wc/send failed.)"""
@@ -68,8 +74,9 @@ async def test_visitors_binding_at_once_on_a_fresh_process_all_get_their_message
     assert {event["type"] for event in resumed} == {"chat_resumed"}
     await asyncio.sleep(0.2)
     for n, chat_id in enumerate(chat_ids, 1):
-        status, body = await post_msg(channel["uuid"], chat_id, {"id": n, "text": f"to {n}", "origin": "flow"},
-                                      server=other)
+        status, body = await post_msg(
+            channel["uuid"], chat_id, {"id": n, "text": f"to {n}", "origin": "flow"}, server=other
+        )
         assert status == 200, body
     for n, visitor in enumerate(visitors, 1):
         assert (await visitor.expect("chat_out", timeout=3))["msg_out"]["text"] == f"to {n}"
@@ -82,11 +89,13 @@ async def test_subscriptions_made_at_once_all_hear_their_wake_ups(redis_url, sto
     wakes = WakeChannels(redis)
     try:
         await wakes.start()
-        channels = [keys.wake_channel(keys.chat_key("8eb23e93-5ecb-45ba-b726-3b064e0c56ab", f"c{n}"))
-                    for n in range(50)]
+        channels = [
+            keys.wake_channel(keys.chat_key("8eb23e93-5ecb-45ba-b726-3b064e0c56ab", f"c{n}")) for n in range(50)
+        ]
         # the pool's one open connection busy meanwhile, as under load: each subscription must open one
-        await asyncio.gather(redis.blpop(["nothing-queued"], timeout=0.5),
-                             *[wakes.subscribe(channel) for channel in channels])
+        await asyncio.gather(
+            redis.blpop(["nothing-queued"], timeout=0.5), *[wakes.subscribe(channel) for channel in channels]
+        )
         confirmed = set()
         while len(confirmed) < len(channels) and (wake := await wakes.next(timeout=1.0)):
             confirmed.add(wake.channel)

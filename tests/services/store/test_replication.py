@@ -66,12 +66,14 @@ async def test_a_lost_connection_is_a_redis_error(master, spare_redis):
         await replicated(master, pipe, "chip:test:a", 1, 0.2)
 
 
-async def test_with_min_replicas_a_message_is_acknowledged_once_a_replica_has_it(spare_redis, spare_replica, start_chip,
-                                                                                 bound, channel, post_msg, courier):
+async def test_with_min_replicas_a_message_is_acknowledged_once_a_replica_has_it(
+    spare_redis, spare_replica, start_chip, bound, channel, post_msg, courier
+):
     server = await start_chip(valkey=spare_redis.url, valkey_min_replicas=1)
     visitor = await bound(server, channel)
-    status, _ = await post_msg(channel["uuid"], visitor.chat_id, {"id": 1, "text": "kept twice", "origin": "flow"},
-                               server=server)
+    status, _ = await post_msg(
+        channel["uuid"], visitor.chat_id, {"id": 1, "text": "kept twice", "origin": "flow"}, server=server
+    )
     assert status == 200
     replica = redis.Redis(port=spare_replica.port)
     try:
@@ -82,8 +84,9 @@ async def test_with_min_replicas_a_message_is_acknowledged_once_a_replica_has_it
     assert (await visitor.expect("chat_out"))["msg_out"]["text"] == "kept twice"
 
     spare_replica.stop()  # no replica confirms: Courier gets 503 and retries, the visitor is told to
-    status, body = await post_msg(channel["uuid"], visitor.chat_id, {"id": 2, "text": "unconfirmed", "origin": "flow"},
-                                  server=server)
+    status, body = await post_msg(
+        channel["uuid"], visitor.chat_id, {"id": 2, "text": "unconfirmed", "origin": "flow"}, server=server
+    )
     assert status == 503 and "replica" in body["error"]
     # queued all the same (Courier's retry of it is a repeat, which queues nothing twice)
     assert (await visitor.expect("chat_out"))["msg_out"]["id"] == 2

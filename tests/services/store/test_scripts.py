@@ -62,8 +62,7 @@ async def test_calls_that_ran_keep_their_answers_when_reloading_the_others_fails
     client = aioredis.Redis.from_url(spare_redis.url.replace("redis://", "redis://runner:pw@"))
     scripts = Scripts(client)
     ran, missing = scripts.register(append), scripts.register(COUNT)
-    results = await asyncio.gather(ran(keys=["list"], args=["once"]), missing(keys=["counter"]),
-                                   return_exceptions=True)
+    results = await asyncio.gather(ran(keys=["list"], args=["once"]), missing(keys=["counter"]), return_exceptions=True)
     await client.aclose()
     assert results[0] == 1
     assert isinstance(results[1], Exception)
