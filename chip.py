@@ -28,6 +28,7 @@ from services.chats import Chats
 from services.config import Config, safe_url
 from services.courier.client import CourierClient
 from services.courier.queue import CourierQueue
+from services.delivery.keepalive import Keepalive
 from services.delivery.outbox import Outbox
 from services.delivery.push import Delivery
 from services.delivery.sessions import Registry
@@ -73,6 +74,7 @@ class Services:
     loop_lag: LoopLag
     dead_letters: DeadLetters
     heartbeat: Heartbeat
+    keepalive: Keepalive
 
     async def start(self):
         """Wait until the database and then Redis answer (retrying with backoff, logged), start the
@@ -96,6 +98,7 @@ class Services:
         self.legacy.start()
         self.dead_letters.start()
         self.loop_lag.start()
+        self.keepalive.start()
         self.readiness.set_ready()
         await self.heartbeat.beat()  # ready: said at once, not at the next beat
 
@@ -103,6 +106,7 @@ class Services:
         """Let Courier calls finish, stop the loops, close Redis and the database (Server.stop has
         closed the sockets and answered the requests in flight before)."""
         self.loop_lag.stop()
+        await self.keepalive.stop()
         await self.expiry.stop()
         await self.legacy.stop()
         await self.dead_letters.stop()
@@ -212,6 +216,7 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
         LoopLag(metrics.loop_lag),
         dead_letters,
         heartbeat,
+        Keepalive(config.ping_interval, config.ping_timeout),
     )
 
 
@@ -227,8 +232,7 @@ def make_app(services: Services, routes=(), **extra) -> Application:
         registry=services.registry,
         limits=services.limits,
         readiness=services.readiness,
-        websocket_ping_interval=services.config.ping_interval,
-        websocket_ping_timeout=services.config.ping_timeout,
+        keepalive=services.keepalive,
         websocket_max_message_size=services.config.max_message_bytes,
         **extra,
     )

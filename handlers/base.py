@@ -11,6 +11,7 @@ from tornado.web import HTTPError, RequestHandler
 from models import DatabaseUnavailable
 from services.chats import Chats
 from services.config import Config
+from services.delivery.keepalive import Keepalive
 from services.delivery.push import Delivery
 from services.delivery.sessions import Registry
 from services.errors import ChipError, NotFound, Unavailable
@@ -67,6 +68,7 @@ class ServicesMixin:
     registry = Service[Registry]()
     limits = Service[Limits]()
     readiness = Service[Readiness]()
+    keepalive = Service[Keepalive]()
 
     def set_default_headers(self):
         # Tornado's default names itself and its version to anyone: say nothing

@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -94,14 +95,31 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
         # delivery keeps under --max-write-buffer by itself; this bounds whatever else is written
         self.ws_connection.stream.max_write_buffer_size = 2 * self.config.max_write_buffer + 64 * 1024
         self._start_timer = IOLoop.current().call_later(self.config.start_timeout, self._close_unstarted)
+        self.keepalive.watch(self.session)
         logger.debug("socket opened channel=%s ip=%s", channel_uuid, self.session.remote_ip)
 
+    def on_pong(self, data: bytes):
+        self.session.heard = time.monotonic()
+
+    def ping(self, data: bytes = b""):
+        """Ping the widget (services/delivery/keepalive.py); a socket closing meanwhile is no error."""
+        if not self.closed():
+            super().ping(data)
+
+    def closed(self) -> bool:
+        return self.ws_connection is None or self.ws_connection.is_closing()
+
     async def on_message(self, message):
+        self.session.heard = time.monotonic()
         try:
             reply = await self._dispatch(message)
         except Exception as e:  # noqa: BLE001 - an exception escaping on_message kills the socket
             error = refusal(e)
             reply = events.error(error.code, error.message)
+        if self._start_timer is not None and self.session.bound:
+            # a bound socket is idle for hours: its timer, its handler and what they hold go now
+            IOLoop.current().remove_timeout(self._start_timer)
+            self._start_timer = None
         if reply is not None:
             self.send_text(orjson.dumps(reply).decode())
 
@@ -157,6 +175,8 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
 
     def _written(self, size: int, future):
         self._unsent -= size
+        if self._last_write is future:
+            self._last_write = None  # nothing left to wait for: an idle socket holds no spent future
         # a frame written to a socket that closed meanwhile fails later; on_close already cleaned up
         if not future.cancelled():
             future.exception()

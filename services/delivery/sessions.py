@@ -28,6 +28,10 @@ class Transport(Protocol):
 
     def close(self, code: int = None, reason: str = None) -> None: ...
 
+    def ping(self) -> None: ...
+
+    def closed(self) -> bool: ...
+
 
 class Pushed:
     """A message pushed to one socket and not acknowledged yet."""
@@ -60,7 +64,19 @@ class Session:
     then can be in flight.
     """
 
-    __slots__ = ("channel", "chat_id", "key", "transport", "pushed", "acked", "remote_ip", "stalled", "synced")
+    __slots__ = (
+        "channel",
+        "chat_id",
+        "key",
+        "transport",
+        "pushed",
+        "acked",
+        "remote_ip",
+        "stalled",
+        "synced",
+        "heard",
+        "pinged",
+    )
 
     def __init__(self, channel, transport: Transport, remote_ip: str = ""):
         self.channel = channel
@@ -72,6 +88,8 @@ class Session:
         self.acked: dict[str, float] = {}
         self.stalled: Stall | None = None
         self.synced = False
+        self.heard = 0.0  # monotonic time the socket last sent anything (a frame, a pong)
+        self.pinged = 0.0  # monotonic time it was last pinged (services/delivery/keepalive.py)
 
     def bind(self, chat_id: str):
         self.chat_id = chat_id
