@@ -203,7 +203,7 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
         delivery,
         courier_queue,
         expiry,
-        LegacyKeys(redis, scripts, interval=retry.legacy),
+        LegacyKeys(redis, scripts, interval=retry.legacy, enabled=config.legacy_upgrade == "auto"),
         chats,
         limits,
         metrics,

@@ -65,7 +65,7 @@ def move_keys(chat: str) -> dict:
 
 
 class LegacyKeys:
-    """The upgrade pass; with `enabled` False it never looks for the old layout."""
+    """The upgrade pass; with `enabled` False (--legacy-upgrade off) it never looks for the old layout."""
 
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, interval: float = 60.0, enabled: bool = True):
         self.redis = redis

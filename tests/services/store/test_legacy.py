@@ -109,6 +109,14 @@ async def test_passes_go_on_while_they_find_the_old_layout_and_stop_once_it_stay
     assert time.time() - empty_since(store) >= SETTLED
 
 
+async def test_off_never_looks_for_the_old_layout(store, start_chip):
+    leave_email(store, "c:old")
+    server = await start_chip(retry={"legacy": EVERY}, legacy_upgrade="off")
+    await asyncio.sleep(10 * EVERY)
+    assert not server.services.legacy.looking
+    assert not moved(store, "c:old") and empty_since(store) is None
+
+
 async def test_on_a_cluster_nothing_is_looked_for_nor_written(cluster):
     client = cluster.client()
     try:
