@@ -90,12 +90,11 @@ class Services:
                 continue  # lost again since it answered: wait for it once more
         await self.readiness.until_answers("valkey/redis", self.redis.ping, safe_url(self.config.valkey))
         await self.heartbeat.start()
-        await self.legacy.move_pending()  # what an earlier release queued, before anything is served
+        await self.legacy.start()  # what an earlier release queued, before anything is served
         await self.courier_client.start()
         await self.delivery.start()
         self.courier_queue.start()
         self.expiry.start()
-        self.legacy.start()
         self.dead_letters.start()
         self.loop_lag.start()
         self.keepalive.start()
@@ -208,7 +207,7 @@ async def build(config: Config, retry: RetryPolicy | None = None) -> Services:
         delivery,
         courier_queue,
         expiry,
-        LegacyKeys(redis, scripts),
+        LegacyKeys(redis, scripts, interval=retry.legacy, enabled=config.legacy_upgrade == "auto"),
         chats,
         limits,
         metrics,

@@ -2,8 +2,8 @@
 
 One RetryPolicy, made from Config by chip.build and handed to each service that retries or looks
 again: delivery's pushes of unacknowledged messages and its pub/sub reconnects, the Courier queue's
-posts and due loop, the sweep for stale messages, and start-up's waits for the stores. Every retry
-waits a capped exponential backoff with jitter.
+posts and due loop, the sweep for stale messages, the upgrade pass and start-up's waits for the
+stores. Every retry waits a capped exponential backoff with jitter.
 """
 
 import dataclasses
@@ -39,6 +39,7 @@ class RetryPolicy:
     stores: Backoff = Backoff(0.5, 5.0)  # the database and Redis at start; a store back is seen within 5 s
     tick: float = 1.0  # seconds between two looks of the due loops (delivery's, Courier's)
     sweep: float = 60.0  # seconds between two sweeps for messages past --msg-expiry
+    legacy: float = 60.0  # seconds between two looks for the earlier key layout (services/store/legacy.py)
 
     @classmethod
     def from_config(cls, config, **changes) -> "RetryPolicy":

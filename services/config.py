@@ -24,6 +24,7 @@ VERSION = "1.0.0"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
+LEGACY_UPGRADES = ("auto", "off")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # the key=value fields of chip's log lines ("chat resumed channel=abc chat=xyz")
 LOG_FIELD = re.compile(r"(?<!\S)([A-Za-z_]\w*)=(\S+)")
@@ -332,6 +333,13 @@ class Config:
         _positive(int),
         "most dead letters kept of one channel; past it that channel's "
         "oldest are dropped (kept per shard: a 128th of it in each)",
+    )
+    legacy_upgrade: str = setting(
+        "auto",
+        _one_of(LEGACY_UPGRADES),
+        "auto: move what a release before the sharded key layout left in Redis, at start and every "
+        "minute until that layout has stayed empty for an hour (remembered in Redis; never on a cluster); "
+        "off: never look for it (a deployment that never ran that release, or once its upgrade is over)",
     )
 
     def __post_init__(self):

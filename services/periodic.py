@@ -3,7 +3,7 @@ by Tornado's PeriodicCallback in this one place.
 
 Invariants:
 - two runs of one Periodic never overlap: the next call is scheduled once the last has ended;
-- after stop(), no new run starts, and stop() waits for the one under way at most its bound.
+- after stop() or halt(), no new run starts; stop() waits for the one under way at most its bound.
 """
 
 import asyncio
@@ -45,8 +45,13 @@ class Periodic:
             self._run_task = asyncio.ensure_future(result)
             await self._run_task
 
-    async def stop(self, timeout: float = 2.0):
+    def halt(self):
+        """Start no further run, and leave the one under way alone: work that finds its job done
+        calls this from inside its run, where stop() would wait for itself."""
         if self._callback is not None:
             self._callback.stop()
+
+    async def stop(self, timeout: float = 2.0):
+        self.halt()
         if self._run_task is not None:
             await settle([self._run_task], timeout, self.name, "it goes on until the process exits")

@@ -54,6 +54,7 @@ def test_help_lists_settings():
         ),
         (["--log-format", "xml"], {}, "chip: error: argument --log-format: 'xml' is not one of text, json"),
         ([], {"CHIP_LOG_FORMAT": "logfmt"}, "chip: error: CHIP_LOG_FORMAT: 'logfmt' is not one of text, json"),
+        ([], {"CHIP_LEGACY_UPGRADE": "on"}, "chip: error: CHIP_LEGACY_UPGRADE: 'on' is not one of auto, off"),
     ],
 )
 def test_bad_configuration_is_one_line_and_status_2(args, env, message):

@@ -141,3 +141,10 @@ def heartbeats() -> str:
 
 def heartbeats_seen() -> str:
     return f"{PREFIX}:{{hb}}:processes:seen"  # zset: process -> when it last beat
+
+
+# the upgrade from the earlier key layout (services/store/legacy.py), under a tag of its own
+
+
+def legacy_empty_since() -> str:
+    return f"{PREFIX}:{{legacy}}:empty_since"  # string: when a pass first found the earlier layout empty (Unix time)

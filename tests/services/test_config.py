@@ -17,7 +17,7 @@ def test_defaults():
     assert config.valkey == "valkey://localhost:6379/5" and config.valkey_min_replicas == 0
     assert config.courier_url == "http://localhost" and config.storage_url == "http://localhost/media"
     assert config.ack_timeout == 15 and config.log_level == "info" and config.instance_id
-    assert config.log_format == "text"
+    assert config.log_format == "text" and config.legacy_upgrade == "auto"
 
 
 def test_environment_and_flags_flag_wins():
@@ -90,6 +90,8 @@ def test_min_replicas():
         (["--log-format", "xml"], {}, "argument --log-format: 'xml' is not one of text, json"),
         ([], {"CHIP_LOG_FORMAT": "logfmt"}, "CHIP_LOG_FORMAT: 'logfmt' is not one of text, json"),
         ([], {"CHIP_SSL": "maybe"}, "CHIP_SSL: 'maybe' is not true or false"),
+        (["--legacy-upgrade", "never"], {}, "argument --legacy-upgrade: 'never' is not one of auto, off"),
+        ([], {"CHIP_LEGACY_UPGRADE": "on"}, "CHIP_LEGACY_UPGRADE: 'on' is not one of auto, off"),
         (["--nope"], {}, "unrecognized arguments: --nope"),
     ],
 )
@@ -141,6 +143,12 @@ def test_the_log_format_is_text_or_json():
     assert parse(["--log-format", "JSON"], {}).log_format == "json"
     assert parse([], {"CHIP_LOG_FORMAT": "json"}).log_format == "json"
     assert parse(["--log-format", "text"], {"CHIP_LOG_FORMAT": "json"}).log_format == "text"
+
+
+def test_the_upgrade_pass_is_auto_or_off():
+    assert parse(["--legacy-upgrade", "OFF"], {}).legacy_upgrade == "off"
+    assert parse([], {"CHIP_LEGACY_UPGRADE": "off"}).legacy_upgrade == "off"
+    assert parse(["--legacy-upgrade", "auto"], {"CHIP_LEGACY_UPGRADE": "off"}).legacy_upgrade == "auto"
 
 
 def test_a_json_line_keeps_a_traceback_and_its_own_keys_on_one_line():
