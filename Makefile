@@ -5,7 +5,7 @@
 #   (what make run uses; README "Deploying").
 # make lint: ruff's checks and its formatting check (CI runs it before the tests).
 # make lock: recompile requirements.lock from pyproject.toml (README "Upgrading a dependency").
-# make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md);
+# make bench / make bench-quick: chip against a minimal Tornado baseline on loopback (BENCHMARKS.md); make bench-soak: RSS over time;
 #   BENCH_ARGS="--topology cluster" (or sentinel) runs it on a Redis Cluster (Sentinel) the benchmark starts.
 # make hosts-example: as root, three chip hosts in network namespaces sharing a Redis Cluster, one cut off (deploy/hosts).
 # make mutate: plant known bugs one at a time in a copy of the tree and print the tests' kill rate (TESTING.md).
@@ -18,7 +18,7 @@ PROD_STAMP := $(VENV)/.installed-prod
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lint lock run install-prod bench bench-quick mutate hosts-example clean
+.PHONY: demo test lint lock run install-prod bench bench-quick bench-soak mutate hosts-example clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench: $(BENCH_STAMP)
 # about a minute: shorter steps, fewer sockets
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench --quick $(BENCH_ARGS)
+
+# about 13 minutes: chip's RSS over 15 rounds of 300 msg/s, every visitor reconnecting each round
+bench-soak: $(BENCH_STAMP)
+	$(PY) -m bench --parts soak $(BENCH_ARGS)
 
 # about 10 minutes, one mutant at a time; MUTATE_ARGS passes options (python -m tests.mutation --help)
 mutate: $(STAMP)

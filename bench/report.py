@@ -140,7 +140,7 @@ def markdown(r: dict) -> str:
         f"{r['chip']['bind']['start_chat_per_s']:,.0f}/s, baseline {r['baseline']['bind']['start_chat_per_s']:,.0f}/s; "
         f"chip's PostgreSQL queries per resume: {_f(r['chip']['bind'].get('db_queries_per_resume'), 2)}."
     )
-    lines += ["", *costs(r), "", *storms(r)]
+    lines += ["", *costs(r), "", *storms(r), "", *soaks(r)]
     return "\n".join(lines) + "\n"
 
 
@@ -210,3 +210,19 @@ def write(r: dict, out: pathlib.Path, plot_path: pathlib.Path):
     plot(r, plot_path)
     print(text)
     print(f"written: {out / 'results.json'}, {out / 'results.md'}, {plot_path}")
+
+
+def soaks(r: dict) -> list:
+    """chip's RSS round after round, every socket closed when it is read."""
+    if "soak" not in r:
+        return []
+    s = r["settings"]
+    lines = [
+        f"### Soak ({s.get('soak_rate', 0):,.0f} msg/s for {s.get('soak_seconds', 0):.0f} s a round over "
+        f"{s['chats']:,} chats, every visitor reconnecting each round)",
+        "",
+        "| round | chip RSS MB (sockets closed) | delivered | lost |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {x['round']} | {x['rss_mb']:.1f} | {x['delivered']:,} | {x['lost']} |" for x in r["soak"]]
+    return lines

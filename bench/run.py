@@ -227,7 +227,7 @@ class Bench:
 
     def step(self, group: str, ports: list, servers: list, rate: float = 0, in_flight: int = 0) -> dict:
         """One load step against the servers on `ports`; figures for the report."""
-        n, duration = len(self.workers), self.opts.duration
+        n, duration = len(self.workers), (self.opts.soak_seconds if group == "soak" else self.opts.duration)
         urls = [f"http://127.0.0.1:{port}/wc/send/{self.channel_uuid}/" for port in ports]
         servers_cpu, stub_cpu, (redis_cpu, redis_ops) = (
             self._cpu(servers),
@@ -429,6 +429,33 @@ class Bench:
             self.stop(process)
         return rows
 
+    def soak(self) -> list:
+        """Memory over time: rounds of `soak_rate` msg/s for `soak_seconds` over the bound chats, every
+        visitor then closing and coming back (a reconnect every round), chip's RSS sampled each round
+        with every socket closed. What each message or visit leaves behind shows as RSS that keeps
+        growing; the allocator's high-water mark as RSS that levels off."""
+        process, port = self.start_server("chip", "chip-soak")
+        rows = []
+        try:
+            for round_number in range(self.opts.soak_rounds):
+                self.connect("soak", [port], self.chat_ids[: self.opts.chats])
+                figures = self.step("soak", [port], [process], rate=self.opts.soak_rate)
+                self.ask("close", [{}] * len(self.workers))
+                time.sleep(1)
+                rss = psutil.Process(process.pid).memory_info().rss / 2**20
+                rows.append(
+                    {
+                        "round": round_number + 1,
+                        "rss_mb": rss,
+                        "delivered": figures["delivered"],
+                        "lost": figures["lost"],
+                    }
+                )
+                print(f"  soak {rows[-1]}", flush=True)
+        finally:
+            self.stop(process)
+        return rows
+
     def idle(self, kind: str) -> list:
         process, port = self.start_server(kind, f"{kind}-idle")
         rows, held = [], 0
@@ -478,9 +505,14 @@ def main():
     parser.add_argument(
         "--parts",
         default="baseline,chip,idle,storm",
-        help="which parts to run, comma-separated (baseline, chip, idle, storm); the report "
-        "needs the first three (default: all four)",
+        help="which parts to run, comma-separated (baseline, chip, idle, storm, soak); the report "
+        "needs the first three (default: the first four)",
     )
+    parser.add_argument("--soak-rounds", type=int, default=15, help="soak: rounds (default 15)")
+    parser.add_argument(
+        "--soak-seconds", type=float, default=50.0, help="soak: seconds of load a round, then all reconnect (50)"
+    )
+    parser.add_argument("--soak-rate", type=float, default=300.0, help="soak: msg/s (default 300)")
     opts = parser.parse_args()
     for name, value in (QUICK if opts.quick else FULL).items():
         if getattr(opts, name, None) is None:
@@ -517,6 +549,8 @@ def run(opts, out: pathlib.Path) -> dict:
             results["idle"] = {kind: bench.idle(kind) for kind in ("chip", "baseline")}
         if "storm" in parts:
             results["storm"] = {kind: bench.storm(kind) for kind in ("chip", "baseline")}
+        if "soak" in parts:
+            results["soak"] = bench.soak()
     finally:
         bench.teardown()
     results["seconds"] = time.monotonic() - started

@@ -21,10 +21,13 @@ TINY = dict(
     clients=1,
     in_flight=8,
     storm=[30],
+    soak_rounds=2,
+    soak_seconds=1.0,
+    soak_rate=20.0,
     log_level="warning",
     profile=None,
     plot=None,
-    parts="baseline,chip,idle,storm",
+    parts="baseline,chip,idle,storm,soak",
     topology="single",
 )
 
@@ -57,6 +60,8 @@ def test_a_tiny_run_measures_both_servers_reports_and_leaves_nothing_behind(tmp_
     assert "| two processes >= 1.7 x one |" in report
     assert "| lost messages = 0 | 0 | yes |" in report
     assert "### Reconnect storm" in report and "| 30 |" in report
+    assert [row["round"] for row in results["soak"]] == [1, 2] and all(row["lost"] == 0 for row in results["soak"])
+    assert all(row["rss_mb"] > 0 and row["delivered"] > 0 for row in results["soak"]) and "### Soak" in report
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert set(ours.children(recursive=True)) <= before  # stub, servers and client workers all stopped
