@@ -3,7 +3,8 @@
 Each Metrics owns its CollectorRegistry rather than using prometheus-client's global one, so a
 test can build several apps in one process without their counters colliding. Gauges that
 describe state (readiness, the stores, sockets, chats, outbox depth, the Courier backlog) are read
-when scraped, not kept up to date on the hot path. The rules and the dashboard that read them are
+when scraped, not kept up to date on the hot path: a custom collector (StateCollector) yields them
+from what one refresh read just before. The rules and the dashboard that read them are
 in deploy/prometheus/ and deploy/grafana/.
 """
 
@@ -11,7 +12,9 @@ import asyncio
 import logging
 import math
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from services.store import indexes, keys
@@ -42,32 +45,8 @@ class Metrics:
         r = self.registry
         # process_open_fds and process_max_fds: a socket per visitor, against the descriptor limit
         ProcessCollector(registry=r)
-        self.ready = Gauge(
-            "chip_ready", "1 while this process serves (GET /ready answers 200), 0 while it starts or stops", registry=r
-        )
-        self.store_up = Gauge(
-            "chip_store_up",
-            "1 when the store answered at this scrape, 0 when it did not: redis or postgresql",
-            ["store"],
-            registry=r,
-        )
-        self.open_sockets = Gauge("chip_open_sockets", "WebSockets open in this process", registry=r)
-        self.bound_chats = Gauge("chip_bound_chats", "chats with at least one socket in this process", registry=r)
-        self.outbox_depth = Gauge(
-            "chip_outbox_depth", "messages waiting for an ack in the outboxes of this process's chats", registry=r
-        )
-        self.outboxes = Gauge("chip_outboxes_waiting", "chats (of all processes) with messages waiting", registry=r)
-        self.courier_waiting = Gauge(
-            "chip_courier_chats_waiting",
-            "chats (of all processes) with visitors' events waiting for Courier",
-            registry=r,
-        )
-        self.courier_oldest = Gauge(
-            "chip_courier_oldest_event_seconds",
-            "age of the oldest event waiting for Courier (0: none), among the chats due "
-            "soonest: exact while 1024 or fewer wait",
-            registry=r,
-        )
+        self.state = StateCollector()
+        r.register(self.state)
         self.queued = Counter("chip_messages_queued", "messages from Courier queued (repeats excluded)", registry=r)
         self.pushed = Counter("chip_messages_pushed", "first pushes of a message to a socket", registry=r)
         self.retried = Counter("chip_messages_retried", "pushes again of a message not acked in time", registry=r)
@@ -133,7 +112,6 @@ class Metrics:
             registry=r,
         )
         self.db_queries = Counter("chip_db_queries", "SQL statements sent to PostgreSQL", registry=r)
-        self._registry = self._redis = self._db = self._readiness = self._courier = None
 
     def dead_letters_kept(self, reason: str, kept: int, dropped: int):
         """DeadLetters' tally: letters written, and the oldest dropped to make room."""
@@ -142,44 +120,86 @@ class Metrics:
 
     def watch(self, registry, redis, db=None, readiness=None, courier=None):
         """Where the state gauges are read from when scraped: the socket registry, Redis, the
-        database, the readiness gate and the Courier queue (its backlog())."""
+        database, the readiness gate and the Courier queue (its backlog reads)."""
+        self.state.watch(registry, redis, db, readiness, courier)
+
+    async def scrape(self) -> bytes:
+        """The text exposition format, with the state gauges read now: prometheus-client collects
+        synchronously, so what is read from the stores is read first, then collected."""
+        await self.state.refresh()
+        return generate_latest(self.registry)
+
+
+# the state gauges, by name: (help, label names)
+STATE_GAUGES = {
+    "chip_ready": ("1 while this process serves (GET /ready answers 200), 0 while it starts or stops", ()),
+    "chip_store_up": ("1 when the store answered at this scrape, 0 when it did not: redis or postgresql", ("store",)),
+    "chip_open_sockets": ("WebSockets open in this process", ()),
+    "chip_bound_chats": ("chats with at least one socket in this process", ()),
+    "chip_outbox_depth": ("messages waiting for an ack in the outboxes of this process's chats", ()),
+    "chip_outboxes_waiting": ("chats (of all processes) with messages waiting", ()),
+    "chip_courier_chats_waiting": ("chats (of all processes) with visitors' events waiting for Courier", ()),
+    "chip_courier_oldest_event_seconds": (
+        "age of the oldest event waiting for Courier (0: none), among the chats due soonest: exact while 1024 "
+        "or fewer wait",
+        (),
+    ),
+}
+# the state gauges read from Redis: NaN while it does not answer
+REDIS_FIGURES = (
+    "chip_outbox_depth",
+    "chip_outboxes_waiting",
+    "chip_courier_chats_waiting",
+    "chip_courier_oldest_event_seconds",
+)
+
+
+class StateCollector(Collector):
+    """The state gauges, computed when collected, as prometheus-client has custom collectors do.
+    collect() is synchronous and the stores are read asynchronously, so refresh() reads them first
+    into a snapshot: the database probe, and Redis in one pipeline (the outboxes of this process's
+    chats, the outbox and Courier indexes' shards); collect() yields that snapshot with what this
+    process knows at once (readiness, its sockets and chats). describe() reads nothing."""
+
+    def __init__(self):
+        self._registry = self._redis = self._db = self._readiness = self._courier = None
+        self._stores: dict[str, float] = {}  # chip_store_up by store, of the stores watched
+        self._figures = dict.fromkeys(REDIS_FIGURES, 0.0)
+
+    def watch(self, registry, redis, db, readiness, courier):
         self._registry, self._redis, self._db = registry, redis, db
         self._readiness, self._courier = readiness, courier
 
-    async def scrape(self) -> bytes:
-        """The text exposition format, with the state gauges read now."""
-        if self._readiness is not None:
-            self.ready.set(1 if self._readiness.ready else 0)
+    async def refresh(self):
+        stores = {}
         if self._db is not None:
-            self.store_up.labels("postgresql").set(1 if await self._db_answers() else 0)
+            stores["postgresql"] = 1.0 if await self._db_answers() else 0.0
+        figures = self._figures
         if self._registry is not None:
-            self.open_sockets.set(self._registry.open_count)
-            await self._read_redis()
-        return generate_latest(self.registry)
+            figures = await self._read_redis()
+            stores["redis"] = 0.0 if figures is None else 1.0
+            # unknown, not the last scrape's figures passed off as current
+            figures = figures or dict.fromkeys(REDIS_FIGURES, math.nan)
+        # swapped whole, so that a collect between two scrapes' refreshes sees one or the other
+        self._stores, self._figures = stores, figures
 
-    async def _read_redis(self):
+    async def _read_redis(self) -> dict[str, float] | None:
+        """REDIS_FIGURES as Redis holds them now, or None if it did not answer."""
         chats = self._registry.chats()
-        self.bound_chats.set(len(chats))
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in chats:
                     pipe.zcard(keys.outbox_order(key))
-                depths = await pipe.execute()
-            waiting = await indexes.count(self._redis, keys.outboxes)
-            backlog = await self._courier.backlog() if self._courier is not None else None
+                indexes.ask_count(pipe, keys.outboxes)
+                asked = self._courier.ask_backlog(pipe) if self._courier is not None else 0
+                replies = await pipe.execute()
+            depths, rest = replies[: len(chats)], replies[len(chats) :]
+            waiting, asked_backlog = sum(rest[: keys.SHARDS]), rest[keys.SHARDS :]
+            backlog = await self._courier.backlog_of(asked_backlog) if asked else (0, 0.0)
         except (RedisError, OSError) as e:
             logger.warning("redis not read for /metrics: %s", e)
-            self.store_up.labels("redis").set(0)
-            # unknown, not the last scrape's figures passed off as current
-            for gauge in (self.outbox_depth, self.outboxes, self.courier_waiting, self.courier_oldest):
-                gauge.set(math.nan)
-            return
-        self.store_up.labels("redis").set(1)
-        self.outbox_depth.set(sum(depths))
-        self.outboxes.set(waiting)
-        if backlog is not None:
-            self.courier_waiting.set(backlog[0])
-            self.courier_oldest.set(backlog[1])
+            return None
+        return dict(zip(REDIS_FIGURES, (sum(depths), waiting, *backlog), strict=True))
 
     async def _db_answers(self) -> bool:
         if self._db.answered_within(DB_FRESH):
@@ -189,3 +209,23 @@ class Metrics:
         except Exception:  # noqa: BLE001 - whatever the driver raises, the database did not answer
             return False
         return True
+
+    def describe(self):
+        for name, (text, labels) in STATE_GAUGES.items():
+            yield GaugeMetricFamily(name, text, labels=labels)
+
+    def collect(self):
+        live = {
+            "chip_ready": 1.0 if self._readiness is not None and self._readiness.ready else 0.0,
+            "chip_open_sockets": self._registry.open_count if self._registry is not None else 0,
+            "chip_bound_chats": len(self._registry.chats()) if self._registry is not None else 0,
+            **self._figures,
+        }
+        for name, (text, labels) in STATE_GAUGES.items():
+            if labels:
+                family = GaugeMetricFamily(name, text, labels=labels)
+                for store, value in self._stores.items():
+                    family.add_metric([store], value)
+            else:
+                family = GaugeMetricFamily(name, text, value=live[name])
+            yield family

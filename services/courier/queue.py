@@ -370,12 +370,22 @@ class CourierQueue:
         if key not in self._flushing:
             self.kick(key)
 
-    async def backlog(self) -> tuple[int, float]:
-        """(chats with events waiting for Courier, seconds the oldest of their first events has
-        waited) for /metrics. The age reads the chats due soonest in each shard (BACKLOG_SAMPLE), so
-        that a scrape costs the same however long Courier has been down; RedisError if Redis fails."""
-        waiting = await indexes.count(self.redis, keys.courier_due)
-        sample = await indexes.soonest(self.redis, keys.courier_due, BACKLOG_SAMPLE)
+    @staticmethod
+    def ask_backlog(pipe) -> int:
+        """Queue on `pipe` (/metrics's refresh) the first reads of the backlog: the chats waiting for
+        Courier, and those due soonest in each shard (BACKLOG_SAMPLE), so that a scrape costs the
+        same however long Courier has been down. Returns how many replies they take, for backlog_of()."""
+        indexes.ask_count(pipe, keys.courier_due)
+        indexes.ask_soonest(pipe, keys.courier_due, BACKLOG_SAMPLE)
+        return 2 * keys.SHARDS
+
+    async def backlog_of(self, replies: list) -> tuple[int, float]:
+        """(chats with events waiting for Courier, seconds the oldest of their first events has waited)
+        from ask_backlog()'s replies; the first events of the sample are read in one more round trip,
+        made only when some chat waits. RedisError if Redis fails."""
+        waiting, sample = sum(replies[: keys.SHARDS]), indexes.chats_of(replies[keys.SHARDS :])
+        if not sample:
+            return waiting, 0.0
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in sample:
                 pipe.lindex(keys.courier_events(key), 0)

@@ -43,18 +43,20 @@ class Rotation:
         return [(first + i) % keys.SHARDS for i in range(self.per_look)]
 
 
-async def count(redis: aioredis.Redis, index) -> int:
-    """How many chats the shards of `index` hold in all."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for number in range(keys.SHARDS):
-            pipe.zcard(index(number))
-        return sum(await pipe.execute())
+def ask_count(pipe, index):
+    """Queue on `pipe` how many chats each shard of `index` holds: keys.SHARDS replies, to add up.
+    The caller executes the pipeline, so that these reads share a round trip with its own."""
+    for number in range(keys.SHARDS):
+        pipe.zcard(index(number))
 
 
-async def soonest(redis: aioredis.Redis, index, per_shard: int) -> list[str]:
-    """The chat keys scored lowest in each shard of `index`, `per_shard` of each at most: a bounded
-    sample of the whole index, in one pipeline."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for number in range(keys.SHARDS):
-            pipe.zrange(index(number), 0, per_shard - 1)
-        return [chat.decode() for shard in await pipe.execute() for chat in shard]
+def ask_soonest(pipe, index, per_shard: int):
+    """Queue on `pipe` the chat keys scored lowest in each shard of `index`, `per_shard` of each at
+    most (a bounded sample of the whole index): keys.SHARDS replies, for chats_of()."""
+    for number in range(keys.SHARDS):
+        pipe.zrange(index(number), 0, per_shard - 1)
+
+
+def chats_of(replies: list) -> list[str]:
+    """The chat keys of ask_soonest()'s replies."""
+    return [chat.decode() for shard in replies for chat in shard]

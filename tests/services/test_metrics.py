@@ -12,6 +12,7 @@ from services.backoff import Backoff
 from services.config import parse
 from services.delivery.sessions import Registry
 from services.metrics import Metrics
+from services.store import keys
 from services.store.client import connect
 
 
@@ -138,3 +139,75 @@ async def test_outbox_figures_are_unknown_while_redis_does_not_answer():
         await redis.aclose()
     assert math.isnan(sample(text, "chip_outbox_depth")) and math.isnan(sample(text, "chip_outboxes_waiting"))
     assert sample(text, "chip_open_sockets") == 0 and sample(text, "chip_bound_chats") == 0
+
+
+class Sockets:
+    """A socket registry's counts, as the state gauges read them."""
+
+    open_count = 3
+
+    def chats(self) -> list[str]:
+        return ["chat:a", "chat:b"]
+
+
+async def test_a_scrape_reads_redis_in_one_round_trip(services, redis_url, store):
+    """The outboxes of this process's chats, the outbox index and the Courier backlog share one
+    pipeline: a scrape costs one round trip however many chats and shards there are."""
+    store.zadd(keys.outbox_order("chat:a"), {"m1": 1, "m2": 2})
+    store.zadd(keys.outbox_order("chat:b"), {"m3": 3})
+    store.zadd(keys.outboxes(5), {"chat:a": 1})
+    store.zadd(keys.outboxes(9), {"chat:b": 1})
+    redis, trips = connect(redis_url), []
+    pipeline = redis.pipeline
+
+    def counted(*args, **kwargs):
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        async def executed(*a, **kw):
+            trips.append(len(pipe.command_stack))
+            return await execute(*a, **kw)
+
+        pipe.execute = executed
+        return pipe
+
+    async def command(*args, **kwargs):
+        trips.append(args[0])
+        raise AssertionError(f"{args[0]} sent alone")
+
+    redis.pipeline, redis.execute_command = counted, command
+    metrics = Metrics()
+    metrics.watch(Sockets(), redis, None, None, services.courier_queue)
+    try:
+        text = (await metrics.scrape()).decode()
+    finally:
+        await redis.aclose()
+    assert trips == [2 + 3 * keys.SHARDS]
+    assert sample(text, "chip_store_up", store="redis") == 1
+    assert sample(text, "chip_outbox_depth") == 3 and sample(text, "chip_outboxes_waiting") == 2
+    assert sample(text, "chip_open_sockets") == 3 and sample(text, "chip_bound_chats") == 2
+    assert sample(text, "chip_courier_chats_waiting") == 0 and sample(text, "chip_courier_oldest_event_seconds") == 0
+
+
+def test_describing_the_state_gauges_reads_nothing():
+    """The registry describes a collector when it is registered, before chip has stores to read: the
+    names and help are there, and nothing is read or asked."""
+
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError(f"{name} read to describe")
+
+    metrics = Metrics()
+    metrics.watch(Untouchable(), Untouchable(), Untouchable(), Untouchable(), Untouchable())
+    described = {family.name: family for family in metrics.state.describe()}
+    assert set(described) == {
+        "chip_ready",
+        "chip_store_up",
+        "chip_open_sockets",
+        "chip_bound_chats",
+        "chip_outbox_depth",
+        "chip_outboxes_waiting",
+        "chip_courier_chats_waiting",
+        "chip_courier_oldest_event_seconds",
+    }
+    assert all(family.type == "gauge" and family.documentation and not family.samples for family in described.values())
