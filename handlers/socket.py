@@ -16,7 +16,7 @@ from handlers import schemas
 from handlers.base import ServicesMixin, refusal
 from services import events
 from services.chats import Chats
-from services.delivery.sessions import Session
+from services.delivery.sessions import CLOSED, Session
 from services.errors import InvalidCommand
 from services.limits import CommandBucket
 
@@ -205,6 +205,7 @@ class ChatSocket(ServicesMixin, WebSocketHandler):
             IOLoop.current().remove_timeout(self._start_timer)
         if self.session is not None:
             self.delivery.unbind(self.session)
+            self.session.transport = CLOSED
             logger.debug(
                 "socket closed channel=%s chat=%s code=%s",
                 self.session.channel.uuid,

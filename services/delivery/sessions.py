@@ -33,6 +33,32 @@ class Transport(Protocol):
     def closed(self) -> bool: ...
 
 
+class _Closed:
+    """The transport of a session whose socket has closed: what still holds the session (the ping
+    queue, a command being served) no longer holds the socket, its buffers and its request."""
+
+    def send_text(self, text: str) -> bool:
+        return False
+
+    def buffered(self) -> int:
+        return 0
+
+    def when_drained(self, callback) -> None:
+        pass
+
+    def close(self, code: int = None, reason: str = None) -> None:
+        pass
+
+    def ping(self) -> None:
+        pass
+
+    def closed(self) -> bool:
+        return True
+
+
+CLOSED = _Closed()
+
+
 class Pushed:
     """A message pushed to one socket and not acknowledged yet."""
 
