@@ -15,6 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# from_regex imports this module the first time it draws, here inside a worker thread
+# (asyncio.to_thread), where CPython 3.11's AST recursion check is not thread-safe ("AST constructor
+# recursion depth mismatch"): import it on the main thread instead
+from hypothesis.strategies._internal import regex as _regex  # noqa: F401
+
 EXAMPLES = 150
 SENTINEL = {"type": "sentinel"}  # an unknown command: its `error` marks the end of an example's replies
 EVENTS = {"chat_started", "chat_resumed", "chat_out", "history", "error"}
