@@ -3,8 +3,14 @@ dead letters) and as RapidPro knows it (contact, URN)."""
 
 import json
 
+import pytest
+
+from models.schema import GENERATIONS
 from services.backoff import Backoff
 from tests.polling import wait_until
+
+# the chat's contact and URN are read from RapidPro's tables, in either generation
+pytestmark = pytest.mark.parametrize("generation", GENERATIONS, indirect=True)
 
 FAST = dict(courier=Backoff(0.05, 0.2), tick=0.05)
 
